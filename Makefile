@@ -1,0 +1,54 @@
+# Two commands on a fresh machine: `make demo` (main job, offline) and `make test` (everything CI runs).
+# Each target does its own set-up: a local venv and the pinned aws-cdk v2 CLI from npm.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CDK := node_modules/.bin/cdk
+export CDK_DISABLE_CLI_TELEMETRY := true
+export AWS_EC2_METADATA_DISABLED := true
+# Offline synth/tests never need credentials; a dummy region keeps boto3 quiet where nothing is configured.
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: setup demo test lint typecheck pytest synth bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(CDK): package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+setup: $(BIN)/.installed $(CDK)
+
+demo: $(BIN)/.installed
+	$(BIN)/killswitch demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest -n 2
+
+synth: setup
+	rm -rf cdk.out
+	$(CDK) synth --no-notices --quiet > /dev/null
+	$(BIN)/killswitch validate killswitch.yaml scp_policies
+	$(BIN)/cfn-lint cdk.out/*.template.json
+	@echo "cdk synth OK: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
+
+test: setup lint typecheck pytest synth
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache

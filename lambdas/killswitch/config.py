@@ -1,0 +1,389 @@
+"""The one config file (`killswitch.yaml`): typed models, loading, and errors that name file, line and field.
+
+Validation happens once, on load. Every mistake becomes a `ConfigIssue` with the file, the line/column of the
+offending YAML node, the field path (`agents[1].budget.warn_at_pct`) and what is wrong, so `killswitch validate`
+and `cdk synth` print the same precise message.
+
+The Lambda never reads YAML: the CDK app serialises the validated model to JSON in an environment variable and
+`KillSwitchConfig.from_json` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+DEFAULT_CONFIG_FILE = "killswitch.yaml"
+CONFIG_PATH_ENV = "KILLSWITCH_CONFIG"
+
+ACCOUNT_ID_RE = r"^\d{12}$"
+REGION_RE = r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov)-[a-z]+-\d{1,2}$"
+# IAM role ARNs, with `*` allowed for the account and inside the role path/name (break-glass patterns).
+ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::(\d{12}|\*):role/[\w+=,.@*/-]+$"
+EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+# A tag value that is also safe inside a budget name and a cost filter.
+AGENT_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.+=@-]{0,99}$"
+
+AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT_ID_RE)]
+Region = Annotated[str, StringConstraints(pattern=REGION_RE)]
+RoleArn = Annotated[str, StringConstraints(pattern=ROLE_ARN_RE)]
+Email = Annotated[str, StringConstraints(pattern=EMAIL_RE)]
+Usd = Annotated[float, Field(gt=0, le=10_000_000)]
+
+
+class Action(StrEnum):
+    STOP_EC2 = "stop_ec2"
+    SCALE_ECS = "scale_ecs"
+    STOP_ECS_TASKS = "stop_ecs_tasks"
+    SCALE_ASG = "scale_asg"
+    APPLY_SCP = "apply_scp"
+
+
+ALL_ACTIONS: tuple[Action, ...] = tuple(Action)
+
+
+class Approval(StrEnum):
+    AUTOMATIC = "automatic"
+    MANUAL = "manual"
+
+
+class Period(StrEnum):
+    DAILY = "DAILY"
+    MONTHLY = "MONTHLY"
+    QUARTERLY = "QUARTERLY"
+    ANNUALLY = "ANNUALLY"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class BudgetConfig(_Strict):
+    amount_usd: Usd
+    period: Period = Period.MONTHLY
+    warn_at_pct: float = Field(default=80, gt=0, le=1000)
+    kill_at_pct: float = Field(default=100, gt=0, le=1000)
+    # FORECASTED alerts need ~5 weeks of history and can fire repeatedly: they kill only when asked to.
+    forecasted: bool = False
+    kill_on_forecast: bool = False
+
+    @model_validator(mode="after")
+    def _warn_below_kill(self) -> BudgetConfig:
+        if self.warn_at_pct >= self.kill_at_pct:
+            raise ValueError(f"warn_at_pct ({self.warn_at_pct:g}) must be below kill_at_pct ({self.kill_at_pct:g})")
+        if self.kill_on_forecast and not self.forecasted:
+            raise ValueError("kill_on_forecast needs forecasted: true (no FORECASTED alert would arrive)")
+        return self
+
+
+class CapsConfig(_Strict):
+    """Real-time caps enforced in the agent's process by the guard SDK."""
+
+    per_run_usd: Usd | None = None
+    per_day_usd: Usd | None = None
+    per_workflow_usd: dict[str, Usd] = Field(default_factory=dict)
+
+
+class ModelsConfig(_Strict):
+    """Thrift-mode routing: past the warn percentage the guard routes to the cheap model."""
+
+    cheap: str = Field(min_length=1)
+    premium: str = Field(min_length=1)
+
+
+class LoopConfig(_Strict):
+    max_identical_calls: int = Field(default=5, ge=2, le=1000)
+    max_depth: int = Field(default=4, ge=1, le=100)
+    max_steps_per_run: int = Field(default=200, ge=1, le=1_000_000)
+
+
+class AgentConfig(_Strict):
+    name: Annotated[str, StringConstraints(pattern=AGENT_NAME_RE)]
+    budget: BudgetConfig
+    budget_name: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^:\\]+$")] | None = None
+    actions: list[Action] = Field(default_factory=lambda: list(ALL_ACTIONS))
+    approval: Approval = Approval.AUTOMATIC
+    sandbox_accounts: list[AccountId] = Field(default_factory=list)
+    caps: CapsConfig = Field(default_factory=CapsConfig)
+    models: ModelsConfig | None = None
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    # What a guard-fired kill stops: only the offending run's resources, or everything of the agent.
+    kill_scope: Literal["run", "agent"] = "run"
+    max_resources_per_kill: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_lists(self) -> AgentConfig:
+        for field_name in ("actions", "sandbox_accounts"):
+            values = getattr(self, field_name)
+            dupes = sorted({str(v) for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"{field_name} lists {', '.join(dupes)} more than once")
+        return self
+
+
+class NotifyConfig(_Strict):
+    emails: list[Email] = Field(default_factory=list, max_length=10)
+
+
+class SandboxConfig(_Strict):
+    break_glass_role_arns: list[RoleArn] = Field(min_length=1)
+    scp: str = "scp_policies/deny-agent-compute.json"
+    management_account_id: AccountId | None = None
+    # Account of the workload stack (kill Lambda). When set, the management stack creates a role that this
+    # account's kill Lambda assumes to attach/detach the deny SCP; otherwise both stacks share one account.
+    workload_account_id: AccountId | None = None
+
+    @property
+    def scp_policy_name(self) -> str:
+        return Path(self.scp).stem
+
+
+class KillSwitchConfig(_Strict):
+    prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}$")] = "killswitch"
+    regions: list[Region] = Field(min_length=1)
+    home_region: Region | None = None
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    agents: list[AgentConfig] = Field(min_length=1)
+    sandbox: SandboxConfig | None = None
+    max_resources_per_kill: int = Field(default=1000, ge=1)
+    ledger_retention_days: int = Field(default=400, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> KillSwitchConfig:
+        names = [a.name for a in self.agents]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"agent name {', '.join(repr(d) for d in dupes)} is used more than once")
+        budget_names = [self.budget_name_for(a) for a in self.agents]
+        dupes = sorted({n for n in budget_names if budget_names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"budget name {', '.join(repr(d) for d in dupes)} is used by more than one agent")
+        if len(set(self.regions)) != len(self.regions):
+            raise ValueError("regions lists a region more than once")
+        if any(a.sandbox_accounts for a in self.agents) and self.sandbox is None:
+            raise ValueError("agents list sandbox_accounts but there is no sandbox section (break-glass roles)")
+        mgmt = self.sandbox.management_account_id if self.sandbox else None
+        for a in self.agents:
+            if mgmt and mgmt in a.sandbox_accounts:
+                raise ValueError(
+                    f"agent {a.name!r} lists the management account {mgmt} as a sandbox account; "
+                    "SCPs never apply to the management account"
+                )
+        return self
+
+    # -- derived values -------------------------------------------------------------------------------------
+    @property
+    def deploy_region(self) -> str:
+        return self.home_region or self.regions[0]
+
+    def budget_name_for(self, agent: AgentConfig) -> str:
+        return agent.budget_name or f"{self.prefix}-{agent.name}"
+
+    def agent(self, name: str) -> AgentConfig:
+        for a in self.agents:
+            if a.name == name:
+                return a
+        raise KeyError(f"agent {name!r} is not in the config (known: {', '.join(self.agent_names())})")
+
+    def agent_names(self) -> list[str]:
+        return [a.name for a in self.agents]
+
+    def agent_for_budget(self, budget_name: str) -> AgentConfig | None:
+        """Budget name → agent: the config is the source of truth, not string parsing."""
+        for a in self.agents:
+            if self.budget_name_for(a) == budget_name:
+                return a
+        return None
+
+    def max_resources_for(self, agent: AgentConfig) -> int:
+        return agent.max_resources_per_kill or self.max_resources_per_kill
+
+    # -- serialisation for Lambda environment ---------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> KillSwitchConfig:
+        return cls.model_validate_json(text)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Errors with positions
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    line: int
+    col: int
+    code: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.file}:{self.line}:{self.col}: {self.code} {where}{self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+Loc = tuple[str | int, ...]
+
+
+class _PositionLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (YAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _PositionLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_PositionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _positions(node: yaml.Node | None, loc: Loc = ()) -> dict[Loc, tuple[int, int]]:
+    """Map every field path to the (line, col) of its YAML node; for mapping keys, the key's position."""
+    out: dict[Loc, tuple[int, int]] = {}
+    if node is None:
+        return out
+    out.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*loc, str(key_node.value))
+            out[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            for sub, pos in _positions(value_node, child).items():
+                if sub != child:
+                    out[sub] = pos
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out.update(_positions(item, (*loc, i)))
+    return out
+
+
+def _field_path(loc: Loc) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + p)
+    return "".join(parts)
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> Loc:
+    # pydantic adds pseudo-locations for enum/literal/union branches (e.g. 'float', 'function-after[...]').
+    return tuple(p for p in loc if isinstance(p, int) or not (("[" in p and "]" in p) or p in {"float", "str"}))
+
+
+_CODES = {
+    "extra_forbidden": "KS101",
+    "missing": "KS102",
+    "string_pattern_mismatch": "KS103",
+    "enum": "KS104",
+    "literal_error": "KS104",
+    "greater_than": "KS105",
+    "greater_than_equal": "KS105",
+    "less_than_equal": "KS105",
+    "too_short": "KS106",
+    "too_long": "KS106",
+    "value_error": "KS107",
+}
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    loc = _clean_loc(err["loc"])
+    name = str(next((p for p in reversed(loc) if isinstance(p, str)), "value"))
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        return f"unknown key {name!r}"
+    if kind == "missing":
+        return f"required key {name!r} is missing"
+    if kind == "string_pattern_mismatch":
+        hints = {
+            "sandbox_accounts": "an AWS account id is 12 digits, quoted",
+            "management_account_id": "an AWS account id is 12 digits, quoted",
+            "regions": "not an AWS region name like us-east-1",
+            "home_region": "not an AWS region name like us-east-1",
+            "break_glass_role_arns": "not an IAM role ARN like arn:aws:iam::*:role/BreakGlass",
+            "emails": "not an email address",
+            "name": "agent names are 1-100 letters, digits or _.+=@- and start with a letter or digit",
+            "prefix": "lowercase letters, digits and '-', starting with a letter, 2-31 characters",
+        }
+        field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        return f"{got!r} is invalid: {hints.get(field, err['msg'])}"
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
+        return f"{got!r} is out of range: {err['msg'].lower()}"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    if kind in ("enum", "literal_error"):
+        return f"{got!r} is not allowed: {err['msg'].lower()}"
+    suffix = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    return f"{err['msg'].lower()}{suffix}"
+
+
+def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE) -> KillSwitchConfig:
+    """Parse YAML text; raise ConfigError with every problem found, each with its position."""
+    try:
+        node = yaml.compose(text, Loader=_PositionLoader)
+        data = yaml.load(text, Loader=_PositionLoader)  # SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ConfigError([ConfigIssue(file, line, col, "KS100", "", f"YAML: {exc.problem or exc}")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigIssue(file, 1, 1, "KS100", "", f"YAML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, 1, 1, "KS100", "", "the config must be a YAML mapping")])
+    positions = _positions(node)
+    try:
+        return KillSwitchConfig.model_validate(data)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            loc = _clean_loc(err["loc"])
+            probe = loc
+            while probe not in positions and probe:
+                probe = probe[:-1]
+            line, col = positions.get(probe, (1, 1))
+            issues.append(
+                ConfigIssue(file, line, col, _CODES.get(err["type"], "KS199"), _field_path(loc), _message(err))
+            )
+        raise ConfigError(issues) from exc
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """Explicit path, else `$KILLSWITCH_CONFIG`, else `killswitch.yaml` in the working directory."""
+    return Path(path or os.environ.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG_FILE)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> KillSwitchConfig:
+    p = resolve_config_path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(p), 1, 1, "KS000", "", f"cannot read config: {exc.strerror}")]) from exc
+    return parse_config(text, str(p))

@@ -1,0 +1,29 @@
+"""Our own JSON events on the kill topic (DESIGN.md contract), shared by the guard SDK, the CLI and the handler."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EventSource = Literal["killswitch.guard", "killswitch.cli"]
+EventAction = Literal["kill", "warn", "restore"]
+
+
+class KillSwitchEvent(BaseModel):
+    """`{"source", "action", "agent", "run_id"?, "reason", "spend_usd"?, "cap_usd"?, "dry_run"?}`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source: EventSource
+    action: EventAction
+    agent: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    run_id: str | None = None
+    spend_usd: float | None = None
+    cap_usd: float | None = None
+    dry_run: bool = False
+    kill_id: str | None = None  # restore: which kill to undo (default: every active kill of the agent)
+
+    def to_message(self) -> str:
+        return self.model_dump_json(exclude_none=True)

@@ -1,0 +1,1 @@
+"""Lambda handlers: thin adapters (validate event → env → service layer → log summary)."""

@@ -1,0 +1,51 @@
+"""Single-table layout of the DynamoDB ledger. Every feature keeps its items under its own key prefix.
+
+Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N, epoch seconds).
+
+| item | pk | sk | owner |
+|---|---|---|---|
+| agent state (OK/THRIFT/KILLED)| `AGENT#<agent>` | `STATE` | kill engine|
+| kill record | `AGENT#<agent>` | `KILL#<kill_id>` | kill engine|
+| kill resource (prior state) | `KILL#<kill_id>` | `RES#<region>#<resource_id>` | kill engine|
+| alert dedupe marker | `DEDUPE#<sha256 of alert identity>` | `DEDUPE` | kill engine|
+| rejected event (dead letter) | `REJECTED#<yyyy-mm-dd>` | `<timestamp>#<message id>` | kill engine|
+| spend per day and source | `SPEND#<agent>` | `DAY#<yyyy-mm-dd>#<source>#<detail>` | spend |
+| spend per run | `RUN#<agent>#<run_id>` | `SPEND#<source>#<detail>` | spend |
+| guard headroom per cap | `GUARD#<agent>` | `CAP#<scope>#<key>` | guard |
+| guard charge (idempotency) | `GUARD#<agent>` | `CHARGE#<charge_id>` | guard |
+| guard lease | `GUARD#<agent>` | `LEASE#<lease_id>` | guard |
+
+Spend items (one item per fact, so a re-read day or a retried event overwrites instead of adding):
+- pk `SPEND#<agent>`, sk `DAY#<yyyy-mm-dd>#<source>#<detail>` where source is `budget` | `cost_explorer` | `guard`;
+  detail: budget → `<budget name>#<ACTUAL|FORECASTED>#<threshold>`, cost_explorer → `<service>` (or
+  `run:<run_id>#<service>`), guard → `<charge_id>`.
+- attributes: `agent`, `day`, `source`, `amount_usd` (N), `currency` = USD, `recorded_at` (ISO-8601);
+  guard adds `run_id`, `workflow`, `kind` (llm|tool), `name`/`model`, `gen_ai.usage.input_tokens`,
+  `gen_ai.usage.output_tokens`, `estimated_usd` (N, the reservation); budget adds `budget_name`, `alert_type`,
+  `threshold_usd`, `budgeted_usd`; cost_explorer adds `service`, `run_id` (optional).
+Amounts are stored as DynamoDB numbers (Decimal), never floats.
+"""
+
+PK = "pk"
+SK = "sk"
+TTL_ATTR = "expires_at"
+
+
+def agent_pk(agent: str) -> str:
+    return f"AGENT#{agent}"
+
+
+def spend_pk(agent: str) -> str:
+    return f"SPEND#{agent}"
+
+
+def spend_sk(day: str, source: str, detail: str) -> str:
+    return f"DAY#{day}#{source}#{detail}"
+
+
+def guard_pk(agent: str) -> str:
+    return f"GUARD#{agent}"
+
+
+def kill_pk(kill_id: str) -> str:
+    return f"KILL#{kill_id}"

@@ -1,0 +1,32 @@
+"""Tag contract (DESIGN.md): the only way the kill switch decides what belongs to an agent."""
+
+from collections.abc import Mapping
+
+AGENT_NAME = "agent-name"
+AGENT_RUN_ID = "agent-run-id"
+EXEMPT = "killswitch:exempt"
+CRITICALITY = "killswitch:criticality"
+KILLED_BY = "killswitch:killed-by"  # reserved; the ledger, not tags, is the record of what a kill changed
+
+
+def cost_filter_value(agent: str) -> str:
+    """Budgets `CostFilters.TagKeyValue` entry for one agent (`user:` prefix = user-defined cost tag)."""
+    return f"user:{AGENT_NAME}${agent}"
+
+
+def is_exempt(tags: Mapping[str, str]) -> bool:
+    return tags.get(EXEMPT, "").strip().lower() == "true"
+
+
+def is_critical(tags: Mapping[str, str]) -> bool:
+    return tags.get(CRITICALITY, "").strip().lower() == "critical"
+
+
+def tag_list_to_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """AWS returns tags as [{'Key'|'key': ..., 'Value'|'value': ...}]; normalise to a dict."""
+    out: dict[str, str] = {}
+    for t in tags or []:
+        key = t.get("Key", t.get("key"))
+        if key is not None:
+            out[key] = t.get("Value", t.get("value", "")) or ""
+    return out
