@@ -140,10 +140,6 @@ class SandboxConfig(_Strict):
     # account's kill Lambda assumes to attach/detach the deny SCP; otherwise both stacks share one account.
     workload_account_id: AccountId | None = None
 
-    @property
-    def scp_policy_name(self) -> str:
-        return Path(self.scp).stem
-
 
 class KillSwitchConfig(_Strict):
     prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}$")] = "killswitch"
@@ -201,6 +197,10 @@ class KillSwitchConfig(_Strict):
             if self.budget_name_for(a) == budget_name:
                 return a
         return None
+
+    def scp_policy_name(self) -> str | None:
+        """Organizations name of the deny SCP the tag-path kill attaches: `<prefix>-<file stem>`."""
+        return f"{self.prefix}-{Path(self.sandbox.scp).stem}" if self.sandbox else None
 
     def max_resources_for(self, agent: AgentConfig) -> int:
         return agent.max_resources_per_kill or self.max_resources_per_kill
