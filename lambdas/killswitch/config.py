@@ -61,6 +61,14 @@ class Period(StrEnum):
     ANNUALLY = "ANNUALLY"
 
 
+class FieldError(ValueError):
+    """A cross-field error that knows which field (relative to the model being validated) is at fault."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        self.loc = loc
+        super().__init__(message)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -77,9 +85,13 @@ class BudgetConfig(_Strict):
     @model_validator(mode="after")
     def _warn_below_kill(self) -> BudgetConfig:
         if self.warn_at_pct >= self.kill_at_pct:
-            raise ValueError(f"warn_at_pct ({self.warn_at_pct:g}) must be below kill_at_pct ({self.kill_at_pct:g})")
+            raise FieldError(
+                ("warn_at_pct",), f"warn_at_pct ({self.warn_at_pct:g}) must be below kill_at_pct ({self.kill_at_pct:g})"
+            )
         if self.kill_on_forecast and not self.forecasted:
-            raise ValueError("kill_on_forecast needs forecasted: true (no FORECASTED alert would arrive)")
+            raise FieldError(
+                ("kill_on_forecast",), "kill_on_forecast needs forecasted: true (no FORECASTED alert would arrive)"
+            )
         return self
 
 
@@ -122,9 +134,9 @@ class AgentConfig(_Strict):
     def _unique_lists(self) -> AgentConfig:
         for field_name in ("actions", "sandbox_accounts"):
             values = getattr(self, field_name)
-            dupes = sorted({str(v) for v in values if values.count(v) > 1})
-            if dupes:
-                raise ValueError(f"{field_name} lists {', '.join(dupes)} more than once")
+            for i, v in enumerate(values):
+                if v in values[:i]:
+                    raise FieldError((field_name, i), f"{field_name} lists {v!s} more than once")
         return self
 
 
@@ -154,23 +166,31 @@ class KillSwitchConfig(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> KillSwitchConfig:
         names = [a.name for a in self.agents]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"agent name {', '.join(repr(d) for d in dupes)} is used more than once")
         budget_names = [self.budget_name_for(a) for a in self.agents]
-        dupes = sorted({n for n in budget_names if budget_names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"budget name {', '.join(repr(d) for d in dupes)} is used by more than one agent")
-        if len(set(self.regions)) != len(self.regions):
-            raise ValueError("regions lists a region more than once")
-        if any(a.sandbox_accounts for a in self.agents) and self.sandbox is None:
-            raise ValueError("agents list sandbox_accounts but there is no sandbox section (break-glass roles)")
+        for i, a in enumerate(self.agents):
+            if a.name in names[:i]:
+                raise FieldError(
+                    ("agents", i, "name"), f"agent name {a.name!r} is already used by agents[{names.index(a.name)}]"
+                )
+            if budget_names[i] in budget_names[:i]:
+                raise FieldError(
+                    ("agents", i, "budget_name"),
+                    f"budget name {budget_names[i]!r} is already used by agents[{budget_names.index(budget_names[i])}]",
+                )
+        for i, r in enumerate(self.regions):
+            if r in self.regions[:i]:
+                raise FieldError(("regions", i), f"region {r} is listed more than once")
         mgmt = self.sandbox.management_account_id if self.sandbox else None
-        for a in self.agents:
+        for i, a in enumerate(self.agents):
+            if a.sandbox_accounts and self.sandbox is None:
+                raise FieldError(
+                    ("agents", i, "sandbox_accounts"),
+                    "sandbox_accounts needs a top-level sandbox section (break_glass_role_arns)",
+                )
             if mgmt and mgmt in a.sandbox_accounts:
-                raise ValueError(
-                    f"agent {a.name!r} lists the management account {mgmt} as a sandbox account; "
-                    "SCPs never apply to the management account"
+                raise FieldError(
+                    ("agents", i, "sandbox_accounts", a.sandbox_accounts.index(mgmt)),
+                    f"{mgmt} is the management account; SCPs never apply to the management account",
                 )
         return self
 
@@ -336,13 +356,26 @@ def _message(err: Any) -> str:
         field = next((p for p in reversed(loc) if isinstance(p, str)), "")
         return f"{got!r} is invalid: {hints.get(field, err['msg'])}"
     if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
-        return f"{got!r} is out of range: {err['msg'].lower()}"
+        return f"{got!r} is out of range: {_lower_first(err['msg'])}"
     if kind == "value_error":
         return str(err["msg"]).removeprefix("Value error, ")
     if kind in ("enum", "literal_error"):
-        return f"{got!r} is not allowed: {err['msg'].lower()}"
+        return f"{got!r} is not allowed: {_lower_first(err['msg'])}"
     suffix = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
-    return f"{err['msg'].lower()}{suffix}"
+    return f"{_lower_first(err['msg'])}{suffix}"
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _error_loc(err: Any) -> Loc:
+    """Field path of a pydantic error, extended by a FieldError's own location for cross-field checks."""
+    loc = _clean_loc(err["loc"])
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        loc = (*loc, *cause.loc)
+    return loc
 
 
 def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE) -> KillSwitchConfig:
@@ -364,7 +397,7 @@ def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE) -> KillSwitchConfig
     except ValidationError as exc:
         issues = []
         for err in exc.errors():
-            loc = _clean_loc(err["loc"])
+            loc = _error_loc(err)
             probe = loc
             while probe not in positions and probe:
                 probe = probe[:-1]
