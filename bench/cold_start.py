@@ -19,7 +19,7 @@ from bench.common import REPO, Section, median
 
 HANDLERS = ["killswitch.handlers.kill", "killswitch.handlers.spend_recorder"]
 EXCLUDE_DIRS = {"__pycache__", "cli"}  # the CLI is shipped in the asset but never imported by a handler
-_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
+_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)")
 
 
 def _import_profile(module: str) -> tuple[float, list[tuple[str, float]]]:
@@ -40,10 +40,10 @@ def _import_profile(module: str) -> tuple[float, list[tuple[str, float]]]:
         m = _LINE.match(line)
         if not m:
             continue
-        cumulative, indent, name = int(m.group(2)), len(m.group(3)), m.group(4)
+        cumulative, name = int(m.group(2)), m.group(3)
         if name == module:
             total = cumulative
-        if indent <= 1:  # top-level imports only
+        if "." not in name and name != module.split(".", maxsplit=1)[0]:  # whole packages (boto3, pydantic...)
             top.append((name, cumulative))
     top.sort(key=lambda t: -t[1])
     return total, top[:4]
@@ -95,7 +95,8 @@ def run(quick: bool = False) -> Section:
         rows=rows,
         notes=[
             f"bare interpreter start in the same run: {baseline * 1000:.0f} ms (median of {runs}).",
-            f"asset `lambdas/` (no caches, no CLI): {files} files, {raw / 1024:.0f} KiB, {zipped / 1024:.0f} KiB zipped;"
+            f"asset `lambdas/` (no caches, no CLI): {files} files, {raw / 1024:.0f} KiB,"
+            f" {zipped / 1024:.0f} KiB zipped;"
             " boto3 and Powertools come from the runtime and the public layer, not the asset.",
         ],
         figures=figures,

@@ -14,10 +14,10 @@ import json
 import os
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 DEFAULT_CONFIG_FILE = "killswitch.yaml"
@@ -262,31 +262,42 @@ class ConfigError(Exception):
 Loc = tuple[str | int, ...]
 
 
-class _PositionLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (YAML silently keeps the last one)."""
+if TYPE_CHECKING:
+    import yaml
 
 
-def _construct_mapping(loader: _PositionLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, yaml.Node] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node
-    return loader.construct_mapping(node, deep=deep)
+@cache
+def _strict_loader() -> type[yaml.SafeLoader]:
+    """A SafeLoader that refuses duplicate keys (YAML silently keeps the last one).
 
+    PyYAML is imported lazily: the Lambda runtime has no PyYAML and handlers read the config from JSON.
+    """
+    import yaml
 
-_PositionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first})", key_node.start_mark
+                )
+            seen[key] = key_node
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return StrictLoader
 
 
 def _positions(node: yaml.Node | None, loc: Loc = ()) -> dict[Loc, tuple[int, int]]:
     """Map every field path to the (line, col) of its YAML node; for mapping keys, the key's position."""
     out: dict[Loc, tuple[int, int]] = {}
+    import yaml
+
     if node is None:
         return out
     out.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
@@ -380,9 +391,12 @@ def _error_loc(err: Any) -> Loc:
 
 def parse_config(text: str, file: str = DEFAULT_CONFIG_FILE) -> KillSwitchConfig:
     """Parse YAML text; raise ConfigError with every problem found, each with its position."""
+    import yaml
+
+    loader = _strict_loader()
     try:
-        node = yaml.compose(text, Loader=_PositionLoader)
-        data = yaml.load(text, Loader=_PositionLoader)  # SafeLoader subclass
+        node = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -137,3 +137,16 @@ def test_defaults_and_cost_filter() -> None:
     assert cost_filter_value("bot") == "user:agent-name$bot"
     with pytest.raises(KeyError, match="not in the config"):
         cfg.agent("ghost")
+
+
+def test_lambda_side_never_imports_yaml() -> None:
+    """The Lambda runtime has no PyYAML: reading the config from JSON must not import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, killswitch.settings, killswitch.config as c;"
+        'c.KillSwitchConfig.from_json(\'{"regions":["us-east-1"],"agents":[{"name":"a","budget":{"amount_usd":1}}]}\');'
+        "sys.exit(1 if 'yaml' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

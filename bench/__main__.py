@@ -1,0 +1,75 @@
+"""`python -m bench` (= `make bench`): run every benchmark, print the tables and rewrite BENCHMARKS.md.
+
+    python -m bench [--quick] [--only fanout,guard,...] [--no-write] [--json FILE]
+
+Every comparison is measured in the same run (ratios against a baseline), never against remembered numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bench.common import REPO, Section, git_revision, machine
+
+# name -> module with `run(quick: bool) -> Section`
+SECTIONS: dict[str, str] = {
+    "fanout": "bench.fanout",
+    "time_to_kill": "bench.time_to_kill",
+    "guard": "bench.guard_section",
+    "cold_start": "bench.cold_start",
+    "tooling": "bench.tooling",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions, no test-suite run")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--json", dest="json_path", help="also write the raw figures to this JSON file")
+    args = parser.parse_args(argv)
+
+    wanted = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(unknown)}")
+    sections: list[Section] = []
+    for name in wanted:
+        t0 = time.perf_counter()
+        run: Callable[[bool], Section] = importlib.import_module(SECTIONS[name]).run
+        section = run(args.quick)
+        sections.append(section)
+        print(section.markdown())
+        print(f"({name}: {time.perf_counter() - t0:.1f} s)\n", flush=True)
+
+    command = "make bench" if not args.quick else "python -m bench --quick"
+    if args.only:
+        command += f" --only {args.only}"
+    if not args.no_write:
+        header = [
+            "# Benchmarks",
+            "",
+            "Figures printed by `make bench` (`python -m bench`); every ratio compares with a baseline measured in the",
+            "same run on the same machine. Regenerate with the command below; this file is overwritten.",
+            "",
+            f"- command: `{command}`",
+            f"- machine: {machine()}",
+            f"- revision: `{git_revision()}`, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            "",
+        ]
+        (REPO / "BENCHMARKS.md").write_text("\n".join(header) + "\n".join(s.markdown() for s in sections))
+        print(f"wrote {REPO / 'BENCHMARKS.md'}")
+    if args.json_path:
+        with open(args.json_path, "w") as fh:
+            json.dump({s.title: s.figures for s in sections}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
