@@ -1,4 +1,9 @@
-"""`killswitch validate [PATH...]`: config files and SCP files; prints `file:line:col: CODE message`."""
+"""`killswitch validate [PATH...]`: config files and SCP files; prints `file:line:col: CODE message`.
+
+`.yaml`/`.yml` paths are config files; `.json` paths and directories are SCP documents (every `*.json` directly in
+the directory). With no path: the config file and `scp_policies/` (when it exists). SCPs are checked against the
+break-glass roles of the config being validated (or of the default config file, when it loads).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from killswitch.config import ConfigError, load_config, resolve_config_path
+from killswitch.config import ConfigError, KillSwitchConfig, load_config, resolve_config_path
+from killswitch.scp.validator import validate_path as validate_scp_path
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
+
+DEFAULT_SCP_DIR = Path("scp_policies")
+CONFIG_SUFFIXES = {".yaml", ".yml"}
 
 
 def validate_config_file(path: Path) -> list[str]:
@@ -21,25 +30,53 @@ def validate_config_file(path: Path) -> list[str]:
     return []
 
 
+def _break_glass_from(configs: list[Path]) -> list[str] | None:
+    """Break-glass ARNs of the first config that loads (the given ones, else the default file)."""
+    candidates = configs or [resolve_config_path()]
+    for path in candidates:
+        try:
+            cfg: KillSwitchConfig = load_config(path)
+        except ConfigError:
+            continue
+        if cfg.sandbox:
+            return list(cfg.sandbox.break_glass_role_arns)
+    return None
+
+
 def validate_paths(paths: list[Path]) -> tuple[list[str], list[str]]:
     """Return (errors, warnings) as printable lines."""
     errors: list[str] = []
     warnings: list[str] = []
-    for path in paths:
-        if path.suffix in {".yaml", ".yml"}:
-            errors.extend(validate_config_file(path))
+    configs = [p for p in paths if p.suffix in CONFIG_SUFFIXES]
+    scps = [p for p in paths if p.suffix not in CONFIG_SUFFIXES]
+    for path in configs:
+        errors.extend(validate_config_file(path))
+    break_glass = _break_glass_from(configs) if scps else None
+    for path in scps:
+        if path.suffix == ".json" or path.is_dir():
+            for finding in validate_scp_path(path, break_glass):
+                (errors if finding.severity == "error" else warnings).append(str(finding))
         else:
-            errors.append(f"{path}:1:1: KS001 not a config file (.yaml/.yml)")
+            errors.append(f"{path}:1:1: KS001 not a config file (.yaml/.yml), an SCP file (.json) or a directory")
     return errors, warnings
+
+
+def default_targets() -> list[Path]:
+    targets = [resolve_config_path()]
+    if DEFAULT_SCP_DIR.is_dir():
+        targets.append(DEFAULT_SCP_DIR)
+    return targets
 
 
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate_cmd(
-        paths: list[Path] = typer.Argument(None, help="Config (.yaml) files; default: the config file."),
+        paths: list[Path] = typer.Argument(
+            None, help="Config (.yaml) files, SCP (.json) files or directories; default: the config and scp_policies/."
+        ),
     ) -> None:
-        """Validate the config file (and SCP files); exit 1 on any error, warnings do not fail."""
-        targets = list(paths or [resolve_config_path()])
+        """Validate the config file and SCP files; exit 1 on any error, warnings do not fail."""
+        targets = list(paths or default_targets())
         errors, warnings = validate_paths(targets)
         # Plain echo: `file:line:col: CODE message` lines must never be wrapped (editors and CI parse them).
         for line in warnings:

@@ -1,0 +1,1 @@
+"""Service control policies: offline validator, evaluator and IAM catalogue access (see scp_policies/README.md)."""
