@@ -1,0 +1,1 @@
+"""Kill engine: read alerts (`alerts`), decide a level (`levels`), plan, act, record, restore."""
