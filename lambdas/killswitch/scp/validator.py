@@ -240,7 +240,13 @@ class _Checker:
             if not catalogue.matching_actions(prefix, name):
                 self.add("SCP032", item, f"{text!r} matches no {prefix} action")
         elif not catalogue.action_exists(prefix, name):
-            self.add("SCP032", item, f"unknown action {text!r}{_suggest(name, catalogue.actions(prefix), prefix)}")
+            alias = _ACTION_ALIASES.get(text.lower())
+            hint = (
+                f"; the API call is authorized by {alias!r}"
+                if alias
+                else _suggest(name, catalogue.actions(prefix), prefix)
+            )
+            self.add("SCP032", item, f"unknown action {text!r}{hint}")
 
     # -- conditions ------------------------------------------------------------------------------------------
     def condition(self, m: Member, name: str) -> bool:
@@ -273,6 +279,7 @@ class _Checker:
     # -- kill-switch rules -----------------------------------------------------------------------------------
     def break_glass_exemption(self, stmt: Node, name: str) -> None:
         patterns: list[tuple[str, str]] = []  # (match kind, pattern)
+        principal_key: Member | None = None
         condition = stmt.get("Condition")
         for op in condition.value.members if condition else []:
             qualifier, base, _ = split_operator(op.key)
@@ -281,12 +288,14 @@ class _Checker:
                 continue
             for key in op.value.members:
                 if key.key.lower() == "aws:principalarn":
+                    principal_key = principal_key or key
                     values = key.value.items if key.value.kind == "array" else [key.value]
                     patterns.extend((kind, str(v.value)) for v in values)
         missing = [bg for bg in self.break_glass if not any(_covers(kind, p, bg) for kind, p in patterns)]
         if not missing:
             return
-        at: Node | Member = condition if condition else stmt
+        at: Node | Member = principal_key.value if principal_key else condition if condition else stmt
+        have = f" (exempted: {', '.join(p for _, p in patterns)})" if patterns else ""
         doc = stmt.to_python()
         for bg in missing:
             principal = _instantiate(bg)
@@ -298,7 +307,7 @@ class _Checker:
                              'ArnNotLike {"aws:PrincipalARN": [...]} condition')  # fmt: skip
                     break
             else:
-                self.add("SCP061", at, f"{name} does not exempt break-glass role {bg}: add "
+                self.add("SCP061", at, f"{name} does not exempt break-glass role {bg}{have}: add "
                          f'"Condition": {{"ArnNotLike": {{"aws:PrincipalARN": ["{bg}"]}}}}')  # fmt: skip
 
     def size(self, root: Node) -> None:
@@ -344,6 +353,14 @@ def _suggest(word: str, choices: Any, prefix: str | None = None) -> str:
         return ""
     full = f"{prefix}:{close[0]}" if prefix else close[0]
     return f"; did you mean {full!r}?"
+
+
+# API operations whose IAM action has another name (the catalogue lists only IAM actions).
+_ACTION_ALIASES = {
+    "bedrock:converse": "bedrock:InvokeModel",
+    "bedrock:conversestream": "bedrock:InvokeModelWithResponseStream",
+    "lambda:invoke": "lambda:InvokeFunction",
+}
 
 
 def minify(policy: Any) -> str:
