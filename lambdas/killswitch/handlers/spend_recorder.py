@@ -1,0 +1,113 @@
+"""Spend recorder Lambda (EventBridge schedule): Cost Explorer → ledger, then per-agent spend metrics.
+
+Event: any scheduled event; an optional `detail.lookback_days` (1..90) overrides the re-read window (default 3).
+Metrics (namespace `AgentKillSwitch`, EMF): `AgentSpendUSD` with dimensions exactly {agent, source}, one per
+source that has figures in the agent's current budget period; `AgentBudgetPct` with dimension {agent}.
+The returned dict is the ingestion summary plus each agent's period-to-date figures.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from killswitch.settings import KillSwitchEnv
+from killswitch.spend.cost_explorer import DEFAULT_LOOKBACK_DAYS, CostExplorerIngester
+from killswitch.spend.ledger import (
+    SOURCE_BUDGET,
+    SOURCE_COST_EXPLORER,
+    SOURCE_GUARD,
+    DynamoSpendStore,
+    SpendLedger,
+    read_agent_state,
+)
+from killswitch.spend.report import AgentReport, build_reports
+
+NAMESPACE = "AgentKillSwitch"
+logger = Logger(service="killswitch-spend-recorder")
+# service="" keeps Powertools from adding a `service` dimension: the dashboard matches {agent, source} exactly.
+metrics = Metrics(namespace=NAMESPACE, service="")
+
+
+def _lookback(event: Any) -> int:
+    detail = event.get("detail") if isinstance(event, dict) else None
+    value = detail.get("lookback_days") if isinstance(detail, dict) else None
+    if value is None:
+        return DEFAULT_LOOKBACK_DAYS
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"detail.lookback_days must be an integer (got {value!r})")
+    return value
+
+
+def publish_metrics(reports: list[AgentReport]) -> int:
+    """One EMF document per dimension set (flushed each time, so dimensions never mix). Returns metrics sent."""
+    sent = 0
+    for r in reports:
+        for source, value in (
+            (SOURCE_BUDGET, r.budget_usd),
+            (SOURCE_COST_EXPLORER, r.cost_explorer_usd),
+            (SOURCE_GUARD, r.guard_usd),
+        ):
+            if value is None:
+                continue
+            metrics.add_dimension(name="agent", value=r.agent)
+            metrics.add_dimension(name="source", value=source)
+            metrics.add_metric(name="AgentSpendUSD", unit=MetricUnit.NoUnit, value=float(value))
+            metrics.flush_metrics()
+            sent += 1
+        metrics.add_dimension(name="agent", value=r.agent)
+        metrics.add_metric(name="AgentBudgetPct", unit=MetricUnit.Percent, value=float(r.pct_of_budget))
+        metrics.flush_metrics()
+        sent += 1
+    return sent
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    env = KillSwitchEnv.from_env()
+    config = env.config
+    lookback = _lookback(event)
+    ledger = SpendLedger(DynamoSpendStore(env.table_name), retention_days=config.ledger_retention_days)
+    now = datetime.now(UTC)
+    summary = CostExplorerIngester(ledger, config.agent_names(), lookback_days=lookback).ingest(now.date())
+    for name in summary.failed_agents:
+        logger.error("cost explorer ingestion failed", extra={"agent": name, "errors": summary.agents[name].errors})
+
+    reports: list[AgentReport] = []
+    report_errors: dict[str, str] = {}
+    for agent in config.agents:
+        try:
+            reports.extend(
+                build_reports(ledger, [agent], now.date(), state_of=lambda a: read_agent_state(ledger.store, a))
+            )
+        except Exception as exc:  # one agent's ledger trouble must not hide the others' metrics
+            report_errors[agent.name] = f"{type(exc).__name__}: {exc}"
+            logger.exception("spend figures failed", extra={"agent": agent.name})
+    sent = publish_metrics(reports)
+
+    result = summary.to_dict()
+    result["metrics_sent"] = sent
+    result["report_errors"] = report_errors
+    result["figures"] = {
+        r.agent: {
+            "spend_usd": str(r.spend_usd),
+            "spend_source": r.spend_source,
+            "pct_of_budget": str(r.pct_of_budget),
+            "state": r.state,
+        }
+        for r in reports
+    }
+    logger.info(
+        "spend recorded",
+        extra={
+            "window": [result["start"], result["end"]],
+            "pages": summary.pages,
+            "failed_agents": summary.failed_agents,
+            "skipped": summary.skipped,
+            "metrics_sent": sent,
+        },
+    )
+    return result
