@@ -70,7 +70,7 @@ def arn_matches(pattern: str, arn: str) -> bool:
     p_parts = pattern.split(":", 5)
     a_parts = arn.split(":", 5)
     if len(p_parts) != 6 or len(a_parts) != 6:
-        return fnmatchcase(arn, pattern)
+        return len(p_parts) == len(a_parts) and fnmatchcase(arn, pattern)  # not ARNs: plain glob
     return all(fnmatchcase(a, p) for p, a in zip(p_parts, a_parts, strict=True))
 
 
