@@ -1,0 +1,861 @@
+"""The guard: caps, runs, charges, leases, thrift mode, loop breaking and the kill path.
+
+Runs in the AGENT's process. Logging goes to the stdlib logger `killswitch.guard`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Literal
+
+from killswitch.events import KillSwitchEvent
+from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, RunFrozen
+from killswitch.guard.instrument import instrument as _instrument
+from killswitch.guard.ledger import ZERO, CapLimit, Hold, InMemoryLedger, Ledger, sweep
+from killswitch.guard.loops import (
+    HEADER_AGENT,
+    HEADER_CHAIN,
+    HEADER_DEPTH,
+    HEADER_RUN_ID,
+    Lineage,
+    LoopLimits,
+    StepTracker,
+    check_lineage,
+    signature,
+)
+from killswitch.guard.prices import ModelPrice, PriceTable, default_prices, usd
+from killswitch.guard.publisher import NullPublisher, Publisher
+from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
+
+log = logging.getLogger("killswitch.guard")
+
+Period = Literal["day", "month"]
+_DAY = 86400
+
+
+class Mode(StrEnum):
+    OK = "OK"
+    THRIFT = "THRIFT"
+    STOPPED = "STOPPED"
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Real-time caps in USD. None = not limited (the agent's period spend is still tracked)."""
+
+    per_run_usd: float | None = None
+    per_period_usd: float | None = None  # per agent per period (a UTC day by default)
+    per_workflow_usd: Mapping[str, float] = field(default_factory=dict)  # per workflow label per period
+
+    @classmethod
+    def from_config(cls, caps: Any) -> Caps:
+        """From `AgentConfig.caps` (`per_run_usd`, `per_day_usd`, `per_workflow_usd`)."""
+        return cls(
+            per_run_usd=caps.per_run_usd,
+            per_period_usd=caps.per_day_usd,
+            per_workflow_usd=dict(caps.per_workflow_usd),
+        )
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    """Budget leases: a run reserves a slice of headroom once and spends it locally.
+
+    Slice = min(`fraction` x the smallest remaining headroom of the shared caps, the run cap's headroom), at least
+    the charge at hand and `min_usd`, at most `max_usd`. Unused headroom goes back when the run ends, when a new
+    lease is needed, or (at the lease's full amount, conservatively) when the sweeper finds it expired.
+    """
+
+    fraction: float = 0.10
+    min_usd: float = 0.01
+    max_usd: float | None = None
+    ttl_seconds: float = 300.0
+    uncapped_usd: float = 1.0  # slice when no cap limits the agent at all
+
+
+@dataclass(frozen=True)
+class ChargeRecord:
+    """One settled charge, handed to the spend sink. `attributes()` uses OpenTelemetry GenAI names."""
+
+    agent: str
+    run_id: str
+    workflow: str | None
+    charge_id: str
+    kind: str  # llm | tool | other
+    name: str  # model id for llm, tool/service name otherwise
+    amount_usd: Decimal
+    estimated_usd: Decimal
+    day: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    state: str = "settled"  # settled | swept (settled at the estimate by the sweeper)
+
+    def attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            "gen_ai.agent.name": self.agent,
+            "gen_ai.operation.name": "chat" if self.kind == "llm" else "execute_tool",
+            "killswitch.agent.run_id": self.run_id,
+            "killswitch.charge_id": self.charge_id,
+            "killswitch.cost_usd": float(self.amount_usd),
+            "killswitch.estimated_usd": float(self.estimated_usd),
+        }
+        if self.kind == "llm":
+            attrs["gen_ai.request.model"] = self.name
+            attrs["gen_ai.usage.input_tokens"] = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+            attrs["gen_ai.usage.output_tokens"] = self.output_tokens
+            if self.cache_read_tokens:
+                attrs["gen_ai.usage.cache_read.input_tokens"] = self.cache_read_tokens
+            if self.cache_write_tokens:
+                attrs["gen_ai.usage.cache_creation.input_tokens"] = self.cache_write_tokens
+        else:
+            attrs["gen_ai.tool.name"] = self.name
+        if self.workflow:
+            attrs["killswitch.workflow"] = self.workflow
+        return attrs
+
+
+SpendSink = Callable[[ChargeRecord], None]
+
+_COMPLEXITY = {"low": 0.2, "medium": 0.5, "high": 0.8, "critical": 1.0}
+
+
+class Guard:
+    """Spend guard for one agent. Thread-safe; share one instance per agent per process."""
+
+    def __init__(
+        self,
+        agent: str,
+        caps: Caps | None = None,
+        ledger: Ledger | None = None,
+        *,
+        publisher: Publisher | None = None,
+        prices: PriceTable | None = None,
+        loop: LoopLimits | None = None,
+        warn_at_pct: float = 80.0,
+        models: Any = None,  # ModelsConfig, or (cheap, premium)
+        leases: LeasePolicy | None = None,
+        spend_sink: SpendSink | None = None,
+        clock: Callable[[], float] = time.time,
+        period: Period = "day",
+        reservation_ttl: float = 900.0,
+        sweep_interval: float = 60.0,
+        kill_on_run_cap: bool = False,
+    ):
+        if not agent:
+            raise ValueError("agent name is required")
+        self.agent = agent
+        self.caps = caps or Caps()
+        self.ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
+        self.publisher: Publisher = publisher or NullPublisher()
+        self.prices = prices or default_prices()
+        self.loop = loop or LoopLimits()
+        self.warn_at_pct = warn_at_pct
+        self.models = _models(models)
+        self.leases = leases
+        self.spend_sink = spend_sink
+        self.clock = clock
+        self.period = period
+        self.reservation_ttl = reservation_ttl
+        self.sweep_interval = sweep_interval
+        self.kill_on_run_cap = kill_on_run_cap
+        self._lock = threading.Lock()
+        self._stopped: set[str] = set()  # periods in which an agent-level cap was crossed
+        self._published: set[tuple[str, ...]] = set()
+        self._last_sweep = float("-inf")
+
+    # -- construction from the config file ----------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        agent: str,
+        config_path: str | os.PathLike[str] | None = None,
+        table_name: str | None = None,
+        topic_arn: str | None = None,
+        *,
+        config: Any = None,
+        dynamodb_client: Any = None,
+        sns_client: Any = None,
+        **overrides: Any,
+    ) -> Guard:
+        """Guard on the stack's table (`KILLSWITCH_TABLE`) publishing to the kill topic (`KILLSWITCH_KILL_TOPIC_ARN`).
+
+        Caps, warn percentage, thrift models and loop limits come from the agent's entry in the config file.
+        """
+        from killswitch.config import load_config
+        from killswitch.guard.dynamo import DynamoLedger
+        from killswitch.guard.publisher import SnsPublisher
+        from killswitch.settings import ENV_KILL_TOPIC, ENV_TABLE, MissingEnvironment
+
+        cfg = config or load_config(config_path)
+        agent_cfg = cfg.agent(agent)
+        table = table_name or os.environ.get(ENV_TABLE)
+        if not table:
+            raise MissingEnvironment([ENV_TABLE])
+        topic = topic_arn or os.environ.get(ENV_KILL_TOPIC)
+        ledger = DynamoLedger(table, client=dynamodb_client, region=cfg.deploy_region)
+        kwargs: dict[str, Any] = {
+            "publisher": SnsPublisher(topic, client=sns_client) if topic else NullPublisher(),
+            "warn_at_pct": agent_cfg.budget.warn_at_pct,
+            "models": agent_cfg.models,
+            "loop": LoopLimits.from_config(agent_cfg.loop),
+            "leases": LeasePolicy(),
+            "spend_sink": _spend_ledger_sink(table, cfg.deploy_region),
+        }
+        kwargs.update(overrides)
+        return cls(agent, Caps.from_config(agent_cfg.caps), ledger, **kwargs)
+
+    # -- periods and caps ---------------------------------------------------------------------------------------
+    def period_key(self, now: float | None = None) -> str:
+        dt = datetime.fromtimestamp(self.clock() if now is None else now, tz=UTC)
+        return dt.strftime("%Y-%m-%d" if self.period == "day" else "%Y-%m")
+
+    def cap_limits(self, run_id: str, workflow: str | None, now: float) -> list[CapLimit]:
+        """The caps one charge of this run draws on (the agent's period item is always there, for spend)."""
+        period = self.period_key(now)
+        keep = int(now) + (40 if self.period == "day" else 70) * _DAY
+        out = [CapLimit("agent", period, _dec(self.caps.per_period_usd), keep)]
+        if workflow is not None and workflow in self.caps.per_workflow_usd:
+            out.append(CapLimit("workflow", f"{workflow}#{period}", _dec(self.caps.per_workflow_usd[workflow]), keep))
+        if self.caps.per_run_usd is not None:
+            out.append(CapLimit("run", run_id, _dec(self.caps.per_run_usd), int(now) + 7 * _DAY))
+        return out
+
+    # -- runs -------------------------------------------------------------------------------------------------
+    @contextmanager
+    def run(
+        self, workflow: str | None = None, *, run_id: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> Iterator[Run]:
+        """A run of the agent: a new agent-run-id (uuid4) unless one is passed in or arrives in `headers`."""
+        r = self.start_run(workflow, run_id=run_id, headers=headers)
+        try:
+            yield r
+        finally:
+            r.close()
+
+    def start_run(
+        self, workflow: str | None = None, *, run_id: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> Run:
+        """Like `run()` without the context manager: call `close()` when done."""
+        self.maybe_sweep()
+        lineage = Lineage.from_headers(headers)
+        rid = run_id or lineage.run_id or str(uuid.uuid4())
+        try:
+            chain = check_lineage(self.agent, lineage, self.loop, rid)
+        except LoopDetected as exc:
+            self._kill(("loop", rid, exc.kind), f"loop detected ({exc.kind}): {exc}", rid, None, None)
+            raise
+        return Run(self, rid, workflow, lineage.depth, chain)
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def spent_usd(self) -> float:
+        """Committed spend of the agent in the current period (leased headroom counts when its run settles)."""
+        return float(self.ledger.usage(self.agent, "agent", self.period_key()).committed)
+
+    @property
+    def mode(self) -> Mode:
+        period = self.period_key()
+        with self._lock:
+            if period in self._stopped:
+                return Mode.STOPPED
+        cap = _dec(self.caps.per_period_usd)
+        if cap is None:
+            return Mode.OK
+        committed = self.ledger.usage(self.agent, "agent", period).committed
+        if committed >= cap:
+            return Mode.STOPPED
+        if committed * 100 >= cap * Decimal(str(self.warn_at_pct)):
+            return Mode.THRIFT
+        return Mode.OK
+
+    def route(self, complexity: float | str = "high") -> str:
+        """The model to use: premium for complex work while OK; in THRIFT only `critical` work gets premium.
+
+        `complexity` is `low|medium|high|critical` or a number in [0, 1]. STOPPED raises BudgetExceeded.
+        """
+        if self.models is None:
+            raise GuardError(f"agent {self.agent!r} has no models (cheap/premium) configured for routing")
+        cheap, premium = self.models
+        c = _COMPLEXITY[complexity] if isinstance(complexity, str) else float(complexity)
+        mode = self.mode
+        if mode is Mode.STOPPED:
+            cap = _dec(self.caps.per_period_usd)
+            raise BudgetExceeded(
+                self.agent, "agent", self.period_key(), cap, None, ZERO, reason=f"agent {self.agent!r} is STOPPED"
+            )
+        if mode is Mode.THRIFT:
+            return premium if c >= 0.95 else cheap
+        return premium if c >= 0.5 else cheap
+
+    # -- sweeping ---------------------------------------------------------------------------------------------
+    def sweep(self, now: float | None = None) -> list[Hold]:
+        """Settle the agent's expired reservations and leases at their estimate; returns what was swept."""
+        t = self.clock() if now is None else now
+        with self._lock:
+            self._last_sweep = t
+        swept = sweep(self.ledger, self.agent, t)
+        for hold in swept:
+            if hold.kind == "charge":
+                m = hold.meta
+                self._sink(
+                    ChargeRecord(
+                        agent=self.agent,
+                        run_id=m.get("run_id", ""),
+                        workflow=m.get("workflow") or None,
+                        charge_id=hold.hold_id,
+                        kind=m.get("kind", "other"),
+                        name=m.get("name", ""),
+                        amount_usd=hold.amount,
+                        estimated_usd=hold.amount,
+                        day=self.period_key(t) if self.period == "day" else _day(t),
+                        input_tokens=int(m.get("input_tokens", "0")),
+                        output_tokens=int(m.get("max_output_tokens", "0")),
+                        state="swept",
+                    )
+                )
+        return swept
+
+    def maybe_sweep(self) -> None:
+        if self.sweep_interval <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            due = now - self._last_sweep >= self.sweep_interval
+        if due:
+            try:
+                self.sweep(now)
+            except Exception:
+                log.exception("sweeping expired reservations failed; will retry later")
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _stop(self, period: str) -> None:
+        with self._lock:
+            self._stopped.add(period)
+
+    def _kill(
+        self,
+        dedupe: tuple[str, ...],
+        reason: str,
+        run_id: str | None,
+        spend: Decimal | None,
+        cap: Decimal | None,
+    ) -> bool:
+        """Publish one kill event per cause; never raises into the agent. True if this call published."""
+        with self._lock:
+            if dedupe in self._published:
+                return False
+            self._published.add(dedupe)
+        event = KillSwitchEvent(
+            source="killswitch.guard",
+            action="kill",
+            agent=self.agent,
+            run_id=run_id,
+            reason=reason,
+            spend_usd=None if spend is None else float(spend),
+            cap_usd=None if cap is None else float(cap),
+        )
+        log.error("kill: agent=%s run=%s reason=%s", self.agent, run_id, reason)
+        try:
+            self.publisher.publish(event)
+        except Exception:
+            log.exception("publishing the kill event failed (agent=%s run=%s)", self.agent, run_id)
+        return True
+
+    def _sink(self, record: ChargeRecord) -> None:
+        if self.spend_sink is None:
+            return
+        try:
+            self.spend_sink(record)
+        except Exception:
+            log.exception("spend sink failed for charge %s", record.charge_id)
+
+
+class _Lease:
+    __slots__ = ("deadline", "held", "hold", "used")
+
+    def __init__(self, hold: Hold):
+        self.hold = hold
+        self.used = ZERO  # settled locally
+        self.held = ZERO  # in flight locally (estimates)
+        self.deadline = hold.deadline
+
+    @property
+    def free(self) -> Decimal:
+        return self.hold.amount - self.used - self.held
+
+
+class Run:
+    """One run of an agent. Create through `Guard.run()`; thread-safe."""
+
+    def __init__(self, guard: Guard, run_id: str, workflow: str | None, depth: int, chain: tuple[str, ...]):
+        self.guard = guard
+        self.run_id = run_id
+        self.workflow = workflow
+        self.depth = depth
+        self.chain = chain
+        self._tracker = StepTracker(guard.loop, run_id)
+        self._lock = threading.RLock()
+        self._frozen: str | None = None
+        self._closed = False
+        self._leases: list[_Lease] = []
+        self._calls: dict[str, Call] = {}
+        self._spent = ZERO
+        self.ledger_reservations = 0  # reservations that reached the ledger (leases or direct holds)
+
+    # -- public -----------------------------------------------------------------------------------------------
+    @property
+    def spent_usd(self) -> float:
+        """What this run's settled charges in this process add up to."""
+        with self._lock:
+            return float(self._spent)
+
+    @property
+    def frozen(self) -> str | None:
+        return self._frozen
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {AGENT_NAME: self.guard.agent, AGENT_RUN_ID: self.run_id}
+
+    def headers(self) -> dict[str, str]:
+        """Headers to send with a call to another agent (it passes them to its own `Guard.run(headers=...)`)."""
+        return {
+            HEADER_RUN_ID: self.run_id,
+            HEADER_DEPTH: str(self.depth + 1),
+            HEADER_CHAIN: ",".join(self.chain),
+            HEADER_AGENT: self.guard.agent,
+        }
+
+    def instrument(self, target: Any) -> Any:
+        """Tag what `target` (boto3 Session or client) creates with agent-name / agent-run-id."""
+        return _instrument(target, self.tags)
+
+    def charge(
+        self,
+        model: str,
+        input_tokens: int,
+        max_output_tokens: int,
+        *,
+        price: ModelPrice | None = None,
+        charge_id: str | None = None,
+        fingerprint: Any = None,
+    ) -> Call:
+        """Reserve the worst case of an LLM call now (BudgetExceeded if it does not fit); use as a context manager.
+
+        `fingerprint` (e.g. the prompt) feeds the identical-calls detector; by default LLM calls only count steps.
+        """
+        p = price or self.guard.prices.price(model)  # UnknownModel before anything else happens
+        estimate = p.worst_case(input_tokens, max_output_tokens)
+        cid = charge_id or str(uuid.uuid4())
+        existing = self._retry(cid)
+        if existing is not None:
+            return existing
+        sig = None if fingerprint is None else signature(f"llm:{model}", fingerprint)
+        self._step(sig)
+        call = Call(self, cid, "llm", model, estimate, p, input_tokens, max_output_tokens)
+        self._reserve(call, settled=False)
+        return call
+
+    def charge_usd(
+        self,
+        amount: float | Decimal,
+        *,
+        kind: str = "tool",
+        name: str = "",
+        args: Any = None,
+        charge_id: str | None = None,
+    ) -> Call:
+        """Reserve and settle a known USD amount in one step (a tool, an API, a compute job)."""
+        value = usd(amount)
+        if value < 0:
+            raise ValueError("amount must be >= 0")
+        cid = charge_id or str(uuid.uuid4())
+        existing = self._retry(cid)
+        if existing is not None:
+            return existing
+        self._step(signature(f"{kind}:{name}", args) if kind == "tool" else None)
+        call = Call(self, cid, kind, name, value, None, 0, 0)
+        self._reserve(call, settled=True)
+        return call
+
+    def tool_call(self, name: str, args: Any = None) -> None:
+        """Record a free tool call for the loop breaker (raises LoopDetected on a loop)."""
+        self._step(signature(f"tool:{name}", args))
+
+    def close(self) -> None:
+        """End the run: settle its leases and return their unused headroom. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            leases, self._leases = self._leases, []
+        for lease in leases:
+            self._settle_lease(lease)
+
+    # -- internals --------------------------------------------------------------------------------------------
+    def _retry(self, charge_id: str) -> Call | None:
+        with self._lock:
+            return self._calls.get(charge_id)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GuardError(f"run {self.run_id} is closed")
+        if self._frozen:
+            raise RunFrozen(self.run_id, self._frozen)
+
+    def _step(self, sig: str | None) -> None:
+        with self._lock:
+            self._check_open()
+        try:
+            self._tracker.step(sig)
+        except LoopDetected as exc:
+            with self._lock:
+                self._frozen = f"loop detected: {exc.kind}"
+            self.guard._kill(
+                ("loop", self.run_id, exc.kind),
+                f"loop detected ({exc.kind}): {exc}",
+                self.run_id,
+                Decimal(str(self.spent_usd)),
+                None,
+            )
+            raise
+
+    def _meta(self, call: Call) -> dict[str, str]:
+        m = {"run_id": self.run_id, "kind": call.kind, "name": call.name, "workflow": self.workflow or ""}
+        if call.kind == "llm":
+            m["input_tokens"] = str(call.input_tokens)
+            m["max_output_tokens"] = str(call.max_output_tokens)
+        return m
+
+    def _reserve(self, call: Call, *, settled: bool) -> None:
+        g = self.guard
+        with self._lock:
+            self._check_open()
+        try:
+            if g.leases is None:
+                now = g.clock()
+                hold = g.ledger.reserve(
+                    g.agent,
+                    call.charge_id,
+                    call.estimate,
+                    g.cap_limits(self.run_id, self.workflow, now),
+                    deadline=now + g.reservation_ttl,
+                    meta=self._meta(call),
+                    settled=settled,
+                )
+                with self._lock:
+                    self.ledger_reservations += 1
+                call._hold = hold
+                if hold.state != "reserved" and not settled:
+                    call._state = "settled"  # a retry of a charge the ledger already settled
+            else:
+                call._lease = self._take_from_lease(call.estimate)
+        except BudgetExceeded as exc:
+            self._on_budget_exceeded(exc)
+            raise
+        with self._lock:
+            self._calls[call.charge_id] = call
+        if settled:
+            call._finish(call.estimate, {}, state="settled")
+
+    def _on_budget_exceeded(self, exc: BudgetExceeded) -> None:
+        g = self.guard
+        if exc.scope in ("agent", "workflow"):
+            g._stop(g.period_key())
+            g._kill(
+                ("cap", exc.scope, exc.key),
+                f"{exc.scope} cap {exc.key} crossed: {exc}",
+                self.run_id,
+                exc.used_usd,
+                exc.cap_usd,
+            )
+        elif exc.scope == "run" and g.kill_on_run_cap:
+            g._kill(("cap", "run", self.run_id), f"run cap crossed: {exc}", self.run_id, exc.used_usd, exc.cap_usd)
+
+    # -- leases -----------------------------------------------------------------------------------------------
+    def _take_from_lease(self, amount: Decimal) -> _Lease:
+        g = self.guard
+        policy = g.leases
+        assert policy is not None
+        with self._lock:
+            now = g.clock()
+            margin = policy.ttl_seconds * 0.2
+            for lease in self._leases:
+                if lease.free >= amount and now < lease.deadline - margin:
+                    lease.held += amount
+                    return lease
+            lease = self._acquire_lease(amount, now, policy)
+            lease.held += amount
+            return lease
+
+    def _acquire_lease(self, needed: Decimal, now: float, policy: LeasePolicy) -> _Lease:
+        """Called with the run lock held: hand back idle leases, then lease a new slice (at least `needed`)."""
+        g = self.guard
+        keep: list[_Lease] = []
+        for lease in self._leases:
+            if lease.held == 0:
+                self._settle_lease(lease)  # returns its unused headroom
+            else:
+                shrunk = g.ledger.shrink(g.agent, lease.hold, lease.used + lease.held)
+                if shrunk is not None:
+                    lease.hold = shrunk
+                keep.append(lease)
+        self._leases = keep
+        caps = g.cap_limits(self.run_id, self.workflow, now)
+        usages = g.ledger.usages(g.agent, caps)
+        shared = [u.headroom for c, u in zip(caps, usages, strict=True) if c.scope != "run" and u.headroom is not None]
+        run_room = [
+            u.headroom for c, u in zip(caps, usages, strict=True) if c.scope == "run" and u.headroom is not None
+        ]
+        fraction = Decimal(str(policy.fraction))
+        size = min(shared) * fraction if shared else Decimal(str(policy.uncapped_usd))
+        if run_room:
+            size = min(size, run_room[0])
+        size = max(size, Decimal(str(policy.min_usd)))
+        if policy.max_usd is not None:
+            size = min(size, Decimal(str(policy.max_usd)))
+        rooms = [*shared, *run_room]
+        if rooms:
+            size = min(size, max(min(rooms), ZERO))
+        size = max(usd(size), needed)
+        attempts = [size] if size == needed else [size, needed]
+        last: BudgetExceeded | None = None
+        for amount in attempts:
+            try:
+                hold = g.ledger.reserve(
+                    g.agent,
+                    str(uuid.uuid4()),
+                    amount,
+                    caps,
+                    kind="lease",
+                    deadline=now + policy.ttl_seconds,
+                    meta={"run_id": self.run_id, "workflow": self.workflow or ""},
+                )
+            except BudgetExceeded as exc:
+                last = exc
+                continue
+            self.ledger_reservations += 1
+            lease = _Lease(hold)
+            self._leases.append(lease)
+            return lease
+        assert last is not None
+        raise last
+
+    def _settle_lease(self, lease: _Lease) -> None:
+        g = self.guard
+        actual = lease.used + lease.held  # in-flight calls at their estimate
+        try:
+            if not g.ledger.settle(g.agent, lease.hold, actual):
+                log.warning(
+                    "lease %s of run %s was already settled (expired and swept at $%s); local use was $%s",
+                    lease.hold.hold_id,
+                    self.run_id,
+                    lease.hold.amount,
+                    actual,
+                )
+        except Exception:
+            log.exception("settling lease %s failed; the sweeper will settle it at its amount", lease.hold.hold_id)
+
+    def _settle(self, call: Call, actual: Decimal, state: str) -> bool:
+        """Ledger side of Call.settle/release. True if this call changed the books."""
+        if call._lease is not None:
+            with self._lock:
+                call._lease.held -= call.estimate
+                call._lease.used += actual
+            return True
+        if call._hold is None:
+            return False
+        g = self.guard
+        return g.ledger.settle(g.agent, call._hold, actual, state="released" if state == "released" else "settled")
+
+
+class Call:
+    """One charge: reserved when created, settled with the actual usage (or released on an exception)."""
+
+    def __init__(  # noqa: PLR0917 (internal constructor)
+        self,
+        run: Run,
+        charge_id: str,
+        kind: str,
+        name: str,
+        estimate: Decimal,
+        price: ModelPrice | None,
+        input_tokens: int,
+        max_output_tokens: int,
+    ):
+        self.run = run
+        self.charge_id = charge_id
+        self.kind = kind
+        self.name = name
+        self.estimate = estimate
+        self.price = price
+        self.input_tokens = input_tokens
+        self.max_output_tokens = max_output_tokens
+        self.record: ChargeRecord | None = None
+        self._state = "reserved"
+        self._hold: Hold | None = None
+        self._lease: _Lease | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def estimate_usd(self) -> float:
+        return float(self.estimate)
+
+    def __enter__(self) -> Call:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._state != "reserved":
+            return
+        if exc_type is not None:
+            self.release()
+        else:
+            log.warning(
+                "charge %s left its block unsettled; settling at the estimate $%s", self.charge_id, self.estimate
+            )
+            self._finish(self.estimate, {"output_tokens": self.max_output_tokens}, state="settled")
+
+    def settle(
+        self,
+        output_tokens: int | None = None,
+        *,
+        input_tokens: int | None = None,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        usd_amount: float | Decimal | None = None,
+    ) -> ChargeRecord | None:
+        """Record the actual usage; the difference to the reservation is released. A second settle is a no-op
+        (returns None)."""
+        if usd_amount is not None:
+            actual = usd(usd_amount)
+        elif self.price is not None:
+            actual = self.price.cost(
+                self.input_tokens if input_tokens is None else input_tokens,
+                output_tokens or 0,
+                cache_read_tokens,
+                cache_write_tokens,
+            )
+        else:
+            actual = self.estimate
+        usage = {
+            "input_tokens": self.input_tokens if input_tokens is None else input_tokens,
+            "output_tokens": output_tokens or 0,
+            "cache_read_tokens": cache_read_tokens,
+            "cache_write_tokens": cache_write_tokens,
+        }
+        return self._finish(actual, usage, state="settled")
+
+    def release(self) -> bool:
+        """Give the whole reservation back (the call did not happen). No-op if already settled."""
+        return self._finish(ZERO, {}, state="released") is not None
+
+    def _finish(self, actual: Decimal, usage: Mapping[str, int], *, state: str) -> ChargeRecord | None:
+        with self._lock:
+            if self._state != "reserved":
+                return None
+            self._state = state
+        run = self.run
+        if actual > self.estimate:
+            log.warning(
+                "charge %s settled at $%s above its reservation $%s: recorded as spent",
+                self.charge_id,
+                actual,
+                self.estimate,
+            )
+        hold = self._hold
+        if self._lease is not None or (hold is not None and hold.state == "reserved"):
+            changed = run._settle(self, actual, state)
+        else:
+            # reserve+settle happened in one ledger step (charge_usd), unless the ledger replayed an earlier one
+            changed = hold is not None and hold.state == "settled" and not hold.replayed and state == "settled"
+        if not changed or state != "settled":
+            return None
+        with run._lock:
+            run._spent += actual
+        g = run.guard
+        record = ChargeRecord(
+            agent=g.agent,
+            run_id=run.run_id,
+            workflow=run.workflow,
+            charge_id=self.charge_id,
+            kind=self.kind,
+            name=self.name,
+            amount_usd=actual,
+            estimated_usd=self.estimate,
+            day=_day(g.clock()),
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+            cache_read_tokens=int(usage.get("cache_read_tokens", 0)),
+            cache_write_tokens=int(usage.get("cache_write_tokens", 0)),
+        )
+        self.record = record
+        g._sink(record)
+        return record
+
+
+def _dec(value: float | None) -> Decimal | None:
+    return None if value is None else usd(value)
+
+
+def _day(now: float) -> str:
+    return datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _models(models: Any) -> tuple[str, str] | None:
+    if models is None:
+        return None
+    if isinstance(models, tuple | list):
+        cheap, premium = models
+        return str(cheap), str(premium)
+    return str(models.cheap), str(models.premium)
+
+
+def spend_ledger_sink(spend: Any) -> SpendSink:
+    """A spend sink writing each settled charge to `killswitch.spend.ledger.SpendLedger.record_guard_charge`."""
+
+    def sink(rec: ChargeRecord) -> None:
+        spend.record_guard_charge(
+            rec.agent,
+            date.fromisoformat(rec.day),
+            rec.charge_id,
+            rec.amount_usd,
+            estimated_usd=rec.estimated_usd,
+            run_id=rec.run_id,
+            workflow=rec.workflow,
+            kind="llm" if rec.kind == "llm" else "tool",
+            name=rec.name,
+            input_tokens=rec.input_tokens + rec.cache_read_tokens + rec.cache_write_tokens,
+            output_tokens=rec.output_tokens,
+        )
+
+    return sink
+
+
+def _spend_ledger_sink(table_name: str, region: str | None) -> SpendSink | None:
+    """Wire the spend ledger on the stack's table when `killswitch.spend.ledger` is installed."""
+    try:
+        from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
+    except ImportError:
+        log.info("killswitch.spend.ledger not available: guard charges are not written to the spend ledger")
+        return None
+    import boto3
+
+    return spend_ledger_sink(SpendLedger(DynamoSpendStore(table_name, session=boto3.Session(region_name=region))))
