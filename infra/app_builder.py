@@ -1,0 +1,99 @@
+"""Build the CDK app from a validated config: stacks, cdk-nag, the same feature flags as `cdk.json`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, Environment, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from infra.management_stack import ManagementStack
+from infra.workload_stack import WorkloadStack
+from killswitch.config import KillSwitchConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CDK_JSON = REPO_ROOT / "cdk.json"
+
+
+def feature_flags() -> dict[str, Any]:
+    """The context of `cdk.json` minus our own `config` key: tests build apps with the same flags as `cdk`."""
+    context = dict(json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {}))
+    context.pop("config", None)
+    return context
+
+
+def workload_stack_name(config: KillSwitchConfig) -> str:
+    return f"{config.prefix}-workload"
+
+
+def management_stack_name(config: KillSwitchConfig) -> str:
+    return f"{config.prefix}-management"
+
+
+def new_app(outdir: str | None = None, context: dict[str, Any] | None = None) -> App:
+    return App(outdir=outdir, context={**feature_flags(), **(context or {})})
+
+
+def add_stacks(
+    app: App,
+    config: KillSwitchConfig,
+    *,
+    config_file: str = "killswitch.yaml",
+    scp_dir: Path | None = None,
+) -> tuple[WorkloadStack, ManagementStack | None]:
+    """Workload stack always; management stack when the config has a sandbox section.
+
+    Stacks are environment-agnostic unless the config names the account (`sandbox.workload_account_id`,
+    `sandbox.management_account_id`): then `cdk deploy` refuses credentials for any other account."""
+    sandbox = config.sandbox
+    workload_env = (
+        Environment(account=sandbox.workload_account_id, region=config.deploy_region)
+        if sandbox and sandbox.workload_account_id
+        else None
+    )
+    workload = WorkloadStack(
+        app,
+        workload_stack_name(config),
+        config=config,
+        config_file=config_file,
+        env=workload_env,
+        description=f"Agent Kill Switch ({config.prefix}): kill topic, kill Lambda, ledger, budgets, dashboard",
+    )
+    management = None
+    if sandbox is not None:
+        mgmt_env = (
+            Environment(account=sandbox.management_account_id, region=config.deploy_region)
+            if sandbox.management_account_id
+            else None
+        )
+        management = ManagementStack(
+            app,
+            management_stack_name(config),
+            config=config,
+            scp_dir=scp_dir if scp_dir is not None else Path(sandbox.scp).parent,
+            env=mgmt_env,
+            description=f"Agent Kill Switch ({config.prefix}): SCPs and budget actions for sandbox accounts",
+        )
+    return workload, management
+
+
+def enable_nag(app: App) -> None:
+    """cdk-nag 3.x AwsSolutions as a policy-validation plugin: an unacknowledged finding fails synth."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def build_app(
+    config: KillSwitchConfig,
+    *,
+    config_file: str = "killswitch.yaml",
+    scp_dir: Path | None = None,
+    outdir: str | None = None,
+    nag: bool = True,
+) -> App:
+    app = new_app(outdir)
+    add_stacks(app, config, config_file=config_file, scp_dir=scp_dir)
+    if nag:
+        enable_nag(app)
+    return app

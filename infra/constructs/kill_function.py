@@ -1,0 +1,272 @@
+"""The kill Lambda: subscribed to the kill topic, least-privilege IAM, dead-letter queue, JSON logs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import nag
+from infra.constructs import lambda_common
+from killswitch import tags
+
+KILL_HANDLER = "killswitch.handlers.kill.handler"
+# Kills are rare and idempotent; a small cap keeps a flood of alerts from fanning out into thousands of
+# concurrent StopInstances calls (SNS retries throttled deliveries, then the DLQ keeps them).
+KILL_RESERVED_CONCURRENCY = 5
+
+TAG_PRESENT = {"Null": {f"aws:ResourceTag/{tags.AGENT_NAME}": "false"}}
+ASG_TAG_PRESENT = {"Null": {f"autoscaling:ResourceTag/{tags.AGENT_NAME}": "false"}}
+
+
+def function_role(scope: Construct, construct_id: str, *, role_name: str, log_group: logs.ILogGroup) -> iam.Role:
+    """Execution role with CloudWatch Logs write on its own log group only (no AWSLambdaBasicExecutionRole)."""
+    role = iam.Role(
+        scope,
+        construct_id,
+        role_name=role_name,
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"{role_name}: execution role",
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        )
+    )
+    return role
+
+
+class KillFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        prefix: str,
+        key: kms.IKey,
+        kill_topic: sns.ITopic,
+        events_topic: sns.ITopic,
+        environment: Mapping[str, str],
+        org_role_arn: str | None = None,
+        direct_org_targets: Sequence[str] = (),
+    ) -> None:
+        """`org_role_arn`: management-account role to assume for SCP calls. `direct_org_targets`: sandbox account
+        ids this function may attach the deny SCP to itself (stack deployed in the management account)."""
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{prefix}-kill",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # `<prefix>-*` role name: the management account's org-kill role trusts exactly that pattern.
+        self.role = function_role(self, "Role", role_name=f"{prefix}-kill-{Aws.REGION}", log_group=self.log_group)
+        self.dlq = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            queue_name=f"{prefix}-kill-dlq",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=f"{prefix}-kill",
+            description="Agent Kill Switch: stops everything tagged with the alerted agent-name / agent-run-id",
+            runtime=lambda_common.RUNTIME,
+            handler=KILL_HANDLER,
+            code=lambda_common.code_asset(),
+            layers=[lambda_common.powertools_layer(self)],
+            memory_size=512,
+            timeout=Duration.minutes(5),
+            reserved_concurrent_executions=KILL_RESERVED_CONCURRENCY,
+            environment=dict(environment),
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            dead_letter_queue=self.dlq,
+            retry_attempts=2,
+        )
+        self.dlq.grant_send_messages(self.role)
+        kill_topic.add_subscription(subs.LambdaSubscription(self.function, dead_letter_queue=self.dlq))
+
+        self.policy = iam.Policy(
+            self,
+            "KillPolicy",
+            statements=kill_statements(org_role_arn=org_role_arn, direct_org_targets=direct_org_targets),
+        )
+        self.policy.attach_to_role(self.role)
+        events_topic.grant_publish(self.role)
+        self._acknowledge(direct_org_targets)
+
+    def finalize_dependencies(self) -> None:
+        """Call after every grant on the role: the function waits for the role's default policy and ours."""
+        default_policy = self.role.node.try_find_child("DefaultPolicy")
+        assert isinstance(default_policy, iam.Policy)
+        lambda_common.depend_on_policies(self.function, [default_policy, self.policy])
+
+    def _acknowledge(self, direct_org_targets: Sequence[str]) -> None:
+        nag.acknowledge(
+            self.policy,
+            "AwsSolutions-IAM5",
+            "Discovery (tag:GetResources, Describe*/List*) and Application Auto Scaling have no resource-level "
+            "permissions; they are read-only or, for RegisterScalableTarget, only used on ECS services already "
+            "found by their agent-name tag",
+            ["Resource::*", *(f"Action::{a}" for a in DISCOVERY_ACTIONS if a.endswith("*"))],
+        )
+        nag.acknowledge(
+            self.policy,
+            "AwsSolutions-IAM5",
+            "Agent resources run in every configured region and have unknown ids; every write is conditioned on "
+            "the agent-name resource tag being present (Null: false)",
+            [nag.resource_finding(p) for p in TAGGED_WRITE_ARNS],
+        )
+        nag.acknowledge(
+            self.policy,
+            "AwsSolutions-IAM5",
+            "EBS volume keys are not known in advance; kms:CreateGrant is limited to grants for AWS resources "
+            "(kms:GrantIsForAWSResource) so that EC2 can start instances with encrypted volumes on restore",
+            [nag.resource_finding(KMS_KEYS)],
+        )
+        if direct_org_targets:
+            nag.acknowledge(
+                self.policy,
+                "AwsSolutions-IAM5",
+                "The organization id (o-...) and the deny SCP id are only known after deployment; targets are "
+                "restricted to the configured sandbox account ids",
+                [nag.resource_finding(p) for p in org_resource_patterns(direct_org_targets, any_scp=True)],
+            )
+        acknowledge_key_grants(self.role)
+        acknowledge_runtime(self.function)
+
+
+DISCOVERY_ACTIONS = (
+    "tag:GetResources",
+    "ec2:DescribeInstances",
+    "ecs:Describe*",
+    "ecs:List*",
+    "autoscaling:Describe*",
+    "application-autoscaling:Describe*",
+)
+EC2_INSTANCES = "arn:{partition}:ec2:*:{account}:instance/*"
+ECS_SERVICES = "arn:{partition}:ecs:*:{account}:service/*"
+ECS_TASKS = "arn:{partition}:ecs:*:{account}:task/*"
+ASG_GROUPS = "arn:{partition}:autoscaling:*:{account}:autoScalingGroup:*:autoScalingGroupName/*"
+TAGGED_WRITE_ARNS = (EC2_INSTANCES, ECS_SERVICES, ECS_TASKS, ASG_GROUPS)
+KMS_KEYS = "arn:{partition}:kms:*:{account}:key/*"
+SCP_POLICIES = "arn:{partition}:organizations::{account}:policy/o-*/service_control_policy/p-*"
+ORG_ACCOUNT = "arn:{partition}:organizations::{account}:account/o-*/%s"
+ORG_READ_ACTIONS = (
+    "organizations:ListPoliciesForTarget",
+    "organizations:ListPolicies",
+    "organizations:ListAccounts",
+    "organizations:ListTagsForResource",
+    "organizations:DescribeOrganization",
+    "organizations:DescribeAccount",
+)
+
+
+def acknowledge_key_grants(role: iam.IRole) -> None:
+    nag.acknowledge(
+        role,
+        "AwsSolutions-IAM5",
+        "CDK grants (topic publish, table read/write) on the one customer-managed key of this stack: the "
+        "kms:GenerateDataKey*/ReEncrypt* action families are scoped to that key's ARN",
+        ["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
+    )
+
+
+def acknowledge_runtime(function: lambda_.IFunction) -> None:
+    nag.acknowledge(
+        function,
+        "AwsSolutions-L1",
+        "python3.13 is pinned to match the Powertools public layer parameter "
+        f"({lambda_common.POWERTOOLS_LAYER_PARAM}) and the tested runtime; bump both together",
+    )
+
+
+def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[str]) -> list[iam.PolicyStatement]:
+    statements = [
+        iam.PolicyStatement(sid="Discover", actions=list(DISCOVERY_ACTIONS), resources=["*"]),
+        iam.PolicyStatement(
+            sid="StopStartTaggedInstances",
+            actions=["ec2:StopInstances", "ec2:StartInstances"],
+            resources=[nag.arn(EC2_INSTANCES)],
+            conditions=TAG_PRESENT,
+        ),
+        iam.PolicyStatement(
+            sid="ScaleStopTaggedEcs",
+            actions=["ecs:UpdateService", "ecs:StopTask"],
+            resources=[nag.arn(ECS_SERVICES), nag.arn(ECS_TASKS)],
+            conditions=TAG_PRESENT,
+        ),
+        iam.PolicyStatement(
+            sid="ScaleTaggedAutoScalingGroups",
+            actions=[
+                "autoscaling:UpdateAutoScalingGroup",
+                "autoscaling:SuspendProcesses",
+                "autoscaling:ResumeProcesses",
+            ],
+            resources=[nag.arn(ASG_GROUPS)],
+            conditions=ASG_TAG_PRESENT,
+        ),
+        # Application Auto Scaling identifies a scalable target by namespace/resource id/dimension; the ECS
+        # service's tags are not visible to it, so no tag condition can apply. The kill code only calls it for
+        # ECS services it has already found through their agent-name tag (to lower min capacity and suspend
+        # scaling before UpdateService, and to put them back on restore).
+        iam.PolicyStatement(
+            sid="EcsServiceScaling",
+            actions=[
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:DescribeScalableTargets",
+            ],
+            resources=["*"],
+        ),
+        # Restarting an instance with KMS-encrypted EBS volumes needs a grant for EC2 on the volume keys.
+        iam.PolicyStatement(
+            sid="RestartEncryptedVolumes",
+            actions=["kms:CreateGrant"],
+            resources=[nag.arn(KMS_KEYS)],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+    ]
+    if org_role_arn:
+        statements.append(
+            iam.PolicyStatement(sid="AssumeOrgKillRole", actions=["sts:AssumeRole"], resources=[org_role_arn])
+        )
+    if direct_org_targets:
+        statements.extend(org_statements(direct_org_targets, policy_arn=None))
+    return statements
+
+
+def org_resource_patterns(targets: Sequence[str], *, any_scp: bool) -> list[str]:
+    """Wildcard ARN patterns of `org_statements` (for acknowledgements)."""
+    return ([SCP_POLICIES] if any_scp else []) + [ORG_ACCOUNT % t for t in targets]
+
+
+def org_statements(targets: Sequence[str], *, policy_arn: str | None) -> list[iam.PolicyStatement]:
+    """Attach/detach the deny SCP on the sandbox accounts only, plus the Organizations reads the kill needs.
+
+    ARNs use this stack's account (the management account). The organization id (`o-...`) is unknown at synth,
+    hence `o-*`; `policy_arn` None means any SCP of the organization (the policy lives in another stack)."""
+    accounts = [nag.arn(ORG_ACCOUNT % t) for t in targets]
+    return [
+        iam.PolicyStatement(
+            sid="AttachDenyScp",
+            actions=["organizations:AttachPolicy", "organizations:DetachPolicy"],
+            resources=[policy_arn or nag.arn(SCP_POLICIES), *accounts],
+        ),
+        iam.PolicyStatement(sid="OrganizationsRead", actions=list(ORG_READ_ACTIONS), resources=["*"]),
+    ]

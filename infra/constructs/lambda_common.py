@@ -1,0 +1,91 @@
+"""What both Lambdas share: the code asset, the Powertools layer, the environment (and its 4 KB limit)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import CfnElement, CfnResource, Stack, Token
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from killswitch import settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LAMBDA_SOURCE = REPO_ROOT / "lambdas"
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+POWERTOOLS_LAYER_PARAM = "/aws/service/powertools/python/x86_64/python3.13/latest"
+METRICS_NAMESPACE = "AgentKillSwitch"
+
+# The asset is the `lambdas/` folder as is (no Docker, no bundling); the CLI ships too, it is small.
+ASSET_EXCLUDE = [
+    "**/__pycache__",
+    "**/*.pyc",
+    "*.egg-info",
+    "**/.mypy_cache",
+    "**/.pytest_cache",
+    "**/.ruff_cache",
+    "**/.hypothesis",
+]
+
+# AWS limit: the keys and values of all environment variables of a function together, at most 4 KB.
+LAMBDA_ENV_LIMIT_BYTES = 4096
+# Deploy-time values (topic ARNs, table names) are unresolved tokens at synth; count them at a generous
+# upper bound so that a config that passes here cannot fail at deploy.
+TOKEN_SIZE_ESTIMATE = 256
+
+
+class LambdaEnvironmentTooLarge(ValueError):
+    """The config JSON (and the rest of the environment) does not fit a Lambda's 4 KB environment."""
+
+
+def environment_size(env: Mapping[str, str]) -> int:
+    size = 0
+    for name, value in env.items():
+        size += len(name.encode())
+        size += TOKEN_SIZE_ESTIMATE if Token.is_unresolved(value) else len(value.encode())
+    return size
+
+
+def check_environment_size(env: Mapping[str, str], *, function: str, config_file: str) -> None:
+    size = environment_size(env)
+    if size > LAMBDA_ENV_LIMIT_BYTES:
+        config_bytes = len(env.get(settings.ENV_CONFIG_JSON, "").encode())
+        raise LambdaEnvironmentTooLarge(
+            f"{config_file}: the config is too large for the {function} Lambda environment: "
+            f"{size} bytes of environment variables (config JSON {config_bytes} bytes, deploy-time values counted "
+            f"at {TOKEN_SIZE_ESTIMATE} bytes each) > the AWS limit of {LAMBDA_ENV_LIMIT_BYTES} bytes. "
+            "Shorten the config: fewer agents or workflow caps, shorter names."
+        )
+
+
+def code_asset() -> lambda_.Code:
+    return lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=ASSET_EXCLUDE)
+
+
+def powertools_layer(scope: Construct) -> lambda_.ILayerVersion:
+    """The public Powertools layer; its ARN is read from the public SSM parameter at deploy time (synth offline)."""
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child("PowertoolsLayer")
+    if existing is not None:
+        return existing  # type: ignore[return-value]
+    arn = ssm.StringParameter.value_for_string_parameter(stack, POWERTOOLS_LAYER_PARAM)
+    return lambda_.LayerVersion.from_layer_version_arn(stack, "PowertoolsLayer", arn)
+
+
+def depend_on_policies(function: lambda_.Function, policies: list[iam.Policy]) -> None:
+    """Make the function wait for its IAM policies, and only for them.
+
+    CDK also adds a DependsOn on the execution role, which the `Role` GetAtt already enforces (cfn-lint W3005);
+    the explicit list keeps the needed part: no invocation before the role's policies exist."""
+    stack = Stack.of(function)
+    cfn = function.node.default_child
+    assert isinstance(cfn, CfnResource)
+    logical_ids = []
+    for policy in policies:
+        policy_cfn = policy.node.default_child
+        assert isinstance(policy_cfn, CfnElement)
+        logical_ids.append(stack.get_logical_id(policy_cfn))
+    cfn.add_override("DependsOn", logical_ids)

@@ -1,0 +1,66 @@
+"""SNS topics: `kill` (alerts in: Budgets, Cost Anomaly Detection, guard, CLI) and `events` (results out)."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+
+def budgets_source_arn() -> str:
+    return f"arn:{Aws.PARTITION}:budgets::{Aws.ACCOUNT_ID}:*"
+
+
+def anomaly_source_arn() -> str:
+    return f"arn:{Aws.PARTITION}:ce::{Aws.ACCOUNT_ID}:anomalysubscription/*"
+
+
+class KillTopic(Construct):
+    """Encrypted, SSL-only topic that AWS Budgets and Cost Anomaly Detection may publish to (this account only)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, prefix: str, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            topic_name=f"{prefix}-kill",
+            display_name="Agent Kill Switch: kill requests",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        for sid, service, source_arn in (
+            ("AllowBudgetsPublish", "budgets.amazonaws.com", budgets_source_arn()),
+            ("AllowCostAnomalyPublish", "costalerts.amazonaws.com", anomaly_source_arn()),
+        ):
+            self.topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=["SNS:Publish"],
+                    resources=[self.topic.topic_arn],
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                        "ArnLike": {"aws:SourceArn": source_arn},
+                    },
+                )
+            )
+
+
+class EventsTopic(Construct):
+    """Encrypted, SSL-only topic for kill results and alarms; `notify.emails` subscribe to it."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, prefix: str, key: kms.IKey, emails: list[str]) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            topic_name=f"{prefix}-events",
+            display_name="Agent Kill Switch: results",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        for email in emails:
+            self.topic.add_subscription(subs.EmailSubscription(email))

@@ -1,0 +1,219 @@
+"""Management-account stack (only with a `sandbox` section): SCPs, budget actions applying the deny SCP, and the
+cross-account role the workload account's kill Lambda assumes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Annotations, Aws, CfnRule, CfnRuleAssertion, Fn, Stack
+from aws_cdk import aws_budgets as budgets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_organizations as organizations
+from constructs import Construct
+
+from infra import nag
+from infra.constructs.budgets import MAX_EMAIL_SUBSCRIBERS, cost_budget, notifications
+from infra.constructs.kill_function import ORG_ACCOUNT, org_resource_patterns, org_statements
+from infra.workload_stack import StackConfigError, org_role_name, sandbox_accounts
+from killswitch.config import KillSwitchConfig
+
+# Organizations quota (May 2026): 10,240 characters per SCP, measured on the submitted (minified) text.
+SCP_MAX_CHARS = 10_240
+# Budgets actions take 1-11 subscribers.
+MAX_ACTION_SUBSCRIBERS = 11
+
+
+@dataclass(frozen=True)
+class ScpDocument:
+    path: Path
+    name: str
+    content: str  # minified JSON, exactly what is submitted
+
+
+def minify(text: str) -> str:
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
+def load_scp_documents(scp_dir: Path, prefix: str) -> list[ScpDocument]:
+    """Every `*.json` in `scp_dir`, minified; a clear error naming the file for bad JSON or an oversize policy."""
+    docs = []
+    for path in sorted(scp_dir.glob("*.json")):
+        try:
+            content = minify(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise StackConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+        if len(content) > SCP_MAX_CHARS:
+            raise StackConfigError(
+                f"{path}:1:1: SCP is {len(content)} characters minified, over the {SCP_MAX_CHARS} limit"
+            )
+        docs.append(ScpDocument(path=path, name=f"{prefix}-{path.stem}", content=content))
+    return docs
+
+
+class ManagementStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: KillSwitchConfig,
+        scp_dir: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        if config.sandbox is None:
+            raise StackConfigError("the management stack needs a sandbox section in the config")
+        self.config = config
+        sandbox = config.sandbox
+        prefix = config.prefix
+        deny_name = config.scp_policy_name()
+
+        self.policies: dict[str, organizations.CfnPolicy] = {}
+        for doc in load_scp_documents(scp_dir, prefix):
+            policy = organizations.CfnPolicy(
+                self,
+                f"Scp-{doc.path.stem}",
+                name=doc.name,
+                type="SERVICE_CONTROL_POLICY",
+                content=json.loads(doc.content),
+                description=f"Agent Kill Switch: {doc.path.name} (attached by the kill, never by this stack)",
+            )
+            # `Content` takes a JSON object or a JSON string; the string is exactly the minified text that was
+            # measured against the size limit (the L1 props only accept an object, hence the override).
+            policy.add_property_override("Content", doc.content)
+            self.policies[doc.name] = policy
+        if deny_name not in self.policies:
+            raise StackConfigError(
+                f"sandbox.scp: {sandbox.scp} was not found in {scp_dir} (deny policy {deny_name!r} is required)"
+            )
+        self.deny_policy = self.policies[deny_name]
+
+        targets = sandbox_accounts(config)
+        mgmt = sandbox.management_account_id
+        if mgmt and mgmt in targets:  # the config model refuses this too; never rely on one check only
+            raise StackConfigError(f"the management account {mgmt} cannot be a sandbox account")
+        if targets:
+            # Deploy-time guard: refuse to deploy into an account that is itself a sandbox target.
+            CfnRule(
+                self,
+                "NeverTargetManagementAccount",
+                assertions=[
+                    CfnRuleAssertion(
+                        assert_=Fn.condition_not(Fn.condition_contains(targets, Aws.ACCOUNT_ID)),
+                        assert_description="SCPs never apply to the management account: it must not be a sandbox "
+                        "account of any agent",
+                    )
+                ],
+            )
+
+        self.execution_role = self._execution_role(targets)
+        self.action_budgets: dict[tuple[str, str], budgets.CfnBudget] = {}
+        self.actions: dict[tuple[str, str], budgets.CfnBudgetsAction] = {}
+        emails = list(config.notify.emails)
+        for agent in config.agents:
+            for account in agent.sandbox_accounts:
+                name = f"{config.budget_name_for(agent)}-{account}"
+                budget = cost_budget(
+                    self,
+                    f"Budget-{agent.name}-{account}",
+                    name=name,
+                    agent=agent,
+                    cost_filters={"LinkedAccount": [account]},
+                    notifications_with_subscribers=notifications(agent, None, emails) if emails else None,
+                )
+                self.action_budgets[(agent.name, account)] = budget
+                if not emails:
+                    Annotations.of(budget).add_warning_v2(
+                        "killswitch:budget-action-without-subscribers",
+                        f"no budget action for agent {agent.name!r} on account {account}: a Budgets action needs "
+                        "1-11 subscribers and notify.emails is empty",
+                    )
+                    continue
+                action = budgets.CfnBudgetsAction(
+                    self,
+                    f"Action-{agent.name}-{account}",
+                    budget_name=name,
+                    action_type="APPLY_SCP_POLICY",
+                    action_threshold=budgets.CfnBudgetsAction.ActionThresholdProperty(
+                        type="PERCENTAGE", value=agent.budget.kill_at_pct
+                    ),
+                    definition=budgets.CfnBudgetsAction.DefinitionProperty(
+                        scp_action_definition=budgets.CfnBudgetsAction.ScpActionDefinitionProperty(
+                            policy_id=self.deny_policy.attr_id, target_ids=[account]
+                        )
+                    ),
+                    execution_role_arn=self.execution_role.role_arn,
+                    approval_model="MANUAL" if agent.approval.value == "manual" else "AUTOMATIC",
+                    notification_type="ACTUAL",
+                    subscribers=[
+                        budgets.CfnBudgetsAction.SubscriberProperty(address=e, type="EMAIL")
+                        for e in emails[: min(MAX_EMAIL_SUBSCRIBERS, MAX_ACTION_SUBSCRIBERS)]
+                    ],
+                )
+                action.add_resource_dependency(budget)  # budget_name is a plain string, not a Ref
+                self.actions[(agent.name, account)] = action
+
+        self.org_kill_role: iam.Role | None = None
+        if sandbox.workload_account_id:
+            self.org_kill_role = self._org_kill_role(sandbox.workload_account_id, targets)
+
+    def _execution_role(self, targets: list[str]) -> iam.Role:
+        role = iam.Role(
+            self,
+            "BudgetsActionRole",
+            role_name=f"{self.config.prefix}-budgets-action",
+            description="Assumed by AWS Budgets to attach/detach the deny SCP on sandbox accounts",
+            assumed_by=iam.ServicePrincipal(
+                "budgets.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+        )
+        accounts = [nag.arn(ORG_ACCOUNT % t) for t in targets]
+        policy = iam.Policy(
+            self,
+            "BudgetsActionPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    sid="AttachDenyScp",
+                    actions=["organizations:AttachPolicy", "organizations:DetachPolicy"],
+                    resources=[self.deny_policy.attr_arn, *accounts],
+                )
+            ],
+        )
+        policy.attach_to_role(role)
+        nag.acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "The organization id (o-...) is only known after deployment; targets are the configured sandbox "
+            "account ids and the policy is the deny SCP of this stack",
+            [nag.resource_finding(p) for p in org_resource_patterns(targets, any_scp=False)],
+        )
+        return role
+
+    def _org_kill_role(self, workload_account: str, targets: list[str]) -> iam.Role:
+        prefix = self.config.prefix
+        role = iam.Role(
+            self,
+            "OrgKillRole",
+            role_name=org_role_name(self.config),
+            description=f"Assumed by the {prefix} kill Lambda in {workload_account} to attach/detach the deny SCP",
+            assumed_by=iam.AccountPrincipal(workload_account).with_conditions(
+                {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{workload_account}:role/{prefix}-*"}}
+            ),
+        )
+        policy = iam.Policy(
+            self,
+            "OrgKillPolicy",
+            statements=org_statements(targets, policy_arn=self.deny_policy.attr_arn),
+        )
+        policy.attach_to_role(role)
+        nag.acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "Organizations List*/Describe* reads have no resource-level permissions; attach/detach is limited to "
+            "the deny SCP of this stack and the sandbox accounts (the organization id is unknown at synth)",
+            ["Resource::*", *(nag.resource_finding(p) for p in org_resource_patterns(targets, any_scp=False))],
+        )
+        return role

@@ -1,0 +1,123 @@
+"""Workload stack: everything one workload account needs (one per account, deployed in `config.deploy_region`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.constructs import lambda_common
+from infra.constructs.alarms import KillAlarms
+from infra.constructs.budgets import AgentBudgets
+from infra.constructs.dashboard import AgentsDashboard
+from infra.constructs.encryption import KillSwitchKey
+from infra.constructs.guard_policy import GuardPublisherPolicy
+from infra.constructs.kill_function import KillFunction
+from infra.constructs.ledger import LedgerTable
+from infra.constructs.spend_recorder import SpendRecorder
+from infra.constructs.topics import EventsTopic, KillTopic
+from killswitch import settings
+from killswitch.config import KillSwitchConfig
+
+
+class StackConfigError(ValueError):
+    """The config cannot be turned into stacks (a combination the config model alone does not reject)."""
+
+
+def org_role_name(config: KillSwitchConfig) -> str:
+    return f"{config.prefix}-org-kill"
+
+
+def org_role_arn(config: KillSwitchConfig) -> str | None:
+    """ARN of the management account's org-kill role, when the kill Lambda runs in another account."""
+    sandbox = config.sandbox
+    if sandbox is None or sandbox.workload_account_id is None:
+        return None
+    if sandbox.management_account_id is None:
+        raise StackConfigError(
+            "sandbox.workload_account_id is set but sandbox.management_account_id is not: the kill Lambda "
+            f"assumes the {org_role_name(config)} role in the management account and needs its account id"
+        )
+    return f"arn:aws:iam::{sandbox.management_account_id}:role/{org_role_name(config)}"
+
+
+def sandbox_accounts(config: KillSwitchConfig) -> list[str]:
+    return sorted({acct for a in config.agents for acct in a.sandbox_accounts})
+
+
+class WorkloadStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: KillSwitchConfig,
+        config_file: str = "killswitch.yaml",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        prefix = config.prefix
+
+        self.key = KillSwitchKey(self, "Encryption", prefix=prefix).key
+        self.kill_topic = KillTopic(self, "KillTopic", prefix=prefix, key=self.key).topic
+        self.events_topic = EventsTopic(
+            self, "EventsTopic", prefix=prefix, key=self.key, emails=list(config.notify.emails)
+        ).topic
+        self.table = LedgerTable(self, "Ledger", prefix=prefix, key=self.key).table
+
+        base_env = {
+            settings.ENV_TABLE: self.table.table_name,
+            settings.ENV_EVENTS_TOPIC: self.events_topic.topic_arn,
+            settings.ENV_KILL_TOPIC: self.kill_topic.topic_arn,
+            settings.ENV_CONFIG_JSON: config.to_json(),
+            "POWERTOOLS_METRICS_NAMESPACE": lambda_common.METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        role_arn = org_role_arn(config)
+        kill_env = {**base_env, "POWERTOOLS_SERVICE_NAME": f"{prefix}-kill"}
+        scp_name = config.scp_policy_name()
+        if scp_name:
+            kill_env[settings.ENV_SCP_POLICY_NAME] = scp_name
+        if role_arn:
+            kill_env[settings.ENV_ORG_ROLE] = role_arn
+        spend_env = {**base_env, "POWERTOOLS_SERVICE_NAME": f"{prefix}-spend-recorder"}
+        lambda_common.check_environment_size(kill_env, function="kill", config_file=config_file)
+        lambda_common.check_environment_size(spend_env, function="spend recorder", config_file=config_file)
+
+        # Without a separate workload account the stack shares the management account and the kill Lambda
+        # attaches the deny SCP itself; otherwise it assumes the org-kill role.
+        direct_targets = sandbox_accounts(config) if config.sandbox and role_arn is None else []
+        self.kill = KillFunction(
+            self,
+            "Kill",
+            prefix=prefix,
+            key=self.key,
+            kill_topic=self.kill_topic,
+            events_topic=self.events_topic,
+            environment=kill_env,
+            org_role_arn=role_arn,
+            direct_org_targets=direct_targets,
+        )
+        self.table.grant_read_write_data(self.kill.role)
+        self.kill.finalize_dependencies()
+        self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
+        self.alarms = KillAlarms(
+            self, "Alarms", prefix=prefix, function=self.kill.function, dlq=self.kill.dlq, topic=self.events_topic
+        )
+        self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
+        self.budgets = AgentBudgets(self, "Budgets", config=config, kill_topic_arn=self.kill_topic.topic_arn).budgets
+        self.guard_policy = GuardPublisherPolicy(
+            self, "GuardPublisher", prefix=prefix, kill_topic=self.kill_topic, table=self.table, key=self.key
+        ).policy
+
+        CfnOutput(self, "KillTopicArn", value=self.kill_topic.topic_arn, description="SNS topic: kill requests in")
+        CfnOutput(self, "EventsTopicArn", value=self.events_topic.topic_arn, description="SNS topic: results out")
+        CfnOutput(self, "LedgerTableName", value=self.table.table_name, description="DynamoDB ledger table")
+        CfnOutput(
+            self,
+            "GuardPublisherPolicyArn",
+            value=self.guard_policy.managed_policy_arn,
+            description="Attach to agent roles that run the guard SDK",
+        )
