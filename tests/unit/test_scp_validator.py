@@ -224,3 +224,13 @@ def test_directory_and_unreadable_paths(tmp_path: Path) -> None:
 def test_finding_str_format() -> None:
     f = Finding("scp_policies/x.json", 3, 9, "SCP031", "error", "unknown service prefix 'foo'")
     assert str(f) == "scp_policies/x.json:3:9: SCP031 unknown service prefix 'foo'"
+
+
+def test_readme_code_table_matches_the_validator() -> None:
+    readme = (REPO / "scp_policies" / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): (line.split("|")[2].strip(), line.split("|")[3].strip())
+        for line in readme.splitlines()
+        if line.startswith("| SCP")
+    }
+    assert rows == CODES
