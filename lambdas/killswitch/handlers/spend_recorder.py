@@ -1,6 +1,7 @@
 """Spend recorder Lambda (EventBridge schedule): Cost Explorer → ledger, then per-agent spend metrics.
 
-Event: any scheduled event; an optional `detail.lookback_days` (1..90) overrides the re-read window (default 3).
+Event: any scheduled event; an optional `detail.lookback_days` (1..90) overrides the re-read window (default 3);
+an invalid value is rejected (logged, `{"rejected": reason}` returned, nothing read or written).
 Metrics (namespace `AgentKillSwitch`, EMF): `AgentSpendUSD` with dimensions exactly {agent, source}, one per
 source that has figures in the agent's current budget period; `AgentBudgetPct` with dimension {agent}.
 The returned dict is the ingestion summary plus each agent's period-to-date figures.
@@ -8,20 +9,21 @@ The returned dict is the ingestion summary plus each agent's period-to-date figu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from killswitch.settings import KillSwitchEnv
-from killswitch.spend.cost_explorer import DEFAULT_LOOKBACK_DAYS, CostExplorerIngester
+from killswitch.spend.cost_explorer import DEFAULT_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS, CostExplorerIngester
 from killswitch.spend.ledger import (
     SOURCE_BUDGET,
     SOURCE_COST_EXPLORER,
     SOURCE_GUARD,
     DynamoSpendStore,
     SpendLedger,
+    money_str,
     read_agent_state,
 )
 from killswitch.spend.report import AgentReport, build_reports
@@ -32,13 +34,17 @@ logger = Logger(service="killswitch-spend-recorder")
 metrics = Metrics(namespace=NAMESPACE, service="")
 
 
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
 def _lookback(event: Any) -> int:
     detail = event.get("detail") if isinstance(event, dict) else None
     value = detail.get("lookback_days") if isinstance(detail, dict) else None
     if value is None:
         return DEFAULT_LOOKBACK_DAYS
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"detail.lookback_days must be an integer (got {value!r})")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LOOKBACK_DAYS:
+        raise ValueError(f"detail.lookback_days must be an integer in 1..{MAX_LOOKBACK_DAYS} (got {value!r})")
     return value
 
 
@@ -69,10 +75,14 @@ def publish_metrics(reports: list[AgentReport]) -> int:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     env = KillSwitchEnv.from_env()
     config = env.config
-    lookback = _lookback(event)
+    try:
+        lookback = _lookback(event)
+    except ValueError as exc:  # a bad schedule payload: say so once, do not let EventBridge retry it
+        logger.error("event rejected", extra={"reason": str(exc)})
+        return {"rejected": str(exc)}
     ledger = SpendLedger(DynamoSpendStore(env.table_name), retention_days=config.ledger_retention_days)
-    now = datetime.now(UTC)
-    summary = CostExplorerIngester(ledger, config.agent_names(), lookback_days=lookback).ingest(now.date())
+    today = _today()
+    summary = CostExplorerIngester(ledger, config.agent_names(), lookback_days=lookback).ingest(today)
     for name in summary.failed_agents:
         logger.error("cost explorer ingestion failed", extra={"agent": name, "errors": summary.agents[name].errors})
 
@@ -80,9 +90,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     report_errors: dict[str, str] = {}
     for agent in config.agents:
         try:
-            reports.extend(
-                build_reports(ledger, [agent], now.date(), state_of=lambda a: read_agent_state(ledger.store, a))
-            )
+            reports.extend(build_reports(ledger, [agent], today, state_of=lambda a: read_agent_state(ledger.store, a)))
         except Exception as exc:  # one agent's ledger trouble must not hide the others' metrics
             report_errors[agent.name] = f"{type(exc).__name__}: {exc}"
             logger.exception("spend figures failed", extra={"agent": agent.name})
@@ -93,7 +101,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result["report_errors"] = report_errors
     result["figures"] = {
         r.agent: {
-            "spend_usd": str(r.spend_usd),
+            "spend_usd": money_str(r.spend_usd),
             "spend_source": r.spend_source,
             "pct_of_budget": str(r.pct_of_budget),
             "state": r.state,
