@@ -186,3 +186,29 @@ def test_letter_with_no_numbers_is_refused(example_config: KillSwitchConfig) -> 
 def test_budgets_subject_without_a_letter_is_refused(example_config: KillSwitchConfig) -> None:
     r = _rejected(parse_message("hello", example_config, subject=BUDGET_SUBJECT.format(name="Test Budget")))
     assert "AWS Budget Notification" in r.reason
+
+
+def test_threshold_printed_as_a_percentage_is_converted(example_config: KillSwitchConfig) -> None:
+    text = letter("budget_monthly_forecasted.txt").replace("Alert Threshold: > $400.00", "Alert Threshold: > 80%")
+    a = _alert(parse_message(text, example_config))
+    assert a.threshold_pct == 80.0
+    assert a.threshold_usd == 400.0  # from the "$400.00" of the sentence; the percentage agrees
+    no_prose = text.replace("greater than $400.00", "greater than 80%")
+    b = _alert(parse_message(no_prose, example_config))
+    assert (b.threshold_usd, b.threshold_pct) == (400.0, 80.0)  # 80 % of the $500.00 budgeted amount
+
+
+def test_letter_without_any_date_takes_the_period_of_processing(example_config: KillSwitchConfig) -> None:
+    from datetime import UTC, datetime
+
+    text = letter("budget_monthly_actual.txt").replace("September 26, 2022", "")
+    march = _alert(parse_message(text, example_config, now=datetime(2026, 3, 31, 23, 0, tzinfo=UTC)))
+    april = _alert(parse_message(text, example_config, now=datetime(2026, 4, 1, 1, 0, tzinfo=UTC)))
+    assert march.alert_date is None
+    assert (march.period, april.period) == ("2026-03", "2026-04")
+    assert march.dedupe_key != april.dedupe_key
+
+
+def test_event_without_source_is_refused(example_config: KillSwitchConfig) -> None:
+    r = _rejected(parse_message('{"action": "kill", "agent": "log-summarizer", "reason": "x"}', example_config))
+    assert r.reason == "event has no source (expected one of killswitch.guard, killswitch.cli)"

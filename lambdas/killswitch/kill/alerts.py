@@ -288,15 +288,12 @@ def _parse_event(event: Any, config: KillSwitchConfig, now: datetime | None) -> 
         return [_parse_record(i, record, config, now) for i, record in enumerate(records)]
     if isinstance(event.get("Sns"), Mapping):
         return [_parse_record(0, event, config, now)]
+    if event.get("source") in (*OWN_SOURCES, AlertSource.TEST.value):
+        message_id = _str_or_none(event.get("id"))
+        timestamp = _str_or_none(event.get("time"))
+        return [_parse_own(event, config, message_id=message_id, timestamp=timestamp, now=now)]
     if "detail-type" in event or event.get("source") == AlertSource.ANOMALY:
         return [_parse_eventbridge(event, config)]
-    if event.get("source") in (*OWN_SOURCES, AlertSource.TEST.value):
-        obj = dict(event)
-        detail = obj.get("detail")
-        if "action" not in obj and isinstance(detail, Mapping):  # one of our events routed through EventBridge
-            obj = {**detail, "source": obj["source"]}
-        message_id = _str_or_none(event.get("id"))
-        return [_parse_own(obj, config, message_id=message_id, timestamp=_str_or_none(event.get("time")), now=now)]
     if "Message" in event:
         return [_parse_sns_like(event, config, now, where="event")]
     if "anomalyId" in event or "monitorArn" in event:
@@ -422,7 +419,7 @@ def _parse_message(
         return _parse_json_message(obj, config=config, message_id=message_id, timestamp=timestamp, now=now, raw=raw)
     if _BUDGET_ANCHOR_RE.search(text.replace("\r\n", "\n").replace("\r", "\n")):
         return _parse_budget_letter(
-            text, config=config, subject=subject, message_id=message_id, timestamp=timestamp, raw=raw
+            text, config=config, subject=subject, message_id=message_id, timestamp=timestamp, now=now, raw=raw
         )
     if subject and _BUDGET_SUBJECT_RE.match(subject):
         return Rejected(
@@ -458,7 +455,8 @@ def _parse_json_message(
     if "anomalyId" in obj or "monitorArn" in obj:
         return _parse_anomaly(obj, config, message_id=message_id, timestamp=timestamp, raw=raw)
     if "action" in obj and "agent" in obj:
-        return Rejected(f"event source {_short(source, 40)} is not one of {', '.join(OWN_SOURCES)}", message_id, raw)
+        shown = "has no source" if source is None else f"source {_short(source, 40)} is not"
+        return Rejected(f"event {shown} (expected one of {', '.join(OWN_SOURCES)})", message_id, raw)
     keys = ", ".join(_short(k, 30) for k in list(obj)[:8]) or "none"
     return Rejected(
         "JSON message is not a recognised alert (not a kill switch event, not a Cost Anomaly Detection alert); "
@@ -498,6 +496,9 @@ def _parse_own(
 ) -> ParseResult:
     raw = raw if raw is not None else _raw_of(obj)
     data = {k: v for k, v in obj.items() if isinstance(k, str)}
+    detail = data.get("detail")
+    if "action" not in data and isinstance(detail, Mapping):  # one of our events routed through EventBridge
+        data = {**{k: v for k, v in detail.items() if isinstance(k, str)}, "source": data.get("source")}
     is_test = data.get("source") == AlertSource.TEST.value
     if is_test:  # manual test events: same fields, source "test", reason optional
         data = {**data, "source": "killswitch.cli"}
@@ -644,6 +645,7 @@ _ACCOUNT_RE = re.compile(r"^AWS Account(?: ID)?\s*:?\s*(?P<id>\d{4}-?\d{4}-?\d{4
 _NUMBER_RE = re.compile(r"[+-]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
 _TOKEN_RE = re.compile(r"[A-Za-z]+\$|\$|[A-Za-z]+|\d+|[^\sA-Za-z\d]")
 _IGNORED_PUNCTUATION = set("><=()[],.:;*-+~")
+_PERCENT_RE = re.compile(r"^\s*[>=]*\s*(?P<pct>\d[\d,]*(?:\.\d+)?)\s*%\s*$")
 _PROSE_AMOUNT_RE = re.compile(
     r"\bthe (?P<kind>ACTUAL|FORECASTED) (?P<what>Cost|Usage) associated with this budget (?:is|was) "
     r"(?P<amount>\S+?)\.?(?=\s|$)",
@@ -707,6 +709,7 @@ def _parse_budget_letter(
     subject: str | None,
     message_id: str | None,
     timestamp: str | None,
+    now: datetime | None,
     raw: str,
 ) -> ParseResult:
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -779,17 +782,27 @@ def _parse_budget_letter(
 
     prose_amount = amount_prose["amount"] if amount_prose and amount_prose["kind"].upper() == alert_type else None
     amount = money(f"{alert_type} amount", fields.get(f"{alert_type.lower()} amount"), prose_amount)
-    threshold = money(
-        "alert threshold", fields.get("alert threshold"), threshold_prose["threshold"] if threshold_prose else None
-    )
     budgeted = money("budgeted amount", fields.get("budgeted amount"), None)
+    # The threshold is printed in dollars even when it was set as a percentage; accept `> 80%` all the same.
+    threshold_texts = [fields.get("alert threshold"), threshold_prose["threshold"] if threshold_prose else None]
+    threshold_pct: float | None = None
+    for i, candidate in enumerate(threshold_texts):
+        pct_match = _PERCENT_RE.match(candidate) if candidate else None
+        if pct_match:
+            threshold_pct = threshold_pct or float(pct_match["pct"].replace(",", ""))
+            threshold_texts[i] = None
+    threshold = money("alert threshold", threshold_texts[0], threshold_texts[1])
     if isinstance(amount, Rejected):
         return amount
     if isinstance(threshold, Rejected):
         return threshold
     if isinstance(budgeted, Rejected):
         return budgeted
-    if amount is None and threshold is None:
+    if threshold is None and threshold_pct is not None and budgeted is not None:
+        threshold = round(budgeted * threshold_pct / 100, 2)
+    if threshold_pct is None:
+        threshold_pct = _pct(threshold, budgeted)
+    if amount is None and threshold is None and threshold_pct is None:
         return reject(f"AWS Budgets letter for {_short(name, 60)} has neither an amount nor a threshold")
 
     # -- agent ---------------------------------------------------------------------------------------------
@@ -800,7 +813,8 @@ def _parse_budget_letter(
     # -- dates and period ------------------------------------------------------------------------------------
     alert_date = _letter_date(anchor["date"]) or _iso_date(timestamp)
     budget_period = next((p for rx, p in _PROSE_PERIODS if rx.search(prose)), agent_cfg.budget.period)
-    period = _period_key(alert_date, budget_period)
+    # No date anywhere: the period of processing time, so next period's alert is never swallowed by this one.
+    period = _period_key(alert_date or (now or datetime.now(UTC)).astimezone(UTC).date().isoformat(), budget_period)
 
     pieces = [f"AWS Budgets {alert_type} alert for budget {name!r}"]
     if amount is not None:
@@ -819,7 +833,7 @@ def _parse_budget_letter(
         amount_usd=amount,
         budgeted_usd=budgeted,
         percent_of_budget=_pct(amount, budgeted),
-        threshold_pct=_pct(threshold, budgeted),
+        threshold_pct=threshold_pct,
         account_id=account_id,
         alert_date=alert_date,
         period=period,
