@@ -136,7 +136,7 @@ def test_attach_refuses_the_management_account(org: Org) -> None:
     assert org.policy_id not in _scp_ids(org, org.management)
     # Also when only the config names it (describe_organization reports another id).
     result, _ = attach_deny_scp(
-        org.client, org.policy_id, ScpTarget(org.configured, "x"), management_account_id_=org.configured
+        org.client, org.policy_id, ScpTarget(org.configured, "x"), management_account_id=org.configured
     )
     assert result.code == "ManagementAccount"
     assert org.policy_id not in _scp_ids(org, org.configured)

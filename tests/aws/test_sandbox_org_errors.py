@@ -115,7 +115,7 @@ def test_attach_still_works_when_describe_organization_is_denied(stubbed: tuple[
     stub.add_client_error("describe_organization", "AccessDeniedException", http_status_code=400)
     _attached(stub, "p-FullAWSAccess")
     stub.add_response("attach_policy", {}, {"PolicyId": POLICY, "TargetId": ACCOUNT})
-    result, attached = attach_deny_scp(org, POLICY, TARGET, management_account_id_=MGMT, sleep=Sleeps())
+    result, attached = attach_deny_scp(org, POLICY, TARGET, management_account_id=MGMT, sleep=Sleeps())
     assert (result.outcome, attached) == (Outcome.SUCCESS, True)
 
 

@@ -66,7 +66,7 @@ def find_policy_id(org: Any, policy_name: str) -> str | None:
     return None
 
 
-def management_account_id(org: Any) -> str | None:
+def org_management_account_id(org: Any) -> str | None:
     """The organization's management (master) account id, or None when it cannot be read."""
     try:
         org_info = org.describe_organization()["Organization"]
@@ -89,14 +89,14 @@ def _tagged_accounts(org: Any, agent_name: str) -> list[str]:
     return found
 
 
-def find_sandbox_targets(org: Any, agent: AgentConfig, management_account_id_: str | None) -> list[ScpTarget]:
+def find_sandbox_targets(org: Any, agent: AgentConfig, management_account_id: str | None) -> list[ScpTarget]:
     """Config `sandbox_accounts` ∪ org accounts tagged `agent-name=<agent>`, minus the management account.
 
     The management account is excluded both as configured and as `describe_organization` reports it (SCPs never
     apply to it, and the deny must never lock out the organization's owner). Sorted by account id, deduplicated
     (the config reason wins).
     """
-    excluded = {a for a in (management_account_id_, management_account_id(org)) if a}
+    excluded = {a for a in (management_account_id, org_management_account_id(org)) if a}
     targets: dict[str, ScpTarget] = {}
     for account_id in agent.sandbox_accounts:
         targets.setdefault(account_id, ScpTarget(account_id, "sandbox_accounts in config"))
@@ -136,14 +136,14 @@ def attach_deny_scp(
     policy_id: str,
     target: ScpTarget,
     *,
-    management_account_id_: str | None = None,
+    management_account_id: str | None = None,
     sleep: Sleep = time.sleep,
     delays: tuple[float, ...] = RETRY_DELAYS,
 ) -> tuple[ResourceResult, bool]:
     """Attach the deny SCP to one account. Returns (result, attached_by_this_call)."""
     account_id = target.account_id
     action = "attach_scp"
-    mgmt = {a for a in (management_account_id_, management_account_id(org)) if a}
+    mgmt = {a for a in (management_account_id, org_management_account_id(org)) if a}
     if account_id in mgmt:
         msg = "refusing to attach an SCP to the management account (SCPs never apply to it)"
         return _result(account_id, action, Outcome.ERROR, "ManagementAccount", msg), False
