@@ -41,23 +41,20 @@ def _org_info(stub: Stubber) -> None:
     )
 
 
-def _attached(stub: Stubber, *ids: str) -> None:
+def _attached(stub: Stubber, *ids: str, name: str | None = None, aws_managed: bool = False) -> None:
     policies = [
-        {"Id": i, "Arn": f"arn:aws:organizations::{MGMT}:policy/o-abcdefghij/service_control_policy/{i}", "Name": i}
+        {
+            "Id": i,
+            "Arn": f"arn:aws:organizations::{MGMT}:policy/o-abcdefghij/service_control_policy/{i}",
+            "Name": "FullAWSAccess" if i == "p-FullAWSAccess" else name or "killswitch-deny-agent-compute",
+            "AwsManaged": i == "p-FullAWSAccess" or aws_managed,
+        }
         for i in ids
     ]
     stub.add_response(
         "list_policies_for_target",
         {"Policies": policies},
         {"TargetId": ACCOUNT, "Filter": "SERVICE_CONTROL_POLICY"},
-    )
-
-
-def _describe_policy(stub: Stubber, name: str = "killswitch-deny-agent-compute", aws_managed: bool = False) -> None:
-    stub.add_response(
-        "describe_policy",
-        {"Policy": {"PolicySummary": {"Id": POLICY, "Name": name, "AwsManaged": aws_managed}}},
-        {"PolicyId": POLICY},
     )
 
 
@@ -121,7 +118,6 @@ def test_attach_still_works_when_describe_organization_is_denied(stubbed: tuple[
 
 def test_detach_policy_not_attached_is_no_action(stubbed: tuple[Any, Stubber]) -> None:
     org, stub = stubbed
-    _describe_policy(stub)
     _attached(stub, "p-FullAWSAccess", POLICY)  # listed, but gone by the time we detach
     stub.add_client_error("detach_policy", "PolicyNotAttachedException", http_status_code=400)
     result = detach_deny_scp(org, POLICY, ACCOUNT, sleep=Sleeps())
@@ -130,7 +126,6 @@ def test_detach_policy_not_attached_is_no_action(stubbed: tuple[Any, Stubber]) -
 
 def test_detach_retries_concurrent_modification(stubbed: tuple[Any, Stubber]) -> None:
     org, stub = stubbed
-    _describe_policy(stub)
     _attached(stub, "p-FullAWSAccess", POLICY)
     stub.add_client_error("detach_policy", "ConcurrentModificationException", http_status_code=400)
     stub.add_response("detach_policy", {}, {"PolicyId": POLICY, "TargetId": ACCOUNT})
@@ -142,7 +137,6 @@ def test_detach_retries_concurrent_modification(stubbed: tuple[Any, Stubber]) ->
 
 def test_detach_constraint_violation_is_an_error(stubbed: tuple[Any, Stubber]) -> None:
     org, stub = stubbed
-    _describe_policy(stub)
     _attached(stub, "p-FullAWSAccess", POLICY)
     stub.add_client_error("detach_policy", "ConstraintViolationException", "last policy", http_status_code=400)
     result = detach_deny_scp(org, POLICY, ACCOUNT, sleep=Sleeps())
@@ -151,6 +145,6 @@ def test_detach_constraint_violation_is_an_error(stubbed: tuple[Any, Stubber]) -
 
 def test_detach_refuses_full_aws_access_by_name(stubbed: tuple[Any, Stubber]) -> None:
     org, stub = stubbed
-    _describe_policy(stub, name="FullAWSAccess", aws_managed=True)  # same policy under another id
+    _attached(stub, POLICY, name="FullAWSAccess", aws_managed=True)  # FullAWSAccess under another id
     result = detach_deny_scp(org, POLICY, ACCOUNT, sleep=Sleeps())
     assert (result.outcome, result.code) == (Outcome.ERROR, "RefuseFullAWSAccess")

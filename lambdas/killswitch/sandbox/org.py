@@ -175,19 +175,19 @@ def detach_deny_scp(
     sleep: Sleep = time.sleep,
     delays: tuple[float, ...] = RETRY_DELAYS,
 ) -> ResourceResult:
-    """Detach the deny SCP from one account; never `FullAWSAccess`."""
+    """Detach the deny SCP from one account; never `FullAWSAccess`. Needs only ListPoliciesForTarget + DetachPolicy."""
     action = "detach_scp"
     if policy_id == FULL_AWS_ACCESS_ID:
         msg = "refusing to detach FullAWSAccess (every target must keep it)"
         return _result(account_id, action, Outcome.ERROR, "RefuseFullAWSAccess", msg)
     try:
-        policy = org.describe_policy(PolicyId=policy_id)["Policy"]["PolicySummary"]
+        attached = _call_with_retry(lambda: _attached_policies(org, account_id), sleep, delays)
+        policy = next((p for p in attached if p.get("Id") == policy_id), None)
+        if policy is None:
+            return _result(account_id, action, Outcome.NO_ACTION, message=f"{policy_id} was not attached")
         if policy.get("Name") == FULL_AWS_ACCESS_NAME or policy.get("AwsManaged"):
             msg = f"refusing to detach AWS-managed policy {policy.get('Name')} ({policy_id})"
             return _result(account_id, action, Outcome.ERROR, "RefuseFullAWSAccess", msg)
-        attached = _call_with_retry(lambda: _attached_policies(org, account_id), sleep, delays)
-        if not any(p.get("Id") == policy_id for p in attached):
-            return _result(account_id, action, Outcome.NO_ACTION, message=f"{policy_id} was not attached")
         _call_with_retry(lambda: org.detach_policy(PolicyId=policy_id, TargetId=account_id), sleep, delays)
     except ClientError as exc:
         code = error_code(exc)
