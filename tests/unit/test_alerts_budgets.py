@@ -212,3 +212,8 @@ def test_letter_without_any_date_takes_the_period_of_processing(example_config: 
 def test_event_without_source_is_refused(example_config: KillSwitchConfig) -> None:
     r = _rejected(parse_message('{"action": "kill", "agent": "log-summarizer", "reason": "x"}', example_config))
     assert r.reason == "event has no source (expected one of killswitch.guard, killswitch.cli)"
+
+
+def test_letter_starting_with_a_bracket_is_still_a_letter(example_config: KillSwitchConfig) -> None:
+    a = _alert(parse_message("[External]\n" + letter("budget_monthly_actual.txt"), example_config))
+    assert a.budget_name == "Test Budget"

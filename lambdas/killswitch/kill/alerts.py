@@ -411,13 +411,14 @@ def _parse_message(
         return Rejected("empty message", message_id, raw)
     if "\x00" in text:
         return Rejected("message is binary, not text", message_id, raw)
-    if text.startswith(("{", "[")):
+    is_letter = _BUDGET_ANCHOR_RE.search(text.replace("\r\n", "\n").replace("\r", "\n")) is not None
+    if text.startswith(("{", "[")) and not is_letter:
         try:
             obj = json.loads(text)
         except (ValueError, RecursionError) as exc:
             return Rejected(f"message looks like JSON but does not parse: {_short(str(exc), 100)}", message_id, raw)
         return _parse_json_message(obj, config=config, message_id=message_id, timestamp=timestamp, now=now, raw=raw)
-    if _BUDGET_ANCHOR_RE.search(text.replace("\r\n", "\n").replace("\r", "\n")):
+    if is_letter:
         return _parse_budget_letter(
             text, config=config, subject=subject, message_id=message_id, timestamp=timestamp, now=now, raw=raw
         )
