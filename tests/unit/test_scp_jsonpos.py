@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from killswitch.scp.jsonpos import Node, parse
+from killswitch.scp.validator import CODES, validate_text
 
 scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
 values = st.recursive(
@@ -53,3 +54,41 @@ def test_duplicate_key_is_reported_at_the_second_occurrence(key: str, first: Any
     assert root is not None
     assert [(p.kind, p.line, p.col) for p in problems] == [("duplicate_key", 3, 3)]
     assert "(first at line 2)" in problems[0].message
+
+
+statement_parts = st.fixed_dictionaries(
+    {},
+    optional={
+        "Sid": scalars | st.just("S1"),
+        "Effect": st.sampled_from(["Deny", "Allow", "deny"]) | values,
+        "Action": values | st.sampled_from(["*", "ec2:RunInstances", ["ec2:Run*", "bogus"]]),
+        "NotAction": values,
+        "Resource": values | st.just("*"),
+        "Condition": values
+        | st.just({"ArnNotLike": {"aws:PrincipalARN": "arn:aws:iam::*:role/BreakGlass"}})
+        | st.dictionaries(st.sampled_from(["Null", "ForAnyValue:StringLike", "X:Y:Z", ""]), values, max_size=2),
+        "Principal": values,
+    },
+)
+documents = st.fixed_dictionaries(
+    {},
+    optional={
+        "Version": st.just("2012-10-17") | scalars,
+        "Statement": statement_parts | st.lists(statement_parts | values, max_size=3) | values,
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc=documents | values)
+def test_validator_never_crashes_on_odd_documents(doc: Any) -> None:
+    findings = validate_text(json.dumps(doc, indent=1), "f.json")
+    assert all(f.code in CODES and f.line >= 1 and f.col >= 1 for f in findings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet='{}[]":,/ \n*#ab01', max_size=40))
+def test_validator_never_crashes_on_odd_text(text: str) -> None:
+    findings = validate_text(text, "f.json")
+    assert findings  # no random text is a valid kill-switch SCP
+    assert all(f.line >= 1 and f.col >= 1 for f in findings)
