@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from killswitch.config import KillSwitchConfig, Period
@@ -199,8 +201,6 @@ def test_threshold_printed_as_a_percentage_is_converted(example_config: KillSwit
 
 
 def test_letter_without_any_date_takes_the_period_of_processing(example_config: KillSwitchConfig) -> None:
-    from datetime import UTC, datetime
-
     text = letter("budget_monthly_actual.txt").replace("September 26, 2022", "")
     march = _alert(parse_message(text, example_config, now=datetime(2026, 3, 31, 23, 0, tzinfo=UTC)))
     april = _alert(parse_message(text, example_config, now=datetime(2026, 4, 1, 1, 0, tzinfo=UTC)))

@@ -18,6 +18,7 @@ from killswitch.kill.alerts import (
     parse_event,
     parse_message,
 )
+from killswitch.kill.levels import Level, decide_level
 from tests.unit.alerts_support import budget_record, fixture_json, letter, sns_event, sns_record
 
 NOW = datetime(2026, 11, 20, 10, 4, 59, tzinfo=UTC)
@@ -353,3 +354,13 @@ def test_raw_cap_never_splits_a_character(example_config: KillSwitchConfig) -> N
 def test_rejected_raw_of_an_unserialisable_event_is_text(example_config: KillSwitchConfig) -> None:
     r = _rejected(_one({"weird": object()}, example_config))
     assert "weird" in r.raw
+
+
+def test_full_lambda_event_fixture_is_a_kill(example_config: KillSwitchConfig) -> None:
+    a = _alert(_one(fixture_json("lambda_sns_budget_kill.json"), example_config))
+    assert (a.agent, a.kind, a.amount_usd, a.budgeted_usd) == ("log-summarizer", AlertKind.ACTUAL, 512.40, 500.0)
+    assert a.message_id == "0f5c2c1e-6f7d-5a8b-9c0d-1e2f3a4b5c6d"
+    assert a.period == "2026-11"
+    decision = decide_level(a, example_config)
+    assert decision.level is Level.KILL
+    assert decision.reason == "ACTUAL $512.40 is 102.48% of $500.00 budget, ≥ kill 100%"

@@ -664,16 +664,16 @@ _PROSE_PERIODS = (
 
 
 @dataclass(frozen=True)
-class _Money:
+class Money:
     value: float | None  # None: no number at all (treated as a missing line)
     problem: str | None = None  # set when the text is not a USD amount
 
 
-def parse_money(text: str) -> _Money:
+def parse_money(text: str) -> Money:
     """`$1,234.56`, `> $0.16`, `USD 5`, `5` -> USD value; `€5`, `5 EUR`, `100 Hrs` -> a problem; `N/A` -> no value."""
     m = _NUMBER_RE.search(text)
     if m is None:
-        return _Money(None)
+        return Money(None)
     rest = text[: m.start()] + " " + text[m.end() :]
     currencies: list[str] = []
     units: list[str] = []
@@ -692,15 +692,15 @@ def parse_money(text: str) -> _Money:
         elif token not in _IGNORED_PUNCTUATION:
             units.append(token)
     if digits:
-        return _Money(None, f"cannot read {_short(text, 40)} as one amount")
+        return Money(None, f"cannot read {_short(text, 40)} as one amount")
     if currencies:
-        return _Money(None, f"{_short(text, 40)} is in {currencies[0]}, not USD")
+        return Money(None, f"{_short(text, 40)} is in {currencies[0]}, not USD")
     if units:
-        return _Money(None, f"{_short(text, 40)} is not a dollar amount (unit {units[0]!r})")
+        return Money(None, f"{_short(text, 40)} is not a dollar amount (unit {units[0]!r})")
     value = float(m.group(0).replace(",", ""))
     if not math.isfinite(value):
-        return _Money(None, f"{_short(text, 40)} is not a finite amount")
-    return _Money(value)
+        return Money(None, f"{_short(text, 40)} is not a finite amount")
+    return Money(value)
 
 
 def _parse_budget_letter(
