@@ -190,16 +190,19 @@ class _Checker:
 
         self._exactly_one(stmt, name, "Action", "NotAction", "SCP023")
         self._exactly_one(stmt, name, "Resource", "NotResource", "SCP024")
+        shape_ok = True
         for key in ("Action", "NotAction", "Resource", "NotResource"):
             element = stmt.get(key)
             if element is not None:
                 strings = self._strings(element, name)
+                shape_ok &= len(strings) == len(element.value.items or [element.value])
                 if key.endswith("Action"):
                     for item in strings:
                         self.action(item)
         condition = stmt.get("Condition")
         condition_ok = condition is None or self.condition(condition, name)
-        if is_deny and condition_ok:
+        # The exemption check evaluates the statement: only when its shape can be reasoned about.
+        if is_deny and condition_ok and shape_ok:
             self.break_glass_exemption(stmt, name)
 
     def _exactly_one(self, stmt: Node, name: str, a: str, b: str, code: str) -> None:
