@@ -172,7 +172,7 @@ class Guard:
         self.sweep_interval = sweep_interval
         self.kill_on_run_cap = kill_on_run_cap
         self._lock = threading.Lock()
-        self._stopped: set[str] = set()  # periods in which an agent-level cap was crossed
+        self._stopped: set[tuple[str, str]] = set()  # (agent, period) | (workflow, label#period) caps crossed
         self._published: set[tuple[str, ...]] = set()
         self._last_sweep = float("-inf")
 
@@ -266,10 +266,9 @@ class Guard:
 
     @property
     def mode(self) -> Mode:
+        if self.stopped:
+            return Mode.STOPPED
         period = self.period_key()
-        with self._lock:
-            if period in self._stopped:
-                return Mode.STOPPED
         cap = _dec(self.caps.per_period_usd)
         if cap is None:
             return Mode.OK
@@ -298,6 +297,26 @@ class Guard:
         if mode is Mode.THRIFT:
             return premium if c >= 0.95 else cheap
         return premium if c >= 0.5 else cheap
+
+    @property
+    def stopped(self) -> bool:
+        """True once the agent's period cap was crossed: every further charge this period is refused."""
+        return self._stopped_scope(None) is not None
+
+    def resume(self) -> None:
+        """Operator override: accept charges again this period (the caps still apply)."""
+        with self._lock:
+            self._stopped.clear()
+            self._published = {k for k in self._published if k[0] != "cap"}
+
+    def _stopped_scope(self, workflow: str | None) -> tuple[str, str, Decimal | None] | None:
+        period = self.period_key()
+        with self._lock:
+            if ("agent", period) in self._stopped:
+                return "agent", period, _dec(self.caps.per_period_usd)
+            if workflow is not None and ("workflow", f"{workflow}#{period}") in self._stopped:
+                return "workflow", f"{workflow}#{period}", _dec(self.caps.per_workflow_usd.get(workflow))
+        return None
 
     # -- sweeping ---------------------------------------------------------------------------------------------
     def sweep(self, now: float | None = None) -> list[Hold]:
@@ -340,9 +359,9 @@ class Guard:
                 log.exception("sweeping expired reservations failed; will retry later")
 
     # -- internals ----------------------------------------------------------------------------------------------
-    def _stop(self, period: str) -> None:
+    def _stop(self, scope: str, key: str) -> None:
         with self._lock:
-            self._stopped.add(period)
+            self._stopped.add((scope, key))
 
     def _kill(
         self,
@@ -543,6 +562,18 @@ class Run:
         g = self.guard
         with self._lock:
             self._check_open()
+        stop = g._stopped_scope(self.workflow)
+        if stop is not None:
+            scope, key, cap = stop
+            raise BudgetExceeded(
+                g.agent,
+                scope,
+                key,
+                cap,
+                None,
+                call.estimate,
+                reason=f"agent {g.agent!r}: {scope} {key} is STOPPED after crossing its cap (Guard.resume() overrides)",
+            )
         try:
             if g.leases is None:
                 now = g.clock()
@@ -573,7 +604,7 @@ class Run:
     def _on_budget_exceeded(self, exc: BudgetExceeded) -> None:
         g = self.guard
         if exc.scope in ("agent", "workflow"):
-            g._stop(g.period_key())
+            g._stop(exc.scope, exc.key)
             g._kill(
                 ("cap", exc.scope, exc.key),
                 f"{exc.scope} cap {exc.key} crossed: {exc}",

@@ -1,0 +1,105 @@
+"""Helpers for the guard's moto tests: the stack's single table, and an invariant checker for caps."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+from killswitch.keys import PK, SK, TTL_ATTR, guard_pk
+
+TABLE = "killswitch-ledger"
+
+
+def create_table(client: Any, name: str = TABLE) -> str:
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": PK, "AttributeType": "S"},
+            {"AttributeName": SK, "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTR})
+    return name
+
+
+def guard_items(client: Any, agent: str, table: str = TABLE) -> list[dict[str, Any]]:
+    resp = client.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": guard_pk(agent)}},
+        ConsistentRead=True,
+    )
+    return list(resp["Items"])
+
+
+def cap_items(client: Any, agent: str, table: str = TABLE) -> dict[str, dict[str, Decimal]]:
+    """Every CAP# item of an agent as {sk: {used, committed, reserved, cap}} in USD."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for item in guard_items(client, agent, table):
+        sk = item[SK]["S"]
+        if not sk.startswith("CAP#"):
+            continue
+        row = {}
+        for name in ("used", "committed", "reserved", "cap"):
+            attr = item.get(f"{name}_nusd")
+            if attr is not None:
+                row[name] = Decimal(attr["N"]).scaleb(-9)
+        out[sk] = row
+    return out
+
+
+class InvariantWatch:
+    """Records every violation of committed + reserved <= cap seen by any thread."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self.checks = 0
+        self._lock = threading.Lock()
+
+    def check(self, used: Decimal, cap: Decimal | None, where: str) -> None:
+        with self._lock:
+            self.checks += 1
+            if cap is not None and used > cap:
+                self.violations.append(f"{where}: used {used} > cap {cap}")
+
+
+def serialized(client: Any) -> Any:
+    """Make a moto-backed client handle one request at a time.
+
+    moto's in-process DynamoDB is not thread-safe: a cancelled `TransactWriteItems` restores a snapshot of the
+    table and can wipe writes other threads made meanwhile. Real DynamoDB applies each request atomically, so one
+    request at a time is the faithful model; the guard's threads still interleave freely *between* requests
+    (reserve, call, settle), which is where a read-then-write design would overspend.
+    """
+    lock = threading.Lock()
+    original = client._make_api_call
+
+    def call(operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return original(operation, params)
+
+    client._make_api_call = call
+    return client
+
+
+def run_threads(workers: int, target: Any) -> list[BaseException]:
+    """Start `workers` threads running target(n); return the exceptions they raised."""
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def wrapped(n: int) -> None:
+        try:
+            target(n)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=wrapped, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
