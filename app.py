@@ -3,7 +3,6 @@
 
 import sys
 
-import infra  # noqa: F401  (first: quiets jsii's Node banner before aws_cdk loads)
 from infra.entry import main
 
 if __name__ == "__main__":

@@ -32,8 +32,16 @@ def management_stack_name(config: KillSwitchConfig) -> str:
     return f"{config.prefix}-management"
 
 
-def new_app(outdir: str | None = None, context: dict[str, Any] | None = None) -> App:
-    return App(outdir=outdir, context={**feature_flags(), **(context or {})})
+def new_app(
+    outdir: str | None = None, context: dict[str, Any] | None = None, *, builtin_validation: bool = True
+) -> App:
+    """`builtin_validation=False` skips CDK's built-in CloudFormation validation plugin (~10 s per synth); the
+    template tests use it because `make synth` runs cfn-lint on the same templates. cdk-nag is separate."""
+    return App(
+        outdir=outdir,
+        context={**feature_flags(), **(context or {})},
+        builtin_cloud_formation_validation=builtin_validation,
+    )
 
 
 def add_stacks(

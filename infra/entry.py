@@ -28,7 +28,7 @@ def scp_errors(config: KillSwitchConfig, scp_dir: Path, out: TextIO) -> int:
     count = 0
     for path in sorted(scp_dir.glob("*.json")):
         for finding in validate_path(path, list(config.sandbox.break_glass_role_arns)):
-            print(str(finding), file=out)
+            out.write(str(finding) + "\n")
             count += finding.severity == "error"
     return count
 
@@ -40,18 +40,19 @@ def main(argv_app: App | None = None, *, out: TextIO = sys.stderr) -> int:
         config = load_config(path)
     except ConfigError as exc:
         for issue in exc.issues:
-            print(str(issue), file=out)
+            out.write(str(issue) + "\n")
         return 1
     scp_dir = Path(config.sandbox.scp).parent if config.sandbox else None
     if config.sandbox is not None and scp_dir is not None:
         n = scp_errors(config, scp_dir, out)
         if n:
-            print(f"{n} SCP error(s) in {scp_dir}: fix them before synth", file=out)
+            out.write(f"{n} SCP error(s) in {scp_dir}: fix them before synth\n")
             return 1
     try:
         add_stacks(app, config, config_file=str(path), scp_dir=scp_dir)
     except (StackConfigError, LambdaEnvironmentTooLarge) as exc:
-        print(f"{path}: {exc}" if not str(exc).startswith(str(path)) else str(exc), file=out)
+        message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+        out.write(message + "\n")
         return 1
     enable_nag(app)
     app.synth()

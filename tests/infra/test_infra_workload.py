@@ -1,0 +1,449 @@
+"""Workload stack template: encryption, topics, ledger, Lambdas, IAM, budgets, alarms, dashboard, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from killswitch import settings
+from killswitch.config import KillSwitchConfig
+from tests.infra.infra_support import (
+    MANAGEMENT_ACCOUNT,
+    as_list,
+    logical_id,
+    make_config,
+    only,
+    render,
+    resources,
+    statement,
+    statements,
+    synth_app,
+    write_scps,
+)
+
+CONFIG = make_config()
+
+
+@pytest.fixture(scope="module")
+def synthed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path]:
+    base = tmp_path_factory.mktemp("workload")
+    outdir = base / "cdk.out"
+    _, [(workload, _)] = synth_app([CONFIG], write_scps(base / "scp"), outdir)
+    return Template.from_stack(workload), outdir
+
+
+@pytest.fixture(scope="module")
+def template(synthed: tuple[Template, Path]) -> Template:
+    return synthed[0]
+
+
+def _ids(template: Template) -> dict[str, str]:
+    return {
+        "key": logical_id(template, "AWS::KMS::Key"),
+        "kill_topic": logical_id(template, "AWS::SNS::Topic", TopicName="ks-kill"),
+        "events_topic": logical_id(template, "AWS::SNS::Topic", TopicName="ks-events"),
+        "kill_fn": logical_id(template, "AWS::Lambda::Function", FunctionName="ks-kill"),
+        "spend_fn": logical_id(template, "AWS::Lambda::Function", FunctionName="ks-spend-recorder"),
+        "dlq": logical_id(template, "AWS::SQS::Queue", QueueName="ks-kill-dlq"),
+        "table": logical_id(template, "AWS::DynamoDB::Table", TableName="ks-ledger"),
+    }
+
+
+def _kill_fn(template: Template) -> dict[str, Any]:
+    return resources(template, "AWS::Lambda::Function")[_ids(template)["kill_fn"]]["Properties"]
+
+
+# -- KMS ----------------------------------------------------------------------------------------------------
+
+
+def test_key_rotates_and_lets_budgets_and_anomaly_detection_encrypt(template: Template) -> None:
+    key = only(template, "AWS::KMS::Key")
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+    stmts = key["Properties"]["KeyPolicy"]["Statement"]
+    for service in ("budgets.amazonaws.com", "costalerts.amazonaws.com"):
+        [stmt] = [s for s in stmts if s.get("Principal") == {"Service": service}]
+        assert set(as_list(stmt["Action"])) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+        assert stmt["Effect"] == "Allow"
+        assert stmt["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+# -- topics -------------------------------------------------------------------------------------------------
+
+
+def _topic_policy_statements(template: Template, topic_id: str) -> list[dict[str, Any]]:
+    policies = [
+        p
+        for p in resources(template, "AWS::SNS::TopicPolicy").values()
+        if {"Ref": topic_id} in p["Properties"]["Topics"]
+    ]
+    assert len(policies) == 1
+    stmts: list[dict[str, Any]] = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    return stmts
+
+
+def test_topics_are_encrypted_with_the_key(template: Template) -> None:
+    ids = _ids(template)
+    topics = resources(template, "AWS::SNS::Topic")
+    for name in ("kill_topic", "events_topic"):
+        assert topics[ids[name]]["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [ids["key"], "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("service", "source_arn"),
+    [
+        ("budgets.amazonaws.com", "arn:${AWS::Partition}:budgets::${AWS::AccountId}:*"),
+        ("costalerts.amazonaws.com", "arn:${AWS::Partition}:ce::${AWS::AccountId}:anomalysubscription/*"),
+    ],
+)
+def test_kill_topic_accepts_budgets_and_anomalies_from_this_account_only(
+    template: Template, service: str, source_arn: str
+) -> None:
+    ids = _ids(template)
+    stmts = _topic_policy_statements(template, ids["kill_topic"])
+    [stmt] = [s for s in stmts if s.get("Principal") == {"Service": service}]
+    assert stmt["Effect"] == "Allow"
+    assert [a.lower() for a in as_list(stmt["Action"])] == ["sns:publish"]
+    assert stmt["Resource"] == {"Ref": ids["kill_topic"]}
+    assert render(stmt["Condition"]) == {
+        "StringEquals": {"aws:SourceAccount": "${AWS::AccountId}"},
+        "ArnLike": {"aws:SourceArn": source_arn},
+    }
+
+
+@pytest.mark.parametrize("topic", ["kill_topic", "events_topic"])
+def test_topics_deny_publish_without_tls(template: Template, topic: str) -> None:
+    stmts = _topic_policy_statements(template, _ids(template)[topic])
+    denies = [s for s in stmts if s["Effect"] == "Deny"]
+    assert denies and all(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+
+
+def test_only_aws_services_and_tls_statements_on_kill_topic(template: Template) -> None:
+    """No account-wide or public publish grant sneaks into the topic policy."""
+    stmts = _topic_policy_statements(template, _ids(template)["kill_topic"])
+    allows = [s for s in stmts if s["Effect"] == "Allow"]
+    assert {s["Principal"]["Service"] for s in allows} == {"budgets.amazonaws.com", "costalerts.amazonaws.com"}
+
+
+def test_events_topic_has_one_email_subscription_per_address(template: Template) -> None:
+    events_topic = _ids(template)["events_topic"]
+    emails = sorted(
+        s["Properties"]["Endpoint"]
+        for s in resources(template, "AWS::SNS::Subscription").values()
+        if s["Properties"]["Protocol"] == "email" and s["Properties"]["TopicArn"] == {"Ref": events_topic}
+    )
+    assert emails == sorted(CONFIG.notify.emails)
+
+
+# -- ledger -------------------------------------------------------------------------------------------------
+
+
+def test_ledger_table(template: Template) -> None:
+    ids = _ids(template)
+    table = resources(template, "AWS::DynamoDB::Table")[ids["table"]]
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Fn::GetAtt": [ids["key"], "Arn"]},
+    }
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+
+
+# -- kill Lambda --------------------------------------------------------------------------------------------
+
+
+def test_kill_lambda_runtime_handler_and_sizing(template: Template) -> None:
+    props = _kill_fn(template)
+    assert props["Runtime"] == "python3.13"
+    assert props["Handler"] == "killswitch.handlers.kill.handler"
+    assert props["MemorySize"] == 512
+    assert props["Timeout"] == 300
+    assert 1 <= props["ReservedConcurrentExecutions"] <= 10
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_powertools_layer_comes_from_the_public_ssm_parameter(template: Template) -> None:
+    [layer] = _kill_fn(template)["Layers"]
+    param = layer["Ref"]
+    assert template.to_json()["Parameters"][param] == {
+        "Type": "AWS::SSM::Parameter::Value<String>",
+        "Default": "/aws/service/powertools/python/x86_64/python3.13/latest",
+    }
+
+
+def test_kill_lambda_environment(template: Template) -> None:
+    ids = _ids(template)
+    env = _kill_fn(template)["Environment"]["Variables"]
+    assert env[settings.ENV_TABLE] == {"Ref": ids["table"]}
+    assert env[settings.ENV_EVENTS_TOPIC] == {"Ref": ids["events_topic"]}
+    assert env[settings.ENV_KILL_TOPIC] == {"Ref": ids["kill_topic"]}
+    assert KillSwitchConfig.from_json(env[settings.ENV_CONFIG_JSON]) == CONFIG
+    assert env[settings.ENV_ORG_ROLE] == f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/ks-org-kill"
+    assert env[settings.ENV_SCP_POLICY_NAME] == "ks-deny-agent-compute" == CONFIG.scp_policy_name()
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "AgentKillSwitch"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "ks-kill"
+    assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+
+
+def test_kill_lambda_subscribed_to_kill_topic_with_dead_letter_queue(template: Template) -> None:
+    ids = _ids(template)
+    dlq_arn = {"Fn::GetAtt": [ids["dlq"], "Arn"]}
+    assert _kill_fn(template)["DeadLetterConfig"] == {"TargetArn": dlq_arn}
+    [sub] = [
+        s["Properties"]
+        for s in resources(template, "AWS::SNS::Subscription").values()
+        if s["Properties"]["Protocol"] == "lambda"
+    ]
+    assert sub["TopicArn"] == {"Ref": ids["kill_topic"]}
+    assert sub["Endpoint"] == {"Fn::GetAtt": [ids["kill_fn"], "Arn"]}
+    assert sub["RedrivePolicy"] == {"deadLetterTargetArn": dlq_arn}
+
+
+def test_dead_letter_queue_is_encrypted_and_tls_only(template: Template) -> None:
+    ids = _ids(template)
+    queue = resources(template, "AWS::SQS::Queue")[ids["dlq"]]["Properties"]
+    assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": [ids["key"], "Arn"]}
+    policy_stmts = only(template, "AWS::SQS::QueuePolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in policy_stmts
+    )
+    # SNS may deliver failed kill alerts to it (subscription redrive).
+    assert any(s["Effect"] == "Allow" and s["Principal"] == {"Service": "sns.amazonaws.com"} for s in policy_stmts)
+
+
+# -- kill IAM -----------------------------------------------------------------------------------------------
+
+TAG_CONDITION = {"Null": {"aws:ResourceTag/agent-name": "false"}}
+WRITE_ACTIONS = {
+    "ec2:StopInstances": TAG_CONDITION,
+    "ec2:StartInstances": TAG_CONDITION,
+    "ecs:UpdateService": TAG_CONDITION,
+    "ecs:StopTask": TAG_CONDITION,
+    "autoscaling:UpdateAutoScalingGroup": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
+    "autoscaling:SuspendProcesses": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
+    "autoscaling:ResumeProcesses": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
+}
+
+
+@pytest.mark.parametrize(("action", "condition"), sorted(WRITE_ACTIONS.items()))
+def test_every_grant_of_a_stop_action_requires_the_agent_tag(template: Template, action: str, condition: Any) -> None:
+    grants = [s for s in statements(template) if s["Effect"] == "Allow" and action in as_list(s["Action"])]
+    assert grants, f"{action} is not granted at all"
+    assert all(s.get("Condition") == condition for s in grants)
+
+
+def test_tagged_write_statements(template: Template) -> None:
+    ec2 = statement(template, "StopStartTaggedInstances")
+    assert sorted(ec2["Action"]) == ["ec2:StartInstances", "ec2:StopInstances"]
+    assert render(ec2["Resource"]) == "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*"
+    ecs = statement(template, "ScaleStopTaggedEcs")
+    assert sorted(render(r) for r in ecs["Resource"]) == [
+        "arn:${AWS::Partition}:ecs:*:${AWS::AccountId}:service/*",
+        "arn:${AWS::Partition}:ecs:*:${AWS::AccountId}:task/*",
+    ]
+
+
+def test_discovery_app_autoscaling_and_kms_grant(template: Template) -> None:
+    discover = statement(template, "Discover")
+    assert set(discover["Action"]) == {
+        "tag:GetResources",
+        "ec2:DescribeInstances",
+        "ecs:Describe*",
+        "ecs:List*",
+        "autoscaling:Describe*",
+        "application-autoscaling:Describe*",
+    }
+    scaling = statement(template, "EcsServiceScaling")
+    assert set(scaling["Action"]) == {
+        "application-autoscaling:RegisterScalableTarget",
+        "application-autoscaling:DescribeScalableTargets",
+    }
+    grant = statement(template, "RestartEncryptedVolumes")
+    assert grant["Action"] == "kms:CreateGrant"
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_kill_role_assumes_org_role_and_has_no_direct_organizations_access(template: Template) -> None:
+    assume = statement(template, "AssumeOrgKillRole")
+    assert assume["Action"] == "sts:AssumeRole"
+    assert assume["Resource"] == f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/ks-org-kill"
+    assert not [a for s in statements(template) for a in as_list(s["Action"]) if a.startswith("organizations:")]
+
+
+def test_kill_role_name_matches_the_org_role_trust_pattern(template: Template) -> None:
+    role_names = [render(r["Properties"].get("RoleName")) for r in resources(template, "AWS::IAM::Role").values()]
+    assert "ks-kill-${AWS::Region}" in role_names
+
+
+def test_kill_role_writes_ledger_and_publishes_results(template: Template) -> None:
+    ids = _ids(template)
+    allowed = [
+        (a, render(r))
+        for s in statements(template)
+        if s["Effect"] == "Allow"
+        for a in as_list(s["Action"])
+        for r in as_list(s["Resource"])
+    ]
+    assert ("sns:Publish", f"${{{ids['events_topic']}}}") in allowed
+    assert ("dynamodb:PutItem", f"${{{ids['table']}.Arn}}") in allowed
+
+
+def test_no_managed_policies_on_function_roles(template: Template) -> None:
+    for role in resources(template, "AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_lambda_asset_ships_the_package_without_caches(synthed: tuple[Template, Path]) -> None:
+    _, outdir = synthed
+    [asset] = [p for p in outdir.glob("asset.*") if (p / "killswitch").is_dir()]
+    assert (asset / "killswitch" / "config.py").is_file()
+    assert (asset / "killswitch" / "handlers").is_dir()
+    assert not list(asset.rglob("__pycache__"))
+    assert not list(asset.glob("*.egg-info"))
+
+
+# -- spend recorder -----------------------------------------------------------------------------------------
+
+
+def test_spend_recorder_runs_daily_at_six_utc(template: Template) -> None:
+    ids = _ids(template)
+    rule = only(template, "AWS::Events::Rule")["Properties"]
+    assert rule["ScheduleExpression"] == "cron(0 6 * * ? *)"
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [ids["spend_fn"], "Arn"]}]
+    fn = resources(template, "AWS::Lambda::Function")[ids["spend_fn"]]["Properties"]
+    assert fn["Handler"] == "killswitch.handlers.spend_recorder.handler"
+    assert fn["Runtime"] == "python3.13"
+    assert statement(template, "ReadCosts")["Action"] == "ce:GetCostAndUsage"
+
+
+# -- alarms and dashboard -----------------------------------------------------------------------------------
+
+
+def test_alarms_on_kill_errors_and_dead_letters_notify_events_topic(template: Template) -> None:
+    ids = _ids(template)
+    alarms = {
+        a["Properties"]["MetricName"]: a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
+    assert set(alarms) == {"Errors", "ApproximateNumberOfMessagesVisible"}
+    errors = alarms["Errors"]
+    assert errors["Namespace"] == "AWS/Lambda"
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": ids["kill_fn"]}}]
+    dlq = alarms["ApproximateNumberOfMessagesVisible"]
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [ids["dlq"], "QueueName"]}}]
+    for alarm in alarms.values():
+        assert alarm["Threshold"] == 0
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["AlarmActions"] == [{"Ref": ids["events_topic"]}]
+
+
+def _expressions(graph: dict[str, Any]) -> list[str]:
+    return [m[0]["expression"] for m in graph["metrics"] if isinstance(m[0], dict) and "expression" in m[0]]
+
+
+def test_dashboard_shows_spend_per_agent_against_budget_and_the_kill_metrics(template: Template) -> None:
+    dash = only(template, "AWS::CloudWatch::Dashboard")["Properties"]
+    assert dash["DashboardName"] == "ks-agents"
+    body = json.loads(render(dash["DashboardBody"]))
+    graphs = [w["properties"] for w in body["widgets"] if w["type"] == "metric"]
+    for agent in CONFIG.agents:
+        [spend] = [g for g in graphs if g.get("title", "").startswith(f"{agent.name}:")]
+        assert (
+            f'SEARCH(\'Namespace="AgentKillSwitch" MetricName="AgentSpendUSD" agent="{agent.name}"\', \'Sum\', 86400)'
+            in _expressions(spend)
+        )
+        assert [a["value"] for a in spend["annotations"]["horizontal"]] == [agent.budget.amount_usd]
+    expressions = [e for g in graphs for e in _expressions(g)]
+    assert all(e.startswith('SEARCH(\'Namespace="AgentKillSwitch" MetricName=') for e in expressions)
+    shown = {e.split('MetricName="')[1].split('"')[0] for e in expressions}
+    assert shown == {
+        "AgentSpendUSD",
+        "AgentBudgetPct",
+        "KillsExecuted",
+        "ResourcesStopped",
+        "ResourceFailures",
+        "GuardDenials",
+        "AgentsInThrift",
+        "AlertsRejected",
+    }
+
+
+# -- budgets ------------------------------------------------------------------------------------------------
+
+
+def _budgets(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        b["Properties"]["Budget"]["BudgetName"]: b["Properties"]
+        for b in resources(template, "AWS::Budgets::Budget").values()
+    }
+
+
+def test_one_cost_budget_per_agent_with_the_exact_tag_filter(template: Template) -> None:
+    budgets = _budgets(template)
+    assert set(budgets) == {CONFIG.budget_name_for(a) for a in CONFIG.agents} == {"ks-summarizer", "Crawler Budget"}
+    for agent in CONFIG.agents:
+        data = budgets[CONFIG.budget_name_for(agent)]["Budget"]
+        assert data["BudgetType"] == "COST"
+        assert data["TimeUnit"] == agent.budget.period.value
+        assert data["BudgetLimit"] == {"Amount": agent.budget.amount_usd, "Unit": "USD"}
+        assert data["CostFilters"] == {"TagKeyValue": [f"user:agent-name${agent.name}"]}
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        ("ks-summarizer", {("ACTUAL", 80), ("ACTUAL", 100)}),
+        ("Crawler Budget", {("ACTUAL", 75), ("ACTUAL", 95), ("FORECASTED", 75), ("FORECASTED", 95)}),
+    ],
+)
+def test_budget_notifications_alert_kill_topic_and_emails(template: Template, budget: str, expected: set[Any]) -> None:
+    kill_topic = _ids(template)["kill_topic"]
+    notes = _budgets(template)[budget]["NotificationsWithSubscribers"]
+    assert {(n["Notification"]["NotificationType"], n["Notification"]["Threshold"]) for n in notes} == expected
+    assert len(notes) == len(expected)
+    for n in notes:
+        assert n["Notification"]["ComparisonOperator"] == "GREATER_THAN"
+        assert n["Notification"]["ThresholdType"] == "PERCENTAGE"
+        sns = [s["Address"] for s in n["Subscribers"] if s["SubscriptionType"] == "SNS"]
+        emails = sorted(s["Address"] for s in n["Subscribers"] if s["SubscriptionType"] == "EMAIL")
+        assert sns == [{"Ref": kill_topic}]
+        assert emails == sorted(CONFIG.notify.emails)
+
+
+# -- guard policy and outputs -------------------------------------------------------------------------------
+
+
+def test_guard_publisher_policy_limits_ledger_access_to_guard_keys(template: Template) -> None:
+    ids = _ids(template)
+    policy = only(template, "AWS::IAM::ManagedPolicy")["Properties"]
+    assert policy["ManagedPolicyName"] == "ks-guard-publisher"
+    stmts = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert stmts["PublishKill"]["Action"] == "sns:Publish"
+    assert stmts["PublishKill"]["Resource"] == {"Ref": ids["kill_topic"]}
+    ledger = stmts["GuardLedgerItems"]
+    assert ledger["Resource"] == {"Fn::GetAtt": [ids["table"], "Arn"]}
+    assert ledger["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["GUARD#*", "SPEND#*", "RUN#*"]}}
+    assert all(a.startswith("dynamodb:") and "Table" not in a and "Scan" not in a for a in ledger["Action"])
+
+
+def test_outputs(template: Template) -> None:
+    ids = _ids(template)
+    outputs = template.to_json()["Outputs"]
+    assert outputs["KillTopicArn"]["Value"] == {"Ref": ids["kill_topic"]}
+    assert outputs["EventsTopicArn"]["Value"] == {"Ref": ids["events_topic"]}
+    assert outputs["LedgerTableName"]["Value"] == {"Ref": ids["table"]}
