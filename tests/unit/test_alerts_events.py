@@ -364,3 +364,22 @@ def test_full_lambda_event_fixture_is_a_kill(example_config: KillSwitchConfig) -
     decision = decide_level(a, example_config)
     assert decision.level is Level.KILL
     assert decision.reason == "ACTUAL $512.40 is 102.48% of $500.00 budget, ≥ kill 100%"
+
+
+def test_an_internal_parser_error_becomes_a_rejected(
+    example_config: KillSwitchConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import killswitch.kill.alerts as alerts
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(alerts, "_parse_budget_letter", boom)
+    record = budget_record("budget_monthly_actual.txt", message_id="m-b")
+    r = _rejected(_one(sns_event(record), example_config))
+    assert r.reason == "internal error while reading the message: RuntimeError: bug"
+    assert r.message_id == "m-b"
+    assert r.raw == letter("budget_monthly_actual.txt")
+    monkeypatch.setattr(alerts, "_parse_event", boom)
+    r = _rejected(_one({"Records": []}, example_config))
+    assert r.reason.startswith("internal error while reading the event")

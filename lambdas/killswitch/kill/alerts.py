@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from killswitch.config import AgentConfig, KillSwitchConfig, Period
@@ -36,6 +37,8 @@ from killswitch.events import KillSwitchEvent
 
 MAX_RAW_BYTES = 64 * 1024
 """`raw` is capped at this many bytes (UTF-8) for the dead-letter record; larger messages are rejected unread."""
+
+logger = Logger(child=True)
 
 OWN_SOURCES = ("killswitch.guard", "killswitch.cli")
 AGENT_TAG_PREFIXES = ("user:agent-name$", "agent-name$")
@@ -269,6 +272,7 @@ def parse_event(event: Any, config: KillSwitchConfig, *, now: datetime | None = 
     try:
         return _parse_event(event, config, now)
     except Exception as exc:  # safety net: a crash here would make SNS redeliver forever
+        logger.exception("alert parser failed; the event is rejected")
         return [Rejected(f"internal error while reading the event: {type(exc).__name__}: {exc}", None, _raw_of(event))]
 
 
@@ -385,6 +389,7 @@ def parse_message(
             message, config=config, subject=subject, message_id=message_id, timestamp=timestamp, now=now
         )
     except Exception as exc:  # safety net, see parse_event
+        logger.exception("alert parser failed; the message is rejected", extra={"message_id": message_id})
         text = message if isinstance(message, str) else _dump(message)
         return Rejected(
             f"internal error while reading the message: {type(exc).__name__}: {exc}", message_id, cap_raw(text)

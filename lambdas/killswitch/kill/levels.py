@@ -40,7 +40,7 @@ def fmt_usd(value: float) -> str:
 
 
 def fmt_pct(value: float) -> str:
-    """102.5 -> `102.5%`, 80.0 -> `80%`, 99.987 -> `99.99%` (two decimals at most, never rounded up past a rule)."""
+    """102.5 -> `102.5%`, 80.0 -> `80%`, 99.987 -> `99.99%` (two decimals at most; display only, never compared)."""
     text = f"{value:.2f}".rstrip("0").rstrip(".")
     return f"{text}%"
 
