@@ -21,7 +21,7 @@ RETRY_CONFIG = Config(
 def client(service: str, region: str | None = None, session: boto3.Session | None = None) -> Any:
     """A boto3 client with botocore `standard` retries (throttling is retried with backoff)."""
     sess = session or boto3.Session()
-    return sess.client(service, region_name=region, config=RETRY_CONFIG)  # type: ignore[call-overload]
+    return sess.client(service, region_name=region, config=RETRY_CONFIG)
 
 
 def error_code(exc: BaseException) -> str:
