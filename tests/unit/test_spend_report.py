@@ -127,7 +127,7 @@ def test_csv_shape() -> None:
 def test_cumulative_series_accumulates_and_carries_budget_forward() -> None:
     series = cumulative_series(_sample()[0])
     assert [v for _, v in series["cost_explorer"]] == [10.005, 15.005, 15.005]
-    assert [v for _, v in series["budget"]] == [0.0, 12.0, 12.0]
+    assert series["budget"] == [(D2, 12.0), (D3, 12.0)]
 
 
 def test_chart_is_a_png(tmp_path: Path) -> None:

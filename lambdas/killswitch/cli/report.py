@@ -128,7 +128,8 @@ def report(
     elif as_csv:
         sys.stdout.write(to_csv(reports))
     else:
-        Console().print(_table(reports))
+        # piped or captured output gets a wide table instead of rich's 80-column default
+        Console(width=None if sys.stdout.isatty() else 200).print(_table(reports))
     if chart:
         path = render_chart(reports, chart)
         typer.echo(f"chart written to {path}", err=as_json or as_csv)

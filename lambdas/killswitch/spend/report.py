@@ -264,21 +264,23 @@ def to_csv(reports: list[AgentReport]) -> str:
 
 def cumulative_series(report: AgentReport) -> dict[str, list[tuple[date, float]]]:
     """Per source, (day, spend so far) for each day of the window: guard and Cost Explorer accumulate daily rows;
-    budget figures are already period-to-date and are carried forward between alerts."""
+    budget figures are already period-to-date and are carried forward between alerts. A curve starts on its
+    source's first day with a figure (no invented zeros before the first budget alert)."""
     days = [report.since + timedelta(days=i) for i in range((report.until - report.since).days + 1)]
     out: dict[str, list[tuple[date, float]]] = {}
     for source in (SOURCE_COST_EXPLORER, SOURCE_GUARD, SOURCE_BUDGET):
         if not any(source in v for v in report.daily.values()):
             continue
-        running = Decimal(0)
+        running: Decimal | None = None
         points = []
         for d in days:
             value = report.daily.get(d, {}).get(source)
             if source == SOURCE_BUDGET:
                 running = value if value is not None else running
-            elif value is not None:
-                running += value
-            points.append((d, float(running)))
+            elif value is not None or running is not None:
+                running = (running or Decimal(0)) + (value or Decimal(0))
+            if running is not None:  # a source's curve starts at its first figure
+                points.append((d, float(running)))
         out[source] = points
     return out
 
