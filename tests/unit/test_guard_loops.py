@@ -135,7 +135,6 @@ def test_loop_kill_is_published_once_per_run_and_cause() -> None:
             with pytest.raises(LoopDetected):
                 run.tool_call("x")
     assert len(pub.events) == 1
-    with g.run() as other:  # a budget stop is another cause
-        with pytest.raises(BudgetExceeded):
-            other.charge_usd(1000)
+    with g.run() as other, pytest.raises(BudgetExceeded):  # a budget stop is another cause
+        other.charge_usd(1000)
     assert len(pub.events) == 2
