@@ -137,3 +137,12 @@ def test_missing_table_name_and_missing_config(setup: tuple[Path, dict], monkeyp
     assert result.exit_code == 1 and "no ledger table" in result.stderr
     result = run("--config", str(cfg.parent / "missing.yaml"), "--table", "ks-cli")
     assert result.exit_code == 1 and "missing.yaml:1:1: KS000 cannot read config" in result.stderr
+
+
+def test_region_defaults_to_the_deploy_region(setup: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg, expected = setup
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    result = run("--config", str(cfg), *WINDOW, "--json", "--agent", "bot")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["agents"][0]["spend_usd"] == float(expected["cost_explorer"])

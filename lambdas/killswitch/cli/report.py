@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
@@ -108,7 +109,11 @@ def report(
     if not table_name:
         raise _fail(f"no ledger table: pass --table NAME or set {ENV_TABLE}")
 
-    store = DynamoSpendStore(table_name)
+    # The table lives in the deployment region: use it when boto3 has no region configured.
+    session = boto3.Session()
+    if not session.region_name:
+        session = boto3.Session(region_name=cfg.deploy_region)
+    store = DynamoSpendStore(table_name, session=session)
     ledger = SpendLedger(store)
     today = datetime.now(UTC).date()
     try:
