@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from decimal import Decimal
 
@@ -74,3 +75,49 @@ def test_no_ttl_when_retention_is_off() -> None:
     SpendLedger(store, retention_days=None).record_guard_charge("a", date(2026, 1, 1), "c", 1)
     [item] = store.query("SPEND#a")
     assert "expires_at" not in item
+
+
+def test_in_memory_store_is_thread_safe_and_idempotent_under_concurrency() -> None:
+    store = InMemorySpendStore()
+    ledger = SpendLedger(store)
+
+    def writer() -> None:
+        for i in range(300):  # every thread writes the same 300 facts
+            ledger.record_guard_charge("a", date(2026, 1, 1 + i % 3), f"c-{i}", "0.01")
+            ledger.entries("a", date(2026, 1, 2), date(2026, 1, 2))
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store) == 300
+    assert sum(v["guard"] for v in ledger.daily_totals("a").values()) == Decimal(3)
+
+
+FACT = st.one_of(
+    st.tuples(st.just("guard"), st.integers(1, 5), st.sampled_from(["c1", "c2", "c3"]), st.integers(0, 10_000)),
+    st.tuples(st.just("ce"), st.integers(1, 5), st.sampled_from(["EC2", "S3"]), st.integers(-100, 10_000)),
+    st.tuples(st.just("budget"), st.integers(1, 5), st.sampled_from(["ACTUAL", "FORECASTED"]), st.integers(0, 10_000)),
+)
+
+
+def _write(ledger: SpendLedger, facts: list[tuple[str, int, str, int]]) -> None:
+    for kind, day, key, cents_ in facts:
+        d, amount = date(2026, 3, day), Decimal(cents_) / 100
+        if kind == "guard":
+            ledger.record_guard_charge("a", d, key, amount)
+        elif kind == "ce":
+            ledger.record_cost_explorer("a", d, key, amount)
+        else:
+            ledger.record_budget_alert("a", d, "b", key, 100, amount, 500)
+
+
+@given(st.lists(FACT, max_size=30))
+def test_replaying_any_facts_changes_nothing(facts: list[tuple[str, int, str, int]]) -> None:
+    once, twice = SpendLedger(InMemorySpendStore()), SpendLedger(InMemorySpendStore())
+    _write(once, facts)
+    _write(twice, facts)
+    _write(twice, facts)  # SNS redelivery / Lambda retry / Cost Explorer re-read
+    assert once.daily_totals("a") == twice.daily_totals("a")
+    assert [(e.sk, e.amount_usd) for e in once.entries("a")] == [(e.sk, e.amount_usd) for e in twice.entries("a")]
