@@ -87,6 +87,8 @@ def test_window_excludes_entries_outside_it_and_default_window_is_the_period() -
     assert (r.since, r.until, r.guard_usd) == (D1, D3, Decimal(5))
     [r] = build_reports(led, [AGENT], today=D3, since=date(2026, 10, 1), state_of=lambda a: "thrift")
     assert (r.guard_usd, r.state) == (Decimal(105), "thrift")
+    [r] = build_reports(led, [AGENT], today=D3, until=date(2026, 10, 31))  # only --until: that period
+    assert (r.since, r.until, r.guard_usd) == (date(2026, 10, 1), date(2026, 10, 31), Decimal(100))
 
 
 def test_no_data_is_zero_percent_with_no_source() -> None:

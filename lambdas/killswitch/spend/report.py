@@ -194,11 +194,12 @@ def build_reports(
     until: date | None = None,
     state_of: Callable[[str], str | None] | None = None,
 ) -> list[AgentReport]:
-    """Read each agent's window from the ledger and build its report (default window: current period to date)."""
+    """Read each agent's window from the ledger and build its report. Default window: from the start of the budget
+    period that contains `until` (or today) up to `until` (or today)."""
     out = []
     for agent in agents:
-        start = since or period_start(agent.budget.period, today)
         end = until or today
+        start = since or period_start(agent.budget.period, end)
         state = state_of(agent.name) if state_of else None
         out.append(build_agent_report(agent, ledger.entries(agent.name, start, end), start, end, state))
     return out
