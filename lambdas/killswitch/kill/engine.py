@@ -1,0 +1,683 @@
+"""The kill engine: alert → level → discover → plan → ledger → act → ledger → result event. Also restore, approve
+and status. The Lambda handler and the CLI are thin wrappers around `KillEngine`.
+
+Failure rule (SNS delivers at least once and retries a Lambda that raises, then dead-letters the event):
+- input that cannot be read (malformed event, unknown agent, unknown budget) is *rejected*: logged with its
+  reason, counted (`AlertsRejected`), kept in the ledger (`REJECTED#<day>`) and never raised — a retry could not
+  fix it and SNS would retry until the dead-letter queue anyway;
+- a permanent per-resource failure (`OperationNotPermitted`, `UnsupportedOperation`, `IncorrectInstanceState`,
+  `AccessDenied`, ...) is reported in the result (codes per resource) and not raised — a retry would fail the same
+  way;
+- a *transient* failure (throttling after botocore's retries, 5xx, timeouts) is recorded in the ledger and the
+  result event, then the dedupe marker is released and the report says `transient_failure`: the handler raises
+  after everything is recorded, so SNS retries the event (and finally the DLQ keeps it). The retry is a new kill
+  that only handles what is left: resources the first attempt changed plan as "already handled by kill <id>".
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from killswitch.config import Action, AgentConfig, KillSwitchConfig
+from killswitch.kill.act import (
+    AsgScaler,
+    BisectStats,
+    Ec2Stopper,
+    EcsServiceScaler,
+    ScpActions,
+    execute,
+    is_transient,
+)
+from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected, parse_event
+from killswitch.kill.discover import ClientFactory, Clients, discover
+from killswitch.kill.ledger import KillLedger, KillRecord, ResourceEntry
+from killswitch.kill.levels import Level, decide_level
+from killswitch.kill.model import (
+    ACCOUNT,
+    ASG,
+    EC2_INSTANCE,
+    ECS_SERVICE,
+    ECS_TASK,
+    KILL_ORDER,
+    RESTORE_ACTION,
+    Act,
+    AgentState,
+    Decision,
+    KillReport,
+    KillStatus,
+    Operation,
+    Plan,
+    Resource,
+    result_for,
+)
+from killswitch.kill.plan import plan_kill
+from killswitch.kill.publish import EventPublisher, NullPublisher
+from killswitch.results import Outcome, ResourceResult
+
+logger = Logger(child=True)
+
+
+class SpendRecorder(Protocol):
+    """`killswitch.spend.ledger.SpendLedger` (only the call the kill engine makes)."""
+
+    def record_budget_alert(  # noqa: PLR0917 (the spend ledger's signature)
+        self,
+        agent: str,
+        day: date,
+        budget_name: str,
+        alert_type: str,
+        threshold_usd: float | None,
+        amount_usd: float,
+        budgeted_usd: float | None,
+    ) -> None: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_kill_id(now: datetime) -> str:
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    """One resource changed by an active kill, and what restore would do to it."""
+
+    kill_id: str
+    kill_status: str
+    resource_type: str
+    resource_id: str
+    region: str
+    done: str  # what the kill did (or waits to do)
+    outcome: str
+    restore: str  # what `restore` would do
+
+    def to_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+def _restore_text(e: ResourceEntry) -> str:
+    r = e.resource
+    if e.restored:
+        return f"nothing (restored {e.restored_at or ''})".strip()
+    if e.act == Act.NEEDS_APPROVAL.value:
+        return "nothing (never stopped; restore cancels the pending approval)"
+    if not e.changed:
+        return "nothing (the kill did not change it)"
+    if r.resource_type == EC2_INSTANCE:
+        return "start instance"
+    if r.resource_type == ECS_SERVICE:
+        st = r.scalable_target
+        extra = f", autoscaling min {st.min_capacity}/max {st.max_capacity}" if st else ""
+        return f"desired count → {r.desired_count}{extra}"
+    if r.resource_type == ASG:
+        resumed = f", resume {', '.join(e.suspended_by_us)}" if e.suspended_by_us else ""
+        return f"min {r.min_size}/max {r.max_size}/desired {r.desired_count}{resumed}"
+    if r.resource_type == ECS_TASK:
+        return "nothing (a stopped task cannot be restarted)"
+    if r.resource_type == ACCOUNT:
+        return "detach deny SCP" if e.attached_by_us else "nothing (SCP was attached before the kill)"
+    return "nothing"
+
+
+class KillEngine:
+    def __init__(
+        self,
+        config: KillSwitchConfig,
+        ledger: KillLedger,
+        *,
+        clients: ClientFactory | None = None,
+        publisher: EventPublisher | None = None,
+        scp: ScpActions | None = None,
+        spend: SpendRecorder | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        kill_ids: Callable[[datetime], str] = new_kill_id,
+    ):
+        self.config = config
+        self.ledger = ledger
+        self.clients: ClientFactory = clients or Clients()
+        self.publisher: EventPublisher = publisher or NullPublisher()
+        self.scp = scp
+        self.spend = spend
+        self.clock = clock
+        self.kill_ids = kill_ids
+        self.stats = BisectStats()
+
+    # ------------------------------------------------------------------------------------------------------
+    # events and alerts
+    # ------------------------------------------------------------------------------------------------------
+    def handle_event(self, event: Any, *, dry_run: bool = False) -> list[KillReport]:
+        """Every alert of a Lambda/SNS event; rejected inputs are recorded and reported, never raised."""
+        reports = []
+        for item in parse_event(event, self.config):
+            if isinstance(item, Rejected):
+                reports.append(self.reject(item))
+            else:
+                reports.append(self.handle_alert(item, dry_run=dry_run))
+        return reports
+
+    def reject(self, item: Rejected) -> KillReport:
+        logger.warning("alert rejected", extra={"reason": item.reason, "message_id": item.message_id})
+        try:
+            self.ledger.record_rejected(item.reason, item.message_id, item.raw)
+        except Exception as exc:  # the dead-letter record is best effort: never turn a bad input into a crash loop
+            logger.error("could not record rejected event", extra={"error": str(exc)})
+        return KillReport(Operation.REJECTED, None, reason=item.reason, status="rejected", message=item.reason)
+
+    def handle_alert(self, alert: Alert, *, dry_run: bool = False) -> KillReport:
+        dry = dry_run or alert.dry_run
+        if not dry:
+            self._record_spend(alert)
+        level = decide_level(alert, self.config)
+        if level.level is Level.KILL:
+            agent = self._agent(alert.agent)
+            scoped = alert.run_id if alert.run_id and agent is not None and agent.kill_scope == "run" else None
+            report = self.kill(
+                alert.agent,
+                run_id=scoped,
+                reason=level.reason,
+                dry_run=dry,
+                dedupe_key=alert.dedupe_key or None,
+                source=alert.source.value,
+                alert=_alert_summary(alert),
+            )
+        elif level.level is Level.RESTORE:
+            report = self.restore(alert.agent, kill_id=alert.kill_id, dry_run=dry)
+            report.reason = level.reason
+        elif level.level is Level.WARN:
+            report = self.warn(alert.agent, level.reason, dry_run=dry)
+        else:
+            report = KillReport(
+                Operation.NONE, alert.agent, reason=level.reason, dry_run=dry, status="no_action", message=level.reason
+            )
+            self._publish(report)
+        report.level = level.level.value
+        return report
+
+    def _agent(self, name: str) -> AgentConfig | None:
+        try:
+            return self.config.agent(name)
+        except KeyError:
+            return None
+
+    def _record_spend(self, alert: Alert) -> None:
+        if self.spend is None or alert.source is not AlertSource.BUDGETS:
+            return
+        if alert.kind not in (AlertKind.ACTUAL, AlertKind.FORECASTED) or alert.amount_usd is None:
+            return
+        try:
+            day = date.fromisoformat(alert.alert_date) if alert.alert_date else self.clock().date()
+            self.spend.record_budget_alert(
+                alert.agent,
+                day,
+                alert.budget_name or "",
+                alert.kind.value,
+                alert.threshold_usd,
+                alert.amount_usd,
+                alert.budgeted_usd,
+            )
+        except Exception as exc:  # spend bookkeeping must never block a kill
+            logger.warning("could not record budget alert spend", extra={"error": str(exc), "agent": alert.agent})
+
+    def _publish(self, report: KillReport) -> None:
+        try:
+            self.publisher.publish(report.to_event())
+        except Exception as exc:  # the ledger is the record; a lost notification must not undo a kill
+            logger.error("could not publish result event", extra={"error": str(exc)})
+
+    # ------------------------------------------------------------------------------------------------------
+    # warn
+    # ------------------------------------------------------------------------------------------------------
+    def warn(self, agent: str, reason: str, *, dry_run: bool = False) -> KillReport:
+        report = KillReport(Operation.WARN, agent, reason=reason, dry_run=dry_run, status="thrift")
+        current = self.ledger.agent_state(agent) or {}
+        if current.get("state") == AgentState.KILLED.value:
+            report.status = "killed"
+            report.message = "agent is already killed: state left KILLED"
+        elif not dry_run:
+            self.ledger.set_agent_state(agent, AgentState.THRIFT, reason)
+            report.message = "agent marked THRIFT (the guard routes it to the cheap model)"
+        else:
+            report.message = "dry run: would mark the agent THRIFT"
+        self._publish(report)
+        return report
+
+    # ------------------------------------------------------------------------------------------------------
+    # kill
+    # ------------------------------------------------------------------------------------------------------
+    def handled_by_active_kills(self, agent: str) -> dict[tuple[str, str], str]:
+        """(region, resource id) → kill id, for resources changed by a kill that is not restored yet."""
+        out: dict[tuple[str, str], str] = {}
+        for k in self.ledger.list_kills(agent):
+            if not k.active:
+                continue
+            for e in self.ledger.resources(k.kill_id):
+                if e.changed and not e.restored:
+                    out[e.resource.key] = k.kill_id
+        return out
+
+    def _scp_targets(self, agent: AgentConfig) -> list[Resource]:
+        if self.scp is None or Action.APPLY_SCP not in agent.actions or not agent.sandbox_accounts:
+            return []
+        return self.scp.targets(agent.name)
+
+    def plan(self, agent: str, *, run_id: str | None = None, force: bool = False) -> tuple[Plan, list[ResourceResult]]:
+        """Discover and plan (no changes). Returns the plan and error results for regions that could not be read."""
+        cfg = self.config.agent(agent)
+        found = discover(agent, self.config.regions, self.clients, run_id=run_id)
+        errors = [
+            ResourceResult(f"region/{f.region}", "region", f.region, "discover", Outcome.ERROR, f.code, f.message)
+            for f in found.failures
+        ]
+        resources = found.resources
+        try:
+            resources = resources + self._scp_targets(cfg)
+        except Exception as exc:
+            errors.append(
+                ResourceResult("organizations", ACCOUNT, "global", "discover", Outcome.ERROR, _code(exc), str(exc))
+            )
+        plan = plan_kill(
+            cfg,
+            resources,
+            limit=self.config.max_resources_for(cfg),
+            run_id=run_id,
+            force=force,
+            handled=self.handled_by_active_kills(agent),
+        )
+        return plan, errors
+
+    def kill(
+        self,
+        agent: str,
+        *,
+        run_id: str | None = None,
+        reason: str = "",
+        dry_run: bool = False,
+        force: bool = False,
+        dedupe_key: str | None = None,
+        source: str = "killswitch.cli",
+        alert: Mapping[str, Any] | None = None,
+    ) -> KillReport:
+        t0 = time.monotonic()
+        now = self.clock()
+        kill_id = self.kill_ids(now)
+        report = KillReport(Operation.KILL, agent, kill_id=kill_id, run_id=run_id, reason=reason, dry_run=dry_run)
+        if self._agent(agent) is None:
+            report.refused = f"agent {agent!r} is not in the config (known: {', '.join(self.config.agent_names())})"
+            report.status, report.kill_id = "refused", None
+            return self._finish(report, t0)
+        if dedupe_key and not dry_run:
+            earlier = self.ledger.claim(dedupe_key, kill_id)
+            if earlier:
+                report.operation, report.status, report.kill_id = Operation.DUPLICATE, "duplicate", earlier
+                report.message = f"duplicate delivery: already handled by kill {earlier}; nothing done"
+                logger.info("duplicate alert", extra={"kill_id": earlier, "agent": agent})
+                report.duration_ms = (time.monotonic() - t0) * 1000
+                return report
+        plan, errors = self.plan(agent, run_id=run_id, force=force)
+        report.plan = plan
+        report.summary.extend(errors)
+        if plan.refused:
+            report.refused, report.status, report.message = plan.refused, "refused", plan.refused
+            return self._finish(report, t0)
+        if dry_run:
+            report.status = "dry_run"
+            report.kill_id = None
+            report.summary.extend([_planned_result(d) for d in plan.decisions])
+            report.message = f"dry run: {len(plan.to_act)} to act on, {len(plan.needs_approval)} need approval"
+            return self._finish(report, t0)
+
+        record = KillRecord(
+            kill_id=kill_id,
+            agent=agent,
+            status=KillStatus.PLANNED,
+            created_at=now.astimezone(UTC).isoformat(timespec="seconds"),
+            updated_at=now.astimezone(UTC).isoformat(timespec="seconds"),
+            reason=reason,
+            run_id=run_id,
+            source=source,
+            dedupe_key=dedupe_key,
+            alert=dict(alert or {}),
+            plan=plan,
+        )
+        self.ledger.put_kill(record)
+        for d in plan.decisions:  # prior state of everything the kill may change, before acting
+            if d.act is not Act.SKIP:
+                self.ledger.put_resource(ResourceEntry(kill_id, d.resource, d.act.value, d.reason))
+        self.ledger.set_agent_state(agent, AgentState.KILLED, reason or "kill", kill_id)
+
+        acted = {
+            ar.decision.resource.key: ar
+            for ar in execute(plan.to_act, self.clients, scp=self.scp, reason=f"killswitch {kill_id}", stats=self.stats)
+        }
+        for d in plan.decisions:
+            ar = acted.get(d.resource.key)
+            if ar is None:
+                report.summary.add(_planned_result(d))
+                continue
+            rr = ar.result
+            report.summary.add(rr)
+            self.ledger.put_resource(
+                ResourceEntry(
+                    kill_id,
+                    d.resource,
+                    d.act.value,
+                    d.reason,
+                    outcome=rr.outcome.value,
+                    code=rr.code,
+                    message=rr.message,
+                    attached_by_us=ar.attached_by_us,
+                    suspended_by_us=ar.suspended_by_us,
+                )
+            )
+        failures = [r for r in report.summary.failures if r.action != "discover"]
+        status = (
+            KillStatus.AWAITING_APPROVAL
+            if plan.needs_approval
+            else (KillStatus.PARTIAL if report.summary.failures else KillStatus.DONE)
+        )
+        self.ledger.set_status(record, status)
+        report.status = status.value
+        if any(is_transient(r.code) for r in failures) and dedupe_key:
+            self.ledger.release(dedupe_key)
+            report.transient_failure = True
+        report.message = _kill_message(report, plan)
+        return self._finish(report, t0)
+
+    def _finish(self, report: KillReport, t0: float) -> KillReport:
+        report.duration_ms = (time.monotonic() - t0) * 1000
+        logger.info("kill engine result", extra={"result": report.to_event()})
+        self._publish(report)
+        return report
+
+    # ------------------------------------------------------------------------------------------------------
+    # approve
+    # ------------------------------------------------------------------------------------------------------
+    def approve(self, kill_id: str) -> KillReport:
+        t0 = time.monotonic()
+        record = self.ledger.get_kill(kill_id)
+        report = KillReport(Operation.APPROVE, record.agent if record else None, kill_id=kill_id)
+        if record is None:
+            report.refused, report.status = f"no kill {kill_id!r} in the ledger", "refused"
+            return self._finish(report, t0)
+        report.run_id, report.reason = record.run_id, record.reason
+        if record.status is not KillStatus.AWAITING_APPROVAL:
+            report.refused = f"kill {kill_id} is {record.status.value}: nothing waits for approval"
+            report.status = "refused"
+            return self._finish(report, t0)
+        cfg = self.config.agent(record.agent)
+        entries = self.ledger.resources(kill_id)
+        waiting = [e for e in entries if e.act == Act.NEEDS_APPROVAL.value and e.outcome in (None, "needs_approval")]
+        # Re-discover: act on the current state, not on what was true when the kill was planned.
+        found = discover(record.agent, self.config.regions, self.clients, run_id=record.run_id)
+        current = {r.key: r for r in found.resources}
+        if any(e.resource.resource_type == ACCOUNT for e in waiting):
+            current.update({r.key: r for r in self._scp_targets(cfg)})
+        for f in found.failures:
+            report.summary.add(
+                ResourceResult(f"region/{f.region}", "region", f.region, "discover", Outcome.ERROR, f.code, f.message)
+            )
+        present = [current[e.resource.key] for e in waiting if e.resource.key in current]
+        plan = plan_kill(
+            cfg,
+            present,
+            limit=self.config.max_resources_for(cfg),
+            run_id=record.run_id,
+            force=True,
+            handled=self.handled_by_active_kills(record.agent),
+            approved=True,
+        )
+        report.plan = plan
+        for e in waiting:
+            if e.resource.key not in current:
+                d = Decision(e.resource, Act.SKIP, "no longer found with the agent's tags: nothing to do")
+                report.summary.add(_planned_result(d))
+                self.ledger.put_resource(ResourceEntry(kill_id, e.resource, Act.SKIP.value, d.reason, "no_action"))
+        acted = {
+            ar.decision.resource.key: ar
+            for ar in execute(plan.to_act, self.clients, scp=self.scp, reason=f"killswitch {kill_id}", stats=self.stats)
+        }
+        for d in plan.decisions:
+            ar = acted.get(d.resource.key)
+            rr = ar.result if ar else _planned_result(d)
+            report.summary.add(rr)
+            self.ledger.put_resource(
+                ResourceEntry(
+                    kill_id,
+                    d.resource,
+                    d.act.value,
+                    d.reason,
+                    outcome=rr.outcome.value,
+                    code=rr.code,
+                    message=rr.message,
+                    attached_by_us=ar.attached_by_us if ar else None,
+                    suspended_by_us=ar.suspended_by_us if ar else [],
+                )
+            )
+        earlier_errors = any(e.outcome == "error" for e in entries)
+        status = KillStatus.PARTIAL if report.summary.failures or earlier_errors else KillStatus.DONE
+        self.ledger.set_status(record, status)
+        self.ledger.set_agent_state(record.agent, AgentState.KILLED, f"approved kill {kill_id}", kill_id)
+        report.status = status.value
+        report.message = f"approved: {report.stopped} resources stopped"
+        return self._finish(report, t0)
+
+    # ------------------------------------------------------------------------------------------------------
+    # restore
+    # ------------------------------------------------------------------------------------------------------
+    def restore(self, agent: str | None, *, kill_id: str | None = None, dry_run: bool = False) -> KillReport:
+        t0 = time.monotonic()
+        report = KillReport(Operation.RESTORE, agent, kill_id=kill_id, dry_run=dry_run)
+        if kill_id:
+            record = self.ledger.get_kill(kill_id)
+            if record is None or (agent and record.agent != agent):
+                report.refused = f"no kill {kill_id!r} for agent {agent!r} in the ledger"
+                report.status = "refused"
+                return self._finish(report, t0)
+            report.agent = agent = record.agent
+            kills = [record]
+        elif agent:
+            kills = [k for k in self.ledger.list_kills(agent) if k.active]
+        else:
+            report.refused, report.status = "restore needs an agent or a kill id", "refused"
+            return self._finish(report, t0)
+        if not kills:
+            report.status, report.message = "no_action", f"nothing to restore: agent {agent} has no active kill"
+            return self._finish(report, t0)
+        for record in sorted(kills, key=lambda k: (k.created_at, k.kill_id), reverse=True):
+            report.summary.extend(self._restore_kill(record, dry_run))
+        report.kill_id = kills[0].kill_id if len(kills) == 1 else ",".join(k.kill_id for k in kills)
+        if not dry_run:
+            assert agent is not None
+            if not any(k.active for k in self.ledger.list_kills(agent)):
+                self.ledger.set_agent_state(agent, AgentState.OK, f"restored {report.kill_id}")
+        restored = sum(1 for r in report.summary.results if r.outcome is Outcome.SUCCESS)
+        report.status = "dry_run" if dry_run else ("partial" if report.summary.failures else "restored")
+        report.message = f"{restored} resources restored" if not dry_run else "dry run: nothing changed"
+        return self._finish(report, t0)
+
+    def _restore_kill(self, record: KillRecord, dry_run: bool) -> list[ResourceResult]:
+        entries = self.ledger.resources(record.kill_id)
+        order = {t: i for i, t in enumerate(KILL_ORDER)}
+        entries.sort(
+            key=lambda e: (-order.get(e.resource.resource_type, 99), e.resource.region, e.resource.resource_id)
+        )
+        results: list[ResourceResult] = []
+        todo: list[ResourceEntry] = []
+        for e in entries:
+            d = _restore_decision(e)
+            if e.restored:
+                results.append(_rres(d, Outcome.NO_ACTION, f"already restored {e.restored_at or ''}".strip()))
+            elif e.act == Act.NEEDS_APPROVAL.value:
+                results.append(_rres(d, Outcome.NO_ACTION, "was waiting for approval: never stopped"))
+                if not dry_run:
+                    e.outcome, e.message = "no_action", "approval cancelled by restore"
+                    self.ledger.put_resource(e)
+            elif not e.changed:
+                results.append(_rres(d, Outcome.NO_ACTION, f"not changed by the kill ({e.outcome or 'pending'})"))
+            elif e.resource.resource_type == ECS_TASK:
+                results.append(
+                    _rres(d, Outcome.NO_ACTION, "a stopped task cannot be restarted: its launcher starts new ones")
+                )
+            elif e.resource.resource_type == ACCOUNT and not e.attached_by_us:
+                results.append(_rres(d, Outcome.NO_ACTION, "SCP was attached before the kill: left attached"))
+            elif dry_run:
+                results.append(_rres(d, Outcome.NO_ACTION, f"dry run: would {_restore_text(e)}"))
+            else:
+                todo.append(e)
+        results.extend(self._restore_entries(todo))
+        if not dry_run:
+            now = self.clock().astimezone(UTC).isoformat(timespec="seconds")
+            by_key = {(r.region, r.resource_id): r for r in results}
+            for e in todo:
+                rr = by_key.get(e.resource.key)
+                if rr is not None and rr.outcome is Outcome.SUCCESS:
+                    e.restored, e.restored_at = True, now
+                    self.ledger.put_resource(e)
+            if all(e.restored or not e.changed or _not_restorable(e) for e in entries):
+                self.ledger.set_status(record, KillStatus.RESTORED)
+        return results
+
+    def _restore_entries(self, todo: Sequence[ResourceEntry]) -> list[ResourceResult]:
+        out: list[ResourceResult] = []
+        for t in reversed(KILL_ORDER):
+            group = [e for e in todo if e.resource.resource_type == t]
+            if not group:
+                continue
+            if t == EC2_INSTANCE:
+                out += [
+                    ar.result
+                    for ar in Ec2Stopper(self.clients, self.stats).start([_restore_decision(e) for e in group])
+                ]
+            elif t == ECS_SERVICE:
+                out += [EcsServiceScaler(self.clients).restore(_restore_decision(e)).result for e in group]
+            elif t == ASG:
+                out += [AsgScaler(self.clients).restore(_restore_decision(e), e.suspended_by_us).result for e in group]
+            elif t == ACCOUNT:
+                for e in group:
+                    d = _restore_decision(e)
+                    if self.scp is None:
+                        out.append(_rres(d, Outcome.ERROR, "no Organizations access configured", "NoOrgAccess"))
+                        continue
+                    try:
+                        out.append(self.scp.detach(e.resource))
+                    except Exception as exc:
+                        out.append(_rres(d, Outcome.ERROR, str(exc), _code(exc)))
+        return out
+
+    # ------------------------------------------------------------------------------------------------------
+    # status
+    # ------------------------------------------------------------------------------------------------------
+    def status(self, agent: str | None = None) -> list[dict[str, Any]]:
+        """Per agent: state item, active kills, and per changed resource what restore would do."""
+        names = [agent] if agent else self.config.agent_names()
+        out = []
+        for name in names:
+            state = self.ledger.agent_state(name) or {}
+            kills = []
+            lines: list[StatusLine] = []
+            for k in self.ledger.list_kills(name):
+                kills.append(
+                    {"kill_id": k.kill_id, "status": k.status.value, "created_at": k.created_at, "reason": k.reason}
+                )
+                if not k.active:
+                    continue
+                for e in self.ledger.resources(k.kill_id):
+                    lines.append(
+                        StatusLine(
+                            kill_id=k.kill_id,
+                            kill_status=k.status.value,
+                            resource_type=e.resource.resource_type,
+                            resource_id=e.resource.resource_id,
+                            region=e.resource.region,
+                            done=e.act,
+                            outcome=e.outcome or "pending",
+                            restore=_restore_text(e),
+                        )
+                    )
+            out.append(
+                {
+                    "agent": name,
+                    "state": state.get("state", AgentState.OK.value),
+                    "state_reason": state.get("reason", ""),
+                    "updated_at": state.get("updated_at", ""),
+                    "kills": kills,
+                    "resources": [line.to_dict() for line in lines],
+                }
+            )
+        return out
+
+
+def _not_restorable(e: ResourceEntry) -> bool:
+    return e.resource.resource_type == ECS_TASK or (e.resource.resource_type == ACCOUNT and not e.attached_by_us)
+
+
+def _restore_decision(e: ResourceEntry) -> Decision:
+    return Decision(e.resource, Act(e.act) if e.act in Act.__members__.values() else Act.SKIP, e.reason)
+
+
+def _rres(d: Decision, outcome: Outcome, message: str, code: str | None = None) -> ResourceResult:
+    """A restore result: named after the restore action of the resource type (start, restore_service, ...)."""
+    r = result_for(d, outcome, message, code)
+    action = RESTORE_ACTION.get(r.resource_type, "none")
+    return ResourceResult(r.resource_id, r.resource_type, r.region, action, r.outcome, r.code, r.message)
+
+
+def _planned_result(d: Decision) -> ResourceResult:
+    if d.act is Act.SKIP:
+        return result_for(d, Outcome.NO_ACTION, d.reason)
+    if d.act is Act.NEEDS_APPROVAL:
+        return result_for(d, Outcome.NEEDS_APPROVAL, d.reason)
+    return result_for(d, Outcome.NO_ACTION, f"dry run: would {d.act.value} ({d.reason})")
+
+
+def _kill_message(report: KillReport, plan: Plan) -> str:
+    c = report.summary.counts
+    text = f"{report.stopped} stopped, {c['error']} failed, {c['no_action']} skipped"
+    if plan.needs_approval:
+        text += f", {len(plan.needs_approval)} wait for `killswitch approve {report.kill_id}`"
+    return text
+
+
+def _code(exc: BaseException) -> str:
+    from killswitch.aws import error_code
+
+    return error_code(exc)
+
+
+def _alert_summary(alert: Alert) -> dict[str, Any]:
+    keys = (
+        "source",
+        "kind",
+        "budget_name",
+        "amount_usd",
+        "budgeted_usd",
+        "percent_of_budget",
+        "threshold_usd",
+        "run_id",
+        "message_id",
+        "dedupe_key",
+        "reason",
+        "alert_date",
+    )
+    out = {}
+    for k in keys:
+        v = getattr(alert, k, None)
+        if v is not None:
+            out[k] = v.value if hasattr(v, "value") else v
+    return out
+
+
+def restore_action_name(resource_type: str) -> str:
+    return RESTORE_ACTION.get(resource_type, "none")
+
+
+__all__ = ["KillEngine", "KillReport", "SpendRecorder", "StatusLine"]

@@ -1,0 +1,93 @@
+"""Discovery in two regions with moto: the tagging API for EC2/ECS, DescribeAutoScalingGroups for groups, live
+state from the describe calls, stale tags dropped, run scope."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from killswitch.kill.discover import Clients, discover
+from killswitch.kill.model import ASG, EC2_INSTANCE, ECS_SERVICE, ECS_TASK
+from tests.aws.kill_support import AGENT, EAST, OTHER, REGIONS, RUN, WEST, aws, build_fleet
+
+__all__ = ["aws"]
+
+
+def test_discovers_everything_of_the_agent_in_both_regions(aws: Clients) -> None:
+    f = build_fleet(aws)
+    found = discover(AGENT, REGIONS, aws)
+    assert found.failures == []
+    by_id = {r.resource_id: r for r in found.resources}
+    for label in ("plain", "run", "exempt", "protected", "critical", "service", "task", "asg", "west", "west_service"):
+        assert f[label] in by_id, label
+    for label in ("other", "untagged", "other_service", "west_other"):
+        assert f[label] not in by_id, label
+    assert by_id[f["west"]].region == WEST and by_id[f["plain"]].region == EAST
+    svc = by_id[f["service"]]
+    assert (svc.resource_type, svc.desired_count, svc.cluster, svc.name) == (ECS_SERVICE, 2, "agents", "summarizer-api")
+    assert svc.scalable_target is not None and (svc.scalable_target.min_capacity, svc.scalable_target.max_capacity) == (
+        1,
+        4,
+    )
+    assert by_id[f["west_service"]].scalable_target is None
+    task = by_id[f["task"]]
+    assert task.resource_type == ECS_TASK and task.state == "RUNNING" and task.task_group.startswith("family:")
+    group = by_id[f["asg"]]
+    assert (group.resource_type, group.min_size, group.max_size, group.desired_count) == (ASG, 1, 4, 2)
+    assert group.suspended_processes == ("AZRebalance",)
+    members = [r for r in found.resources if r.resource_type == EC2_INSTANCE and r.asg_name == "summarizer-workers"]
+    assert len(members) == 2
+    assert by_id[f["plain"]].state == "running" and by_id[f["plain"]].name == "summarizer-1"
+
+
+def test_run_scope_discovers_only_the_run(aws: Clients) -> None:
+    f = build_fleet(aws)
+    found = discover(AGENT, REGIONS, aws, run_id=RUN)
+    assert [r.resource_id for r in found.resources] == [f["run"]]
+
+
+def test_stale_tags_are_dropped(aws: Clients) -> None:
+    """The tagging API may list a resource whose live tags no longer match: the describe call decides."""
+    f = build_fleet(aws)
+
+    class StaleTagging:
+        def __init__(self, inner: object, arn: str):
+            self.inner, self.arn = inner, arn
+
+        def get_paginator(self, name: str) -> object:
+            inner = self.inner.get_paginator(name)  # type: ignore[attr-defined]
+            arn = self.arn
+
+            class P:
+                def paginate(self, **kw: object):
+                    for page in inner.paginate(**kw):
+                        page["ResourceTagMappingList"].append({"ResourceARN": arn, "Tags": []})
+                        yield page
+
+            return P()
+
+    other_arn = f"arn:aws:ec2:{EAST}:123456789012:instance/{f['other']}"
+    clients = Clients(
+        overrides={("resourcegroupstaggingapi", EAST): StaleTagging(aws("resourcegroupstaggingapi", EAST), other_arn)}
+    )
+    found = discover(AGENT, [EAST], clients)
+    ids = {r.resource_id for r in found.resources}
+    assert f["other"] not in ids and f["plain"] in ids
+
+
+def test_a_region_that_fails_does_not_hide_the_others(aws: Clients) -> None:
+    f = build_fleet(aws)
+
+    class Denied:
+        def get_paginator(self, name: str) -> object:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetResources")
+
+    clients = Clients(overrides={("resourcegroupstaggingapi", WEST): Denied()})
+    found = discover(AGENT, REGIONS, clients)
+    assert [(x.region, x.code) for x in found.failures] == [(WEST, "AccessDeniedException")]
+    assert f["plain"] in {r.resource_id for r in found.resources}
+
+
+def test_other_agent_discovery_is_disjoint(aws: Clients) -> None:
+    f = build_fleet(aws)
+    ids = {r.resource_id for r in discover(OTHER, REGIONS, aws).resources}
+    assert ids == {f["other"], f["other_service"], f["west_other"]}
