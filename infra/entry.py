@@ -33,8 +33,9 @@ def scp_errors(config: KillSwitchConfig, scp_dir: Path, out: TextIO) -> int:
     return count
 
 
-def main(argv_app: App | None = None, *, out: TextIO = sys.stderr) -> int:
-    app = argv_app or new_app()
+def main(app: App | None = None, *, out: TextIO = sys.stderr) -> int:
+    """Synthesize the app for the config; 0 on success, 1 with `file:line:col` lines on any input error."""
+    app = app or new_app()
     path = config_path(app)
     try:
         config = load_config(path)

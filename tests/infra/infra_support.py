@@ -33,7 +33,15 @@ DENY_POLICY = {
 }
 FREEZE_POLICY = {
     "Version": "2012-10-17",
-    "Statement": [{"Sid": "Freeze", "Effect": "Deny", "Action": "ec2:*", "Resource": "*"}],
+    "Statement": [
+        {
+            "Sid": "Freeze",
+            "Effect": "Deny",
+            "Action": "ec2:*",
+            "Resource": "*",
+            "Condition": {"ArnNotLike": {"aws:PrincipalARN": ["arn:aws:iam::*:role/BreakGlass"]}},
+        }
+    ],
 }
 
 
