@@ -123,6 +123,14 @@ def test_sync_cost_explorer_day_drops_services_a_revision_removed(ledger: SpendL
     ]
 
 
+def test_sync_refuses_mixed_rows_before_writing(store: SpendStore, ledger: SpendLedger) -> None:
+    with pytest.raises(ValueError, match="run_id"):
+        ledger.sync_cost_explorer_day("bot", D1, {(None, "EC2"): "1", ("r1", "EC2"): "2"})
+    with pytest.raises(ValueError, match="run_id"):
+        ledger.sync_cost_explorer_day("bot", D1, {(None, "EC2"): "1"}, runs=True)
+    assert store.query("SPEND#bot") == []
+
+
 def test_query_follows_every_page(store: SpendStore) -> None:
     calls: list[int] = []
     if isinstance(store, DynamoSpendStore):

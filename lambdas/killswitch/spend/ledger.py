@@ -476,10 +476,10 @@ class SpendLedger:
             cost_explorer_detail(service, run_id): (run_id, service, amount)
             for (run_id, service), amount in amounts.items()
         }
+        if any(bool(run_id) != runs for run_id, _, _ in wanted.values()):
+            raise ValueError("runs=True needs a run_id on every row, runs=False none")
         for run_id, service, amount in wanted.values():
-            if runs and not run_id:
-                raise ValueError("runs=True needs a run_id for every row")
-            self.record_cost_explorer(agent, day, service, amount, run_id=run_id if runs else None)
+            self.record_cost_explorer(agent, day, service, amount, run_id=run_id)
         deleted = 0
         for entry in self.entries(agent, since=day, until=day, source=SOURCE_COST_EXPLORER):
             if entry.is_run_breakdown == runs and entry.detail not in wanted:
