@@ -188,7 +188,7 @@ class ManagementStack(Stack):
             "AwsSolutions-IAM5",
             "The organization id (o-...) is only known after deployment; targets are the configured sandbox "
             "account ids and the policy is the deny SCP of this stack",
-            [nag.resource_finding(p) for p in org_resource_patterns(targets, any_scp=False)],
+            [nag.resource_finding(p) for p in org_resource_patterns(targets, any_scp=False, tagged_accounts=False)],
         )
         return role
 
@@ -213,7 +213,11 @@ class ManagementStack(Stack):
             policy,
             "AwsSolutions-IAM5",
             "Organizations List*/Describe* reads have no resource-level permissions; attach/detach is limited to "
-            "the deny SCP of this stack and the sandbox accounts (the organization id is unknown at synth)",
-            ["Resource::*", *(nag.resource_finding(p) for p in org_resource_patterns(targets, any_scp=False))],
+            "the deny SCP of this stack, the configured sandbox accounts and accounts carrying the agent-name tag "
+            "(the organization id is unknown at synth)",
+            [
+                "Resource::*",
+                *(nag.resource_finding(p) for p in org_resource_patterns(targets, any_scp=False, tagged_accounts=True)),
+            ],
         )
         return role

@@ -88,7 +88,7 @@ class WorkloadStack(Stack):
 
         # Without a separate workload account the stack shares the management account and the kill Lambda
         # attaches the deny SCP itself; otherwise it assumes the org-kill role.
-        direct_targets = sandbox_accounts(config) if config.sandbox and role_arn is None else []
+        direct_targets = sandbox_accounts(config) if config.sandbox and role_arn is None else None
         self.kill = KillFunction(
             self,
             "Kill",

@@ -57,7 +57,7 @@ class KillFunction(Construct):
         events_topic: sns.ITopic,
         environment: Mapping[str, str],
         org_role_arn: str | None = None,
-        direct_org_targets: Sequence[str] = (),
+        direct_org_targets: Sequence[str] | None = None,
     ) -> None:
         """`org_role_arn`: management-account role to assume for SCP calls. `direct_org_targets`: sandbox account
         ids this function may attach the deny SCP to itself (stack deployed in the management account)."""
@@ -117,7 +117,7 @@ class KillFunction(Construct):
         assert isinstance(default_policy, iam.Policy)
         lambda_common.depend_on_policies(self.function, [default_policy, self.policy])
 
-    def _acknowledge(self, direct_org_targets: Sequence[str]) -> None:
+    def _acknowledge(self, direct_org_targets: Sequence[str] | None) -> None:
         nag.acknowledge(
             self.policy,
             "AwsSolutions-IAM5",
@@ -140,13 +140,16 @@ class KillFunction(Construct):
             "(kms:GrantIsForAWSResource) so that EC2 can start instances with encrypted volumes on restore",
             [nag.resource_finding(KMS_KEYS)],
         )
-        if direct_org_targets:
+        if direct_org_targets is not None:
             nag.acknowledge(
                 self.policy,
                 "AwsSolutions-IAM5",
                 "The organization id (o-...) and the deny SCP id are only known after deployment; targets are "
-                "restricted to the configured sandbox account ids",
-                [nag.resource_finding(p) for p in org_resource_patterns(direct_org_targets, any_scp=True)],
+                "the configured sandbox account ids, or accounts carrying the agent-name tag (condition)",
+                [
+                    nag.resource_finding(p)
+                    for p in org_resource_patterns(direct_org_targets, any_scp=True, tagged_accounts=True)
+                ],
             )
         acknowledge_key_grants(self.role)
         acknowledge_runtime(self.function)
@@ -197,7 +200,7 @@ def acknowledge_runtime(function: lambda_.IFunction) -> None:
     )
 
 
-def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[str]) -> list[iam.PolicyStatement]:
+def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[str] | None) -> list[iam.PolicyStatement]:
     statements = [
         iam.PolicyStatement(sid="Discover", actions=list(DISCOVERY_ACTIONS), resources=["*"]),
         iam.PolicyStatement(
@@ -246,27 +249,39 @@ def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[st
         statements.append(
             iam.PolicyStatement(sid="AssumeOrgKillRole", actions=["sts:AssumeRole"], resources=[org_role_arn])
         )
-    if direct_org_targets:
+    if direct_org_targets is not None:
         statements.extend(org_statements(direct_org_targets, policy_arn=None))
     return statements
 
 
-def org_resource_patterns(targets: Sequence[str], *, any_scp: bool) -> list[str]:
+def org_resource_patterns(targets: Sequence[str], *, any_scp: bool, tagged_accounts: bool) -> list[str]:
     """Wildcard ARN patterns of `org_statements` (for acknowledgements)."""
-    return ([SCP_POLICIES] if any_scp else []) + [ORG_ACCOUNT % t for t in targets]
+    return (
+        ([SCP_POLICIES] if any_scp else [])
+        + [ORG_ACCOUNT % t for t in targets]
+        + ([ORG_ACCOUNT % "*"] if tagged_accounts else [])
+    )
 
 
 def org_statements(targets: Sequence[str], *, policy_arn: str | None) -> list[iam.PolicyStatement]:
-    """Attach/detach the deny SCP on the sandbox accounts only, plus the Organizations reads the kill needs.
+    """Attach/detach the deny SCP on sandbox accounts only, plus the Organizations reads the kill needs.
 
-    ARNs use this stack's account (the management account). The organization id (`o-...`) is unknown at synth,
-    hence `o-*`; `policy_arn` None means any SCP of the organization (the policy lives in another stack)."""
+    Sandbox accounts are the configured ones and the organization's accounts tagged `agent-name` (the kill finds
+    both, see `killswitch.sandbox.org`). Organizations authorizes the policy and the target of AttachPolicy as
+    separate resources, so the tag condition sits on its own statement, on account ARNs only. ARNs use this
+    stack's account (the management account); the organization id (`o-...`) is unknown at synth, hence `o-*`;
+    `policy_arn` None means any SCP of the organization (the policy lives in another stack)."""
     accounts = [nag.arn(ORG_ACCOUNT % t) for t in targets]
+    attach = ["organizations:AttachPolicy", "organizations:DetachPolicy"]
     return [
         iam.PolicyStatement(
-            sid="AttachDenyScp",
-            actions=["organizations:AttachPolicy", "organizations:DetachPolicy"],
-            resources=[policy_arn or nag.arn(SCP_POLICIES), *accounts],
+            sid="AttachDenyScp", actions=attach, resources=[policy_arn or nag.arn(SCP_POLICIES), *accounts]
+        ),
+        iam.PolicyStatement(
+            sid="AttachDenyScpTaggedAccounts",
+            actions=attach,
+            resources=[nag.arn(ORG_ACCOUNT % "*")],
+            conditions={"Null": {f"aws:ResourceTag/{tags.AGENT_NAME}": "false"}},
         ),
         iam.PolicyStatement(sid="OrganizationsRead", actions=list(ORG_READ_ACTIONS), resources=["*"]),
     ]

@@ -160,6 +160,11 @@ def test_org_kill_role_trusts_only_the_workload_accounts_killswitch_roles(templa
     assert sorted(attach["Action"]) == ["organizations:AttachPolicy", "organizations:DetachPolicy"]
     assert {"Fn::GetAtt": [_deny_id(template), "Arn"]} in attach["Resource"]
     assert all("service_control_policy/p-*" not in json.dumps(r) for r in attach["Resource"])
+    # accounts the kill finds by their agent-name tag: only while the tag is present
+    tagged = by_sid["AttachDenyScpTaggedAccounts"]
+    assert render(tagged["Resource"]) == "arn:${AWS::Partition}:organizations::${AWS::AccountId}:account/o-*/*"
+    assert tagged["Condition"] == {"Null": {"aws:ResourceTag/agent-name": "false"}}
+    assert sorted(tagged["Action"]) == ["organizations:AttachPolicy", "organizations:DetachPolicy"]
     assert set(by_sid["OrganizationsRead"]["Action"]) == {
         "organizations:ListPoliciesForTarget",
         "organizations:ListPolicies",

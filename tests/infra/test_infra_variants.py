@@ -107,6 +107,8 @@ def test_shared_account_kill_lambda_attaches_the_scp_itself(stacks: Stacks, temp
             ),
         ]
     )
+    [tagged] = [s for s in statements(workload) if s.get("Sid") == "AttachDenyScpTaggedAccounts"]
+    assert tagged["Condition"] == {"Null": {"aws:ResourceTag/agent-name": "false"}}
     assert "sts:AssumeRole" not in _actions(workload)
     # no cross-account role when there is no separate workload account
     management = templates["shared-management"]
