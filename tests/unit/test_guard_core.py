@@ -336,3 +336,53 @@ def test_expired_lease_of_a_dead_run_is_swept_at_its_full_amount() -> None:
     assert (u.committed, u.reserved) == (D(1), D(0))  # conservative: the whole lease counts as spent
     run.close()  # a late close changes nothing
     assert ledger.usage("log-summarizer", "agent", guard.period_key()).committed == D(1)
+
+
+def test_idle_lease_near_its_deadline_is_handed_back_before_the_sweeper_could_take_it_in_full() -> None:
+    clock = Clock()
+    policy = LeasePolicy(ttl_seconds=300, return_margin_seconds=60, auto_return=False)
+    guard, ledger, _, _ = make_guard(caps=Caps(per_period_usd=10.0), leases=policy, clock=clock, sweep_interval=0)
+    with guard.run() as run:
+        run.charge_usd(0.05)  # lease of 1.00
+        clock.now += 200
+        assert run.return_idle_leases() == 0  # not near its deadline yet
+        clock.now += 41
+        assert run.return_idle_leases() == 1
+        u = ledger.usage("log-summarizer", "agent", guard.period_key())
+        assert (u.committed, u.reserved) == (D("0.05"), D(0))
+        clock.now += 100
+        assert guard.sweep() == []  # nothing left for the sweeper
+        run.charge_usd(0.05)  # a fresh lease
+        assert run.ledger_reservations == 2
+    assert guard.spent_usd() == pytest.approx(0.10)
+
+
+def test_a_lease_in_use_near_its_deadline_takes_no_new_charges() -> None:
+    clock = Clock()
+    policy = LeasePolicy(ttl_seconds=300, return_margin_seconds=60, auto_return=False)
+    guard, ledger, _, _ = make_guard(caps=Caps(per_period_usd=10.0), leases=policy, clock=clock)
+    with guard.run() as run:
+        slow = run.charge("flat", 0, 1, price=ModelPrice.of(0, 100_000))  # 0.10 in flight on lease 1
+        clock.now += 250
+        assert run.return_idle_leases() == 0  # a call is in flight
+        run.charge_usd(0.05)  # goes to a new lease
+        assert run.ledger_reservations == 2
+        slow.settle(output_tokens=1)
+    u = ledger.usage("log-summarizer", "agent", guard.period_key())
+    assert (u.committed, u.reserved) == (D("0.15"), D(0))
+
+
+def test_auto_return_timer_hands_back_an_idle_lease() -> None:
+    import time
+
+    policy = LeasePolicy(ttl_seconds=2.0, return_margin_seconds=1.5)  # timer fires after ~1 s
+    guard, ledger, _, _ = make_guard(caps=Caps(per_period_usd=10.0), leases=policy)
+    run = guard.start_run()
+    run.charge_usd(0.05)
+    assert ledger.usage("log-summarizer", "agent", guard.period_key()).reserved == D(1)
+    deadline = time.monotonic() + 10
+    while ledger.usage("log-summarizer", "agent", guard.period_key()).reserved and time.monotonic() < deadline:
+        time.sleep(0.05)
+    u = ledger.usage("log-summarizer", "agent", guard.period_key())
+    assert (u.committed, u.reserved) == (D("0.05"), D(0))
+    run.close()

@@ -82,6 +82,10 @@ class LeasePolicy:
     max_usd: float | None = None
     ttl_seconds: float = 300.0
     uncapped_usd: float = 1.0  # slice when no cap limits the agent at all
+    # A lease stops taking charges this long before its deadline; an idle one is then handed back (a daemon timer
+    # does it while the run waits), so the sweeper never charges a live run's unused lease in full.
+    return_margin_seconds: float = 60.0
+    auto_return: bool = True
 
 
 @dataclass(frozen=True)
@@ -402,13 +406,14 @@ class Guard:
 
 
 class _Lease:
-    __slots__ = ("deadline", "held", "hold", "used")
+    __slots__ = ("deadline", "held", "hold", "timer", "used")
 
     def __init__(self, hold: Hold):
         self.hold = hold
         self.used = ZERO  # settled locally
         self.held = ZERO  # in flight locally (estimates)
         self.deadline = hold.deadline
+        self.timer: threading.Timer | None = None
 
     @property
     def free(self) -> Decimal:
@@ -523,6 +528,28 @@ class Run:
         for lease in leases:
             self._settle_lease(lease)
 
+    def return_idle_leases(self, *, force: bool = False) -> int:
+        """Hand back leases with no call in flight that are near their deadline (all idle ones with `force`).
+
+        Returns how many were settled. Runs on its own from a daemon timer (`LeasePolicy.auto_return`).
+        """
+        policy = self.guard.leases
+        if policy is None:
+            return 0
+        with self._lock:
+            now = self.guard.clock()
+            done = [
+                lease
+                for lease in self._leases
+                if lease.held == 0 and (force or now >= lease.deadline - policy.return_margin_seconds)
+            ]
+            if not done:
+                return 0
+            self._leases = [lease for lease in self._leases if lease not in done]
+            for lease in done:
+                self._settle_lease(lease)
+            return len(done)
+
     # -- internals --------------------------------------------------------------------------------------------
     def _retry(self, charge_id: str) -> Call | None:
         with self._lock:
@@ -622,7 +649,7 @@ class Run:
         assert policy is not None
         with self._lock:
             now = g.clock()
-            margin = policy.ttl_seconds * 0.2
+            margin = policy.return_margin_seconds
             for lease in self._leases:
                 if lease.free >= amount and now < lease.deadline - margin:
                     lease.held += amount
@@ -680,12 +707,33 @@ class Run:
             self.ledger_reservations += 1
             lease = _Lease(hold)
             self._leases.append(lease)
+            if policy.auto_return:
+                self._schedule_return(lease, policy)
             return lease
         assert last is not None
         raise last
 
+    def _schedule_return(self, lease: _Lease, policy: LeasePolicy) -> None:
+        delay = max(1.0, lease.deadline - policy.return_margin_seconds - self.guard.clock())
+
+        def fire() -> None:
+            try:
+                if not self.return_idle_leases():
+                    with self._lock:  # a call was still in flight: look again shortly, while the lease lives
+                        if lease in self._leases and self.guard.clock() < lease.deadline:
+                            self._schedule_return(lease, policy)
+            except Exception:
+                log.exception("returning idle lease %s failed", lease.hold.hold_id)
+
+        timer = threading.Timer(delay if lease.timer is None else max(1.0, policy.return_margin_seconds / 4), fire)
+        timer.daemon = True
+        lease.timer = timer
+        timer.start()
+
     def _settle_lease(self, lease: _Lease) -> None:
         g = self.guard
+        if lease.timer is not None:
+            lease.timer.cancel()
         actual = lease.used + lease.held  # in-flight calls at their estimate
         try:
             if not g.ledger.settle(g.agent, lease.hold, actual):
