@@ -57,8 +57,9 @@ class AgentsDashboard(Construct):
         for agent in config.agents:
             spend_widgets.append(
                 cloudwatch.GraphWidget(
-                    title=f"{agent.name}: spend (USD/day) vs budget",
-                    left=[search("AgentSpendUSD", "Sum", day, agent=agent.name, label="")],
+                    title=f"{agent.name}: spend this budget period (USD) vs budget",
+                    # The recorder publishes period-to-date figures per source once a day: Maximum per day.
+                    left=[search("AgentSpendUSD", "Maximum", day, agent=agent.name, label="")],
                     left_annotations=[
                         cloudwatch.HorizontalAnnotation(
                             value=agent.budget.amount_usd,

@@ -364,8 +364,8 @@ def test_dashboard_shows_spend_per_agent_against_budget_and_the_kill_metrics(tem
     for agent in CONFIG.agents:
         [spend] = [g for g in graphs if g.get("title", "").startswith(f"{agent.name}:")]
         assert (
-            f'SEARCH(\'Namespace="AgentKillSwitch" MetricName="AgentSpendUSD" agent="{agent.name}"\', \'Sum\', 86400)'
-            in _expressions(spend)
+            f'SEARCH(\'Namespace="AgentKillSwitch" MetricName="AgentSpendUSD" agent="{agent.name}"\', '
+            "'Maximum', 86400)" in _expressions(spend)
         )
         assert [a["value"] for a in spend["annotations"]["horizontal"]] == [agent.budget.amount_usd]
     expressions = [e for g in graphs for e in _expressions(g)]
