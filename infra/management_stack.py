@@ -53,6 +53,15 @@ def load_scp_documents(scp_dir: Path, prefix: str) -> list[ScpDocument]:
     return docs
 
 
+BUDGET_NAME_MAX = 100
+
+
+def linked_budget_name(agent_budget_name: str, account: str) -> str:
+    """`<agent budget name>-<account>`, the agent part shortened so that the whole fits Budgets' 100 characters."""
+    suffix = f"-{account}"
+    return agent_budget_name[: BUDGET_NAME_MAX - len(suffix)] + suffix
+
+
 class ManagementStack(Stack):
     def __init__(
         self,
@@ -115,7 +124,7 @@ class ManagementStack(Stack):
         emails = list(config.notify.emails)
         for agent in config.agents:
             for account in agent.sandbox_accounts:
-                name = f"{config.budget_name_for(agent)}-{account}"
+                name = linked_budget_name(config.budget_name_for(agent), account)
                 budget = cost_budget(
                     self,
                     f"Budget-{agent.name}-{account}",

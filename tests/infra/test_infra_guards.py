@@ -18,6 +18,7 @@ from infra.constructs.lambda_common import (
     LambdaEnvironmentTooLarge,
     environment_size,
 )
+from infra.management_stack import linked_budget_name
 from infra.workload_stack import StackConfigError
 from tests.infra.infra_support import (
     MANAGEMENT_ACCOUNT,
@@ -110,3 +111,9 @@ def test_management_account_is_never_a_sandbox_target(tmp_path: Path) -> None:
     )
     with pytest.raises(StackConfigError, match="cannot be a sandbox account"):
         add_stacks(new_app(str(tmp_path)), sneaky, scp_dir=write_scps(tmp_path / "scp"))
+
+
+def test_linked_account_budget_names_fit_the_budgets_limit() -> None:
+    assert linked_budget_name("ks-bot", "111122223333") == "ks-bot-111122223333"
+    long_name = linked_budget_name("b" * 100, "111122223333")
+    assert len(long_name) == 100 and long_name.endswith("-111122223333")
