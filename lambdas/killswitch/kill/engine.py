@@ -322,6 +322,32 @@ class KillEngine:
                 logger.info("duplicate alert", extra={"kill_id": earlier, "agent": agent})
                 report.duration_ms = (time.monotonic() - t0) * 1000
                 return report
+        try:
+            return self._kill(report, t0, now, source=source, alert=alert, force=force, dedupe_key=dedupe_key)
+        except Exception:
+            # Unexpected failure (ledger unavailable, ...): free the marker so that SNS's retry is not a "duplicate".
+            if dedupe_key and not dry_run:
+                self.ledger.release(dedupe_key)
+            raise
+
+    def _kill(
+        self,
+        report: KillReport,
+        t0: float,
+        now: datetime,
+        *,
+        source: str,
+        alert: Mapping[str, Any] | None,
+        force: bool,
+        dedupe_key: str | None,
+    ) -> KillReport:
+        agent, kill_id, run_id, reason, dry_run = (
+            str(report.agent),
+            str(report.kill_id),
+            report.run_id,
+            report.reason,
+            report.dry_run,
+        )
         plan, errors = self.plan(agent, run_id=run_id, force=force)
         report.plan = plan
         report.summary.extend(errors)

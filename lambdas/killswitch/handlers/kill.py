@@ -1,0 +1,113 @@
+"""Kill Lambda (SNS kill topic): thin adapter around `killswitch.kill.engine.KillEngine`.
+
+event → `parse_event` → per alert: level → discover → plan → ledger → act → ledger → result event; returns the
+result events. Built once per container: the typed environment, the engine and its boto3 clients.
+
+Raise rule (see `killswitch.kill.engine`): rejected input is recorded and never raised (SNS would retry a bad
+message until the DLQ for nothing); a transient AWS failure while acting raises `TransientKillFailure` AFTER the
+ledger and the result event are written and the dedupe marker is released, so SNS retries the event (the retry
+only handles what is left) and the DLQ keeps it in the end. A missing environment variable raises too (deploy
+error: the event must not be lost).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from killswitch.kill.engine import KillEngine
+from killswitch.kill.ledger import DynamoKillLedger
+from killswitch.kill.model import KillReport, Operation
+from killswitch.kill.publish import SnsPublisher
+from killswitch.settings import KillSwitchEnv
+
+NAMESPACE = "AgentKillSwitch"
+logger = Logger(service="killswitch-kill")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
+
+_ENGINE: KillEngine | None = None
+_ENV: KillSwitchEnv | None = None
+
+
+class TransientKillFailure(RuntimeError):
+    """Raised after recording, so that SNS retries the event (and the DLQ keeps it)."""
+
+
+def build_engine(env: KillSwitchEnv) -> KillEngine:
+    """The engine wired to DynamoDB, the events topic, the spend ledger and (when configured) Organizations."""
+    config = env.config
+    spend = None
+    try:
+        from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
+
+        spend = SpendLedger(DynamoSpendStore(env.table_name), retention_days=config.ledger_retention_days)
+    except ImportError:  # pragma: no cover - the spend feature ships in the same package
+        spend = None
+    scp = None
+    policy = env.scp_policy_name or config.scp_policy_name()
+    if policy and any(a.sandbox_accounts for a in config.agents):
+        from killswitch.kill.scp import OrgScp
+
+        scp = OrgScp(config, policy, role_arn=env.org_role_arn)
+    return KillEngine(
+        config,
+        DynamoKillLedger(env.table_name, retention_days=config.ledger_retention_days),
+        publisher=SnsPublisher(env.events_topic_arn),
+        scp=scp,
+        spend=spend,
+    )
+
+
+def engine() -> tuple[KillEngine, KillSwitchEnv]:
+    global _ENGINE, _ENV
+    if _ENGINE is None or _ENV is None:
+        _ENV = KillSwitchEnv.from_env()
+        _ENGINE = build_engine(_ENV)
+    return _ENGINE, _ENV
+
+
+def reset() -> None:
+    """Forget the per-container engine (tests, the demo)."""
+    global _ENGINE, _ENV
+    _ENGINE, _ENV = None, None
+
+
+def record_metrics(reports: list[KillReport]) -> None:
+    for r in reports:
+        if r.operation is Operation.REJECTED:
+            metrics.add_metric("AlertsRejected", MetricUnit.Count, 1)
+            continue
+        metrics.add_metric("AlertsReceived", MetricUnit.Count, 1)
+        if r.operation is Operation.WARN and r.status == "thrift":
+            metrics.add_metric("AgentsInThrift", MetricUnit.Count, 1)
+        if r.operation in (Operation.KILL, Operation.APPROVE) and not r.dry_run and not r.refused:
+            metrics.add_metric("KillsExecuted", MetricUnit.Count, 1)
+            metrics.add_metric("ResourcesStopped", MetricUnit.Count, r.stopped)
+            metrics.add_metric("ResourceFailures", MetricUnit.Count, len(r.summary.failures))
+            metrics.add_metric("KillDurationMs", MetricUnit.Milliseconds, round(r.duration_ms, 1))
+
+
+def handle(event: Any, eng: KillEngine, *, dry_run: bool = False) -> list[KillReport]:
+    """The handler's work without the Lambda wrapping (also used by `killswitch fire` and the demo)."""
+    reports = eng.handle_event(event, dry_run=dry_run)
+    for r in reports:
+        logger.info("alert handled", extra={"result": r.to_event()})
+    return reports
+
+
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    eng, env = engine()
+    reports = handle(event, eng, dry_run=env.dry_run)
+    record_metrics(reports)
+    transient = [r for r in reports if r.transient_failure]
+    if transient:
+        ids = ", ".join(str(r.kill_id) for r in transient)
+        logger.error("transient failure while acting: raising so SNS retries", extra={"kill_ids": ids})
+        raise TransientKillFailure(f"transient AWS failure in kill {ids}; recorded, retry will handle the rest")
+    return {"results": [r.to_event() for r in reports]}

@@ -1,0 +1,76 @@
+"""KillLedger contract, the same tests against DynamoDB (moto) and the in-memory store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from killswitch.kill.ledger import DynamoKillLedger, InMemoryKillLedger, ItemKillLedger, KillRecord, ResourceEntry
+from killswitch.kill.model import ASG, AgentState, KillStatus, Plan, Resource, ScalableTarget
+from tests.aws.kill_support import create_table
+
+
+@pytest.fixture(params=["dynamo", "memory"])
+def ledger(request: pytest.FixtureRequest) -> Iterator[ItemKillLedger]:
+    if request.param == "memory":
+        yield InMemoryKillLedger()
+        return
+    with mock_aws():
+        yield DynamoKillLedger(create_table("ledger"), region="us-east-1")
+
+
+def test_dedupe_marker_is_claimed_once(ledger: ItemKillLedger) -> None:
+    assert ledger.claim("alert-1", "k1") is None
+    assert ledger.claim("alert-1", "k2") == "k1"
+    ledger.release("alert-1")
+    assert ledger.claim("alert-1", "k3") is None
+
+
+def test_kill_record_and_resources_round_trip(ledger: ItemKillLedger) -> None:
+    plan = Plan("a", "run-1", (), limit=10)
+    rec = KillRecord(
+        "k1",
+        "a",
+        KillStatus.PLANNED,
+        "2026-11-22T10:00:00+00:00",
+        "2026-11-22T10:00:00+00:00",
+        reason="r",
+        run_id="run-1",
+        alert={"amount_usd": 12.5},
+        plan=plan,
+    )
+    ledger.put_kill(rec)
+    ledger.set_status(rec, KillStatus.DONE)
+    got = ledger.get_kill("k1")
+    assert got is not None and got.status is KillStatus.DONE and got.plan == plan and got.alert == {"amount_usd": 12.5}
+    assert [k.kill_id for k in ledger.list_kills("a")] == ["k1"] and ledger.get_kill("nope") is None
+    group = Resource(
+        ASG,
+        "g",
+        "us-west-2",
+        {"agent-name": "a"},
+        desired_count=2,
+        min_size=1,
+        max_size=4,
+        suspended_processes=("AZRebalance",),
+        scalable_target=ScalableTarget(1, 4, {"X": True}),
+    )
+    ledger.put_resource(
+        ResourceEntry(
+            "k1", group, "scale_to_zero", "why", outcome="success", suspended_by_us=["Launch"], attached_by_us=None
+        )
+    )
+    (entry,) = ledger.resources("k1")
+    assert entry.resource == group and entry.suspended_by_us == ["Launch"] and entry.changed and not entry.restored
+
+
+def test_agent_state_and_rejected(ledger: ItemKillLedger) -> None:
+    assert ledger.agent_state("a") is None
+    ledger.set_agent_state("a", AgentState.THRIFT, "80% of budget")
+    assert ledger.agent_state("a")["state"] == "THRIFT"
+    ledger.record_rejected("not an alert", "m-1", "x" * 20_000)
+    day = ledger._clock().date().isoformat()
+    (item,) = ledger.rejected(day)
+    assert item["reason"] == "not an alert" and len(item["raw"]) == 8_000
