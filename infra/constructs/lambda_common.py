@@ -32,9 +32,10 @@ ASSET_EXCLUDE = [
 
 # AWS limit: the keys and values of all environment variables of a function together, at most 4 KB.
 LAMBDA_ENV_LIMIT_BYTES = 4096
-# Deploy-time values (topic ARNs, table names) are unresolved tokens at synth; count them at a generous
-# upper bound so that a config that passes here cannot fail at deploy.
-TOKEN_SIZE_ESTIMATE = 256
+# Deploy-time values are unresolved tokens at synth; count them at an upper bound so that a config that passes here
+# cannot fail at deploy. The only ones in these environments are SNS topic ARNs and the table name: at most
+# `arn:aws-us-gov:sns:us-gov-west-1:<12 digits>:<prefix up to 31>-events`, under 100 bytes.
+TOKEN_SIZE_ESTIMATE = 128
 
 
 class LambdaEnvironmentTooLarge(ValueError):
