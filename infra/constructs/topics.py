@@ -18,6 +18,10 @@ def anomaly_source_arn() -> str:
     return f"arn:{Aws.PARTITION}:ce::{Aws.ACCOUNT_ID}:anomalysubscription/*"
 
 
+def alarm_source_arn(prefix: str) -> str:
+    return f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{prefix}-*"
+
+
 class KillTopic(Construct):
     """Encrypted, SSL-only topic that AWS Budgets and Cost Anomaly Detection may publish to (this account only)."""
 
@@ -64,3 +68,17 @@ class EventsTopic(Construct):
         )
         for email in emails:
             self.topic.add_subscription(subs.EmailSubscription(email))
+        # CloudWatch alarms publish as a service principal: with a topic policy in place (TLS-only) they need an
+        # explicit allow, limited to this stack's alarms (`<prefix>-*`) in this account.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowKillSwitchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["SNS:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": alarm_source_arn(prefix)},
+                },
+            )
+        )

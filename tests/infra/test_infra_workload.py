@@ -129,6 +129,18 @@ def test_only_aws_services_and_tls_statements_on_kill_topic(template: Template) 
     assert {s["Principal"]["Service"] for s in allows} == {"budgets.amazonaws.com", "costalerts.amazonaws.com"}
 
 
+def test_events_topic_accepts_this_stacks_alarms_only(template: Template) -> None:
+    stmts = _topic_policy_statements(template, _ids(template)["events_topic"])
+    allows = [s for s in stmts if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "cloudwatch.amazonaws.com"}]
+    assert render(allows[0]["Condition"]) == {
+        "StringEquals": {"aws:SourceAccount": "${AWS::AccountId}"},
+        "ArnLike": {"aws:SourceArn": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:ks-*"},
+    }
+    alarm_names = [a["Properties"]["AlarmName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    assert alarm_names and all(name.startswith("ks-") for name in alarm_names)
+
+
 def test_events_topic_has_one_email_subscription_per_address(template: Template) -> None:
     events_topic = _ids(template)["events_topic"]
     emails = sorted(
