@@ -67,7 +67,9 @@ class KillFunction(Construct):
             "Logs",
             log_group_name=f"/aws/lambda/{prefix}-kill",
             retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.RETAIN,
+            # Named log group: retaining it would make a redeploy after `cdk destroy` fail on "already exists";
+            # the ledger, not the logs, is the record of what a kill changed.
+            removal_policy=RemovalPolicy.DESTROY,
         )
         # `<prefix>-*` role name: the management account's org-kill role trusts exactly that pattern.
         self.role = function_role(self, "Role", role_name=f"{prefix}-kill-{Aws.REGION}", log_group=self.log_group)

@@ -38,7 +38,9 @@ class SpendRecorder(Construct):
             "Logs",
             log_group_name=f"/aws/lambda/{prefix}-spend-recorder",
             retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.RETAIN,
+            # Named log group: retaining it would make a redeploy after `cdk destroy` fail on "already exists";
+            # the ledger, not the logs, is the record of what a kill changed.
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.role = function_role(self, "Role", role_name=f"{prefix}-spend-{Aws.REGION}", log_group=self.log_group)
         self.function = lambda_.Function(
