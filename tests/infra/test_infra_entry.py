@@ -47,7 +47,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[App, Path, st
 
 def test_good_config_synthesizes_both_stacks(synthesized: tuple[App, Path, str]) -> None:
     _, outdir, output = synthesized
-    assert output == ""  # no SCP findings, no errors
+    assert "error" not in output  # SCP warnings, if any, do not stop synth; errors would
     assert sorted(p.name for p in outdir.glob("*.template.json")) == [
         "ks-management.template.json",
         "ks-workload.template.json",
