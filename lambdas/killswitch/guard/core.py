@@ -342,7 +342,7 @@ class Guard:
                         name=m.get("name", ""),
                         amount_usd=hold.amount,
                         estimated_usd=hold.amount,
-                        day=self.period_key(t) if self.period == "day" else _day(t),
+                        day=_day(t),
                         input_tokens=int(m.get("input_tokens", "0")),
                         output_tokens=int(m.get("max_output_tokens", "0")),
                         state="swept",
