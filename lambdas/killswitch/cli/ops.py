@@ -1,7 +1,347 @@
-"""Commands registered by their feature (filled in by that feature's change)."""
+"""Operator commands of the kill engine: fire, kill, restore, approve, status.
+
+They drive `killswitch.kill.engine.KillEngine` against whatever endpoint boto3 is configured for
+(`AWS_ENDPOINT_URL` works, so a moto server is fine). Ledger table: `--table` or `$KILLSWITCH_TABLE`; result events
+go to `$KILLSWITCH_EVENTS_TOPIC_ARN` when set. Exit codes: 0 done, 1 refused/invalid input, 2 partial failure,
+3 AWS error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from killswitch.config import ConfigError, KillSwitchConfig, load_config
+from killswitch.kill.engine import KillEngine
+from killswitch.kill.ledger import DynamoKillLedger, InMemoryKillLedger, KillLedger
+from killswitch.kill.model import ACCOUNT, ECS_SERVICE, ECS_TASK, Act, KillReport, Plan
+from killswitch.kill.publish import EventPublisher, NullPublisher, SnsPublisher
+from killswitch.results import EXIT_AWS, EXIT_OK, EXIT_REFUSED
+from killswitch.settings import ENV_EVENTS_TOPIC, ENV_ORG_ROLE, ENV_SCP_POLICY_NAME, ENV_TABLE
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="Config file (default $KILLSWITCH_CONFIG or killswitch.yaml).")
+TableOpt = typer.Option(None, "--table", help="Ledger DynamoDB table (default $KILLSWITCH_TABLE).")
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+
+OUTCOME_STYLE = {"success": "green", "no_action": "dim", "needs_approval": "yellow", "error": "bold red"}
+ACT_STYLE = {
+    "skip": "dim",
+    "needs_approval": "yellow",
+    "stop": "red",
+    "scale_to_zero": "red",
+    "stop_task": "red",
+    "attach_scp": "red",
+}
+
+
+def console() -> Console:
+    width = shutil.get_terminal_size((150, 40)).columns
+    return Console(width=max(width, 120), soft_wrap=False, highlight=False)
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_REFUSED):
+        super().__init__(message)
+        self.code = code
+
+
+def short_id(resource_type: str, resource_id: str) -> str:
+    """ARNs shortened for tables: ECS services as cluster/name, tasks as cluster/task-id."""
+    if resource_type in (ECS_SERVICE, ECS_TASK) and ":" in resource_id:
+        parts = resource_id.split(":", 5)[-1].split("/")
+        return "/".join(parts[1:]) if len(parts) > 1 else resource_id
+    return resource_id
+
+
+def make_engine(
+    config_path: Path | None, table: str | None, *, need_table: bool = True, scp: bool = True
+) -> tuple[KillEngine, KillSwitchConfig]:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    table = table or os.environ.get(ENV_TABLE)
+    ledger: KillLedger
+    if table:
+        ledger = DynamoKillLedger(table, retention_days=config.ledger_retention_days)
+    elif need_table:
+        raise CliError(f"no ledger table: pass --table or set ${ENV_TABLE}")
+    else:
+        ledger = InMemoryKillLedger()
+    topic = os.environ.get(ENV_EVENTS_TOPIC)
+    publisher: EventPublisher = SnsPublisher(topic) if topic else NullPublisher()
+    spend = None
+    if table:
+        from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
+
+        spend = SpendLedger(DynamoSpendStore(table), retention_days=config.ledger_retention_days)
+    org = None
+    policy = os.environ.get(ENV_SCP_POLICY_NAME) or config.scp_policy_name()
+    if scp and policy and any(a.sandbox_accounts for a in config.agents):
+        from killswitch.kill.scp import OrgScp
+
+        org = OrgScp(config, policy, role_arn=os.environ.get(ENV_ORG_ROLE))
+    return KillEngine(config, ledger, publisher=publisher, scp=org, spend=spend), config
+
+
+def run(fn: Any) -> None:
+    """Run a command body; map our errors and AWS errors to exit codes."""
+    logging.getLogger("killswitch-kill").setLevel(logging.WARNING)
+    try:
+        code = fn()
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.code) from exc
+    except (ClientError, BotoCoreError) as exc:
+        typer.echo(f"AWS error: {exc}", err=True)
+        raise typer.Exit(EXIT_AWS) from exc
+    raise typer.Exit(code or EXIT_OK)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# rendering
+# ----------------------------------------------------------------------------------------------------------
+def plan_table(plan: Plan, title: str = "Plan") -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("decision", "type", "region", "resource", "name", "reason"):
+        t.add_column(col, overflow="fold")
+    for d in plan.decisions:
+        r = d.resource
+        act = (
+            d.act.value
+            if d.act is not Act.NEEDS_APPROVAL
+            else f"needs_approval ({d.intended.value if d.intended else ''})"
+        )
+        style = ACT_STYLE.get(d.act.value, "")
+        t.add_row(
+            f"[{style}]{act}[/]" if style else act,
+            r.resource_type,
+            r.region,
+            short_id(r.resource_type, r.resource_id),
+            r.name if r.name != r.resource_id else "",
+            d.reason,
+        )
+    return t
+
+
+def results_table(report: KillReport, title: str = "Results") -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("outcome", "action", "type", "region", "resource", "code", "message"):
+        t.add_column(col, overflow="fold")
+    for r in report.summary.results:
+        style = OUTCOME_STYLE.get(r.outcome.value, "")
+        t.add_row(
+            f"[{style}]{r.outcome.value}[/]",
+            r.action,
+            r.resource_type,
+            r.region,
+            short_id(r.resource_type, r.resource_id),
+            r.code or "",
+            r.message[:160],
+        )
+    return t
+
+
+def headline(report: KillReport) -> str:
+    c = report.summary.counts
+    who = report.agent or "-"
+    parts = [f"[bold]{report.operation.value}[/] {who}"]
+    if report.kill_id:
+        parts.append(f"kill {report.kill_id}")
+    parts.append(f"status [bold]{report.status}[/]")
+    counts = ", ".join(f"{k} {v}" for k, v in c.items() if v)
+    if counts:
+        parts.append(counts)
+    text = " · ".join(parts)
+    if report.refused:
+        text += f"\n[bold red]refused:[/] {report.refused}"
+    elif report.message:
+        text += f"\n{report.message}"
+    return text
+
+
+def print_report(con: Console, report: KillReport, *, show_plan: bool = False) -> None:
+    if show_plan and report.plan is not None and report.plan.decisions:
+        con.print(plan_table(report.plan, f"Plan for {report.agent} ({len(report.plan.to_act)} to act on)"))
+    elif report.summary.results:
+        con.print(results_table(report))
+    con.print(headline(report))
+
+
+def emit(reports: list[KillReport], as_json: bool, *, show_plan: bool = False) -> int:
+    if as_json:
+        payload: Any = [r.to_dict() for r in reports] if len(reports) != 1 else reports[0].to_dict()
+        typer.echo(json.dumps(payload, indent=2, default=str, ensure_ascii=False))
+    else:
+        con = console()
+        for r in reports:
+            print_report(con, r, show_plan=show_plan)
+    return max((r.exit_code() for r in reports), default=EXIT_OK)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# commands
+# ----------------------------------------------------------------------------------------------------------
+def fire(
+    event_file: Path = typer.Argument(..., help="Lambda/SNS event JSON file (what the kill topic delivers)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Plan only: change nothing, write nothing."),
+    json_out: bool = JsonOpt,
+    config: Path | None = ConfigOpt,
+    table: str | None = TableOpt,
+) -> None:
+    """Run the kill handler locally on an event file."""
+
+    def body() -> int:
+        try:
+            event = json.loads(event_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read event file {event_file}: {exc}") from exc
+        eng, _ = make_engine(config, table, need_table=not dry_run)
+        from killswitch.handlers.kill import handle
+
+        return emit(handle(event, eng, dry_run=dry_run), json_out, show_plan=dry_run)
+
+    run(body)
+
+
+def kill(  # noqa: PLR0917 (typer options)
+    agent: str = typer.Option(..., "--agent", "-a", help="agent-name tag value."),
+    run_id: str | None = typer.Option(None, "--run-id", help="Only this run's resources (agent-run-id tag)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Go beyond the blast-radius limit."),
+    reason: str = typer.Option("manual kill from the CLI", "--reason", help="Recorded in the ledger and event."),
+    json_out: bool = JsonOpt,
+    config: Path | None = ConfigOpt,
+    table: str | None = TableOpt,
+) -> None:
+    """Stop everything tagged with the agent (or one run) in every configured region."""
+
+    def body() -> int:
+        eng, cfg = make_engine(config, table, need_table=not dry_run)
+        if agent not in cfg.agent_names():
+            raise CliError(f"agent {agent!r} is not in the config (known: {', '.join(cfg.agent_names())})")
+        if dry_run:
+            return emit(
+                [eng.kill(agent, run_id=run_id, dry_run=True, force=force, reason=reason)], json_out, show_plan=True
+            )
+        if not yes:
+            if json_out:
+                raise CliError("--json needs --yes (no confirmation prompt in JSON mode)")
+            plan, _ = eng.plan(agent, run_id=run_id, force=force)
+            con = console()
+            con.print(plan_table(plan, f"Plan for {agent}"))
+            if plan.refused:
+                con.print(f"[bold red]refused:[/] {plan.refused}")
+                return EXIT_REFUSED
+            n, waiting = len(plan.to_act), len(plan.needs_approval)
+            if not typer.confirm(f"Stop {n} resources of {agent} ({waiting} more will wait for approval)?"):
+                con.print("aborted: nothing was done")
+                return EXIT_REFUSED
+        return emit([eng.kill(agent, run_id=run_id, force=force, reason=reason)], json_out)
+
+    run(body)
+
+
+def restore(  # noqa: PLR0917 (typer options)
+    agent: str | None = typer.Option(None, "--agent", "-a", help="Restore every active kill of this agent."),
+    kill_id: str | None = typer.Option(None, "--kill-id", help="Restore only this kill."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be restored; change nothing."),
+    json_out: bool = JsonOpt,
+    config: Path | None = ConfigOpt,
+    table: str | None = TableOpt,
+) -> None:
+    """Put back exactly what a kill changed (reverse order), and nothing else."""
+
+    def body() -> int:
+        if not agent and not kill_id:
+            raise CliError("pass --agent NAME and/or --kill-id ID")
+        eng, _ = make_engine(config, table)
+        return emit([eng.restore(agent, kill_id=kill_id, dry_run=dry_run)], json_out)
+
+    run(body)
+
+
+def approve(
+    kill_id: str = typer.Argument(..., help="Kill id waiting for approval (see `killswitch status`)."),
+    json_out: bool = JsonOpt,
+    config: Path | None = ConfigOpt,
+    table: str | None = TableOpt,
+) -> None:
+    """Carry out what a kill left waiting for approval (re-checks the current state first)."""
+
+    def body() -> int:
+        eng, _ = make_engine(config, table)
+        return emit([eng.approve(kill_id)], json_out)
+
+    run(body)
+
+
+def status(
+    agent: str | None = typer.Option(None, "--agent", "-a", help="One agent (default: every agent in the config)."),
+    json_out: bool = JsonOpt,
+    config: Path | None = ConfigOpt,
+    table: str | None = TableOpt,
+) -> None:
+    """What is stopped, by which kill, and what restore would do."""
+
+    def body() -> int:
+        eng, cfg = make_engine(config, table, scp=False)
+        if agent and agent not in cfg.agent_names():
+            raise CliError(f"agent {agent!r} is not in the config (known: {', '.join(cfg.agent_names())})")
+        rows = eng.status(agent)
+        if json_out:
+            typer.echo(json.dumps(rows, indent=2, default=str))
+            return EXIT_OK
+        print_status(console(), rows)
+        return EXIT_OK
+
+    run(body)
+
+
+def print_status(con: Console, rows: list[dict[str, Any]]) -> None:
+    agents = Table(title="Agents", title_justify="left")
+    for col in ("agent", "state", "since", "reason", "kills (active)"):
+        agents.add_column(col, overflow="fold")
+    for row in rows:
+        active = [k for k in row["kills"] if k["status"] != "restored"]
+        kills = ", ".join(f"{k['kill_id']} ({k['status']})" for k in active) or "-"
+        style = {"KILLED": "bold red", "THRIFT": "yellow"}.get(row["state"], "green")
+        agents.add_row(row["agent"], f"[{style}]{row['state']}[/]", row["updated_at"], row["state_reason"], kills)
+    con.print(agents)
+    lines = [(row["agent"], r) for row in rows for r in row["resources"]]
+    if not lines:
+        con.print("No resource is held by an active kill.")
+        return
+    t = Table(title="Held by active kills", title_justify="left")
+    for col in ("agent", "kill", "type", "region", "resource", "kill did", "outcome", "restore would"):
+        t.add_column(col, overflow="fold")
+    for name, r in lines:
+        t.add_row(
+            name,
+            r["kill_id"],
+            r["resource_type"],
+            r["region"],
+            short_id(r["resource_type"], r["resource_id"]) if r["resource_type"] != ACCOUNT else r["resource_id"],
+            r["done"],
+            r["outcome"],
+            r["restore"],
+        )
+    con.print(t)
 
 
 def register(app: typer.Typer) -> None:
-    """No commands yet."""
+    app.command("fire")(fire)
+    app.command("kill")(kill)
+    app.command("restore")(restore)
+    app.command("approve")(approve)
+    app.command("status")(status)

@@ -56,9 +56,7 @@ class OrgScp:
     def targets(self, agent: str) -> list[Resource]:
         cfg = self.config.agent(agent)
         return [
-            Resource(
-                ACCOUNT, t.account_id, GLOBAL_REGION, state="ACTIVE", name=f"account {t.account_id}", note=t.reason
-            )
+            Resource(ACCOUNT, t.account_id, GLOBAL_REGION, state="ACTIVE", name=t.account_id, note=t.reason)
             for t in find_sandbox_targets(self.org, cfg, self.management_account_id)
         ]
 
