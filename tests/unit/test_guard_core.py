@@ -386,3 +386,40 @@ def test_auto_return_timer_hands_back_an_idle_lease() -> None:
     u = ledger.usage("log-summarizer", "agent", guard.period_key())
     assert (u.committed, u.reserved) == (D("0.05"), D(0))
     run.close()
+
+
+def test_metrics_count_denials_kills_loop_trips_and_spend() -> None:
+    from killswitch.guard import InMemoryMetrics, LoopDetected, LoopLimits
+
+    metrics = InMemoryMetrics()
+    guard = Guard("a", Caps(per_period_usd=1.0), metrics=metrics, loop=LoopLimits(max_identical_calls=2))
+    with guard.run() as run:
+        run.charge_usd(0.25, name="x")
+        with pytest.raises(LoopDetected):
+            run.charge_usd(0.25, name="x")
+    with guard.run() as run:
+        for i in range(2):
+            with pytest.raises(BudgetExceeded):
+                run.charge_usd(5.0, name=f"big-{i}")
+    assert metrics.total("GuardSpendUsd") == pytest.approx(0.25)
+    assert metrics.total("GuardLoopTrips") == 1
+    assert metrics.total("GuardDenials") == 2
+    assert metrics.total("GuardKills") == 2  # the loop trip and the crossed cap
+    assert {r[3]["agent"] for r in metrics.records} == {"a"}
+
+
+def test_emf_lines_follow_the_embedded_metric_format() -> None:
+    import io
+    import json
+
+    from killswitch.guard import EmfMetrics
+
+    out = io.StringIO()
+    EmfMetrics(stream=out, clock=lambda: 1_795_000_000.5)("GuardDenials", 1, "Count", {"agent": "a"})
+    doc = json.loads(out.getvalue())
+    assert doc["_aws"]["Timestamp"] == 1_795_000_000_500
+    (directive,) = doc["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "AgentKillSwitch"
+    assert directive["Dimensions"] == [["agent", "service"]]
+    assert directive["Metrics"] == [{"Name": "GuardDenials", "Unit": "Count"}]
+    assert (doc["agent"], doc["service"], doc["GuardDenials"]) == ("a", "killswitch-guard", 1)

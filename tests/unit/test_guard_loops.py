@@ -34,6 +34,7 @@ def test_identical_tool_calls_in_a_row_trip_and_freeze_the_run() -> None:
         with pytest.raises(LoopDetected) as info:
             run.charge_usd(0.01, name="search", args={"page": 1, "q": "same"})  # key order does not matter
         assert info.value.kind == "identical_calls"
+        assert "5 identical calls to 'tool:search'" in str(info.value)
         assert run.frozen
         with pytest.raises(RunFrozen):
             run.charge_usd(0.01, name="other")

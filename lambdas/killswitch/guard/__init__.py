@@ -24,6 +24,7 @@ from killswitch.guard.loops import (
     LoopLimits,
     signature,
 )
+from killswitch.guard.metrics import EmfMetrics, InMemoryMetrics, MetricsSink
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices
 from killswitch.guard.publisher import InMemoryPublisher, NullPublisher, Publisher, SnsPublisher
 
@@ -40,16 +41,19 @@ __all__ = [
     "ChargeRecord",
     "DuplicateCharge",
     "DynamoLedger",
+    "EmfMetrics",
     "Guard",
     "GuardError",
     "Hold",
     "InMemoryLedger",
+    "InMemoryMetrics",
     "InMemoryPublisher",
     "LeasePolicy",
     "Ledger",
     "Lineage",
     "LoopDetected",
     "LoopLimits",
+    "MetricsSink",
     "Mode",
     "ModelPrice",
     "NullPublisher",

@@ -34,6 +34,7 @@ from killswitch.guard.loops import (
     check_lineage,
     signature,
 )
+from killswitch.guard.metrics import MetricsSink
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
@@ -157,6 +158,7 @@ class Guard:
         reservation_ttl: float = 900.0,
         sweep_interval: float = 60.0,
         kill_on_run_cap: bool = False,
+        metrics: MetricsSink | None = None,
     ):
         if not agent:
             raise ValueError("agent name is required")
@@ -175,6 +177,7 @@ class Guard:
         self.reservation_ttl = reservation_ttl
         self.sweep_interval = sweep_interval
         self.kill_on_run_cap = kill_on_run_cap
+        self.metrics = metrics
         self._lock = threading.Lock()
         self._stopped: set[tuple[str, str]] = set()  # (agent, period) | (workflow, label#period) caps crossed
         self._published: set[tuple[str, ...]] = set()
@@ -390,13 +393,23 @@ class Guard:
             cap_usd=None if cap is None else float(cap),
         )
         log.error("kill: agent=%s run=%s reason=%s", self.agent, run_id, reason)
+        self._metric("GuardKills", 1)
         try:
             self.publisher.publish(event)
         except Exception:
             log.exception("publishing the kill event failed (agent=%s run=%s)", self.agent, run_id)
         return True
 
+    def _metric(self, name: str, value: float, unit: str = "Count") -> None:
+        if self.metrics is None:
+            return
+        try:
+            self.metrics(name, value, unit, {"agent": self.agent})
+        except Exception:
+            log.exception("metrics sink failed for %s", name)
+
     def _sink(self, record: ChargeRecord) -> None:
+        self._metric("GuardSpendUsd", float(record.amount_usd), "None")
         if self.spend_sink is None:
             return
         try:
@@ -569,6 +582,7 @@ class Run:
         except LoopDetected as exc:
             with self._lock:
                 self._frozen = f"loop detected: {exc.kind}"
+            self.guard._metric("GuardLoopTrips", 1)
             self.guard._kill(
                 ("loop", self.run_id, exc.kind),
                 f"loop detected ({exc.kind}): {exc}",
@@ -592,6 +606,7 @@ class Run:
         stop = g._stopped_scope(self.workflow)
         if stop is not None:
             scope, key, cap = stop
+            g._metric("GuardDenials", 1)
             raise BudgetExceeded(
                 g.agent,
                 scope,
@@ -630,6 +645,7 @@ class Run:
 
     def _on_budget_exceeded(self, exc: BudgetExceeded) -> None:
         g = self.guard
+        g._metric("GuardDenials", 1)
         if exc.scope in ("agent", "workflow"):
             g._stop(exc.scope, exc.key)
             g._kill(

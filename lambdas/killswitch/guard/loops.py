@@ -110,7 +110,7 @@ class StepTracker:
             else:
                 self._last, self._repeats = sig, 1
             if self._repeats >= self.limits.max_identical_calls:
-                name = sig.split(":", 1)[0]
+                name = sig.rsplit(":", 1)[0]
                 raise LoopDetected(
                     "identical_calls", f"{self._repeats} identical calls to {name!r} in a row", self.run_id
                 )
