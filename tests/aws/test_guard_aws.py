@@ -300,3 +300,18 @@ def test_from_config_needs_a_table(example_config: KillSwitchConfig, monkeypatch
     monkeypatch.delenv("KILLSWITCH_TABLE", raising=False)
     with pytest.raises(MissingEnvironment, match="KILLSWITCH_TABLE"):
         Guard.from_config("log-summarizer", config=example_config)
+
+
+def test_from_config_emits_emf_metrics_inside_lambda(
+    ddb: Any, example_config: KillSwitchConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from killswitch.guard import EmfMetrics
+
+    monkeypatch.setenv("KILLSWITCH_TABLE", "killswitch-ledger")
+    monkeypatch.delenv("KILLSWITCH_KILL_TOPIC_ARN", raising=False)
+    assert Guard.from_config("research-crawler", config=example_config).metrics is None
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agent-fn")
+    guard = Guard.from_config("research-crawler", config=example_config)
+    assert isinstance(guard.metrics, EmfMetrics)
+    assert guard.caps.per_workflow_usd == {"deep-research": 60}
+    assert guard.models is None

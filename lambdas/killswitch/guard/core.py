@@ -34,7 +34,7 @@ from killswitch.guard.loops import (
     check_lineage,
     signature,
 )
-from killswitch.guard.metrics import MetricsSink
+from killswitch.guard.metrics import EmfMetrics, MetricsSink
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
@@ -220,6 +220,8 @@ class Guard:
             "loop": LoopLimits.from_config(agent_cfg.loop),
             "leases": LeasePolicy(),
             "spend_sink": _spend_ledger_sink(table, cfg.deploy_region),
+            # In Lambda, EMF lines on stdout become CloudWatch metrics by themselves; elsewhere pass metrics=...
+            "metrics": EmfMetrics() if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None,
         }
         kwargs.update(overrides)
         return cls(agent, Caps.from_config(agent_cfg.caps), ledger, **kwargs)
