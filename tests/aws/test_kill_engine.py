@@ -323,3 +323,44 @@ def test_ec2_only_agent_config_skips_other_types(aws: Clients, example_config: K
     got = {r.resource_id: r for r in report.summary.results}
     assert got[f["service"]].outcome is Outcome.NO_ACTION and "scale_ecs is not enabled" in got[f["service"]].message
     assert got[f["plain"]].outcome is Outcome.SUCCESS and got[f["plain"]].resource_type == EC2_INSTANCE
+
+
+def test_a_kill_that_dies_while_acting_is_recorded_and_restorable(
+    aws: Clients, example_config: KillSwitchConfig
+) -> None:
+    """Groups and services are handled first; the crash hits EC2. The ledger says what was done, the dedupe marker
+    is freed for SNS's retry, and restore puts everything back (pending entries included)."""
+    build_fleet(aws)
+    before = sim.snapshot(aws, REGIONS)
+
+    class Crashing(FailingEc2):
+        def stop_instances(self, InstanceIds: list[str], **kw: object) -> object:
+            raise RuntimeError("Lambda runtime went away")
+
+    clients = Clients(overrides={("ec2", EAST): Crashing(aws("ec2", EAST))})
+    eng, ledger, _ = engine(example_config, clients)
+    with pytest.raises(RuntimeError):
+        eng.kill(AGENT, dedupe_key="alert-9")
+    assert ledger.claim("alert-9", "probe") is None  # released
+    (kill,) = ledger.list_kills(AGENT)
+    entries = ledger.resources(kill.kill_id)
+    assert any(e.changed for e in entries) and any(e.pending for e in entries)
+    service = next(e.resource for e in entries if e.resource.resource_type == "ecs:service")
+    service_key = f"{service.region}/{service.resource_id}"
+    assert sim.snapshot(aws, REGIONS).services[service_key] == 0  # done before the crash
+    eng.clients = aws
+    restored = eng.restore(AGENT)
+    assert restored.summary.failures == []
+    assert sim.snapshot(aws, REGIONS).comparable() == before.comparable()
+
+
+def test_a_second_kill_does_not_ask_twice_for_the_same_approval(aws: Clients, example_config: KillSwitchConfig) -> None:
+    f = build_fleet(aws)
+    eng, _, _ = engine(example_config, aws)
+    first = eng.kill(AGENT)
+    second = eng.kill(AGENT)
+    got = {r.resource_id: r for r in second.summary.results}
+    assert got[f["critical"]].outcome is Outcome.NO_ACTION
+    assert got[f["critical"]].message == f"already handled by kill {first.kill_id}"
+    approved = eng.approve(first.kill_id)
+    assert outcomes(approved) == {f["critical"]: "success"}

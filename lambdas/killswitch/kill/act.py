@@ -275,36 +275,50 @@ def execute(
     scp: ScpActions | None = None,
     reason: str = "agent kill switch",
     stats: BisectStats | None = None,
+    on_result: Callable[[ActResult], None] | None = None,
 ) -> list[ActResult]:
-    """Carry out the decisions that change AWS, in `KILL_ORDER` (groups and services before instances, SCP last)."""
+    """Carry out the decisions that change AWS, in `KILL_ORDER` (groups and services before instances, SCP last).
+
+    `on_result` is called as soon as each resource's result is known (the engine writes it to the ledger then, so
+    a Lambda that dies half-way leaves a ledger that says what was already done).
+    """
     todo = [d for d in decisions if d.changes_aws]
     by_type: dict[str, list[Decision]] = defaultdict(list)
     for d in todo:
         by_type[d.resource.resource_type].append(d)
     out: list[ActResult] = []
+
+    def emit(ar: ActResult) -> None:
+        out.append(ar)
+        if on_result is not None:
+            on_result(ar)
+
     for t in KILL_ORDER:
         ds = by_type.get(t, [])
         if not ds:
             continue
         if t == EC2_INSTANCE:
-            out += Ec2Stopper(clients, stats).stop(ds)
+            for ar in Ec2Stopper(clients, stats).stop(ds):
+                emit(ar)
         elif t == ECS_SERVICE:
-            out += [EcsServiceScaler(clients).scale_to_zero(d) for d in ds]
+            for d in ds:
+                emit(EcsServiceScaler(clients).scale_to_zero(d))
         elif t == ECS_TASK:
-            out += [EcsTaskStopper(clients, reason).stop(d) for d in ds]
+            for d in ds:
+                emit(EcsTaskStopper(clients, reason).stop(d))
         elif t == ASG:
-            out += [AsgScaler(clients).scale_to_zero(d) for d in ds]
+            for d in ds:
+                emit(AsgScaler(clients).scale_to_zero(d))
         elif t == ACCOUNT:
             for d in ds:
                 if scp is None:
-                    out.append(
-                        ActResult(d, result_for(d, Outcome.ERROR, "no Organizations access configured", "NoOrgAccess"))
-                    )
+                    msg = "no Organizations access configured"
+                    emit(ActResult(d, result_for(d, Outcome.ERROR, msg, "NoOrgAccess")))
                     continue
                 try:
                     rr, ours = scp.attach(d.resource)
                 except (ClientError, BotoCoreError) as exc:
-                    out.append(ActResult(d, _error(d, exc)))
+                    emit(ActResult(d, _error(d, exc)))
                     continue
-                out.append(ActResult(d, rr, attached_by_us=ours))
+                emit(ActResult(d, rr, attached_by_us=ours))
     return out

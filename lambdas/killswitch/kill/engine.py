@@ -27,6 +27,7 @@ from aws_lambda_powertools import Logger
 
 from killswitch.config import Action, AgentConfig, KillSwitchConfig
 from killswitch.kill.act import (
+    ActResult,
     AsgScaler,
     BisectStats,
     Ec2Stopper,
@@ -110,7 +111,7 @@ def _restore_text(e: ResourceEntry) -> str:
         return f"nothing (restored {e.restored_at or ''})".strip()
     if e.act == Act.NEEDS_APPROVAL.value:
         return "nothing (never stopped; restore cancels the pending approval)"
-    if not e.changed:
+    if not (e.changed or e.pending):
         return "nothing (the kill did not change it)"
     if r.resource_type == EC2_INSTANCE:
         return "start instance"
@@ -253,14 +254,15 @@ class KillEngine:
     # ------------------------------------------------------------------------------------------------------
     # kill
     # ------------------------------------------------------------------------------------------------------
-    def handled_by_active_kills(self, agent: str) -> dict[tuple[str, str], str]:
-        """(region, resource id) → kill id, for resources changed by a kill that is not restored yet."""
+    def handled_by_active_kills(self, agent: str, *, exclude: str | None = None) -> dict[tuple[str, str], str]:
+        """(region, resource id) → kill id, for resources changed by (or waiting for approval in) a kill that is not
+        restored yet. `exclude`: the kill being approved."""
         out: dict[tuple[str, str], str] = {}
         for k in self.ledger.list_kills(agent):
-            if not k.active:
+            if not k.active or k.kill_id == exclude:
                 continue
             for e in self.ledger.resources(k.kill_id):
-                if e.changed and not e.restored:
+                if ((e.changed or e.pending) and not e.restored) or e.awaiting_approval:
                     out[e.resource.key] = k.kill_id
         return out
 
@@ -380,30 +382,10 @@ class KillEngine:
                 self.ledger.put_resource(ResourceEntry(kill_id, d.resource, d.act.value, d.reason))
         self.ledger.set_agent_state(agent, AgentState.KILLED, reason or "kill", kill_id)
 
-        acted = {
-            ar.decision.resource.key: ar
-            for ar in execute(plan.to_act, self.clients, scp=self.scp, reason=f"killswitch {kill_id}", stats=self.stats)
-        }
+        acted = self._execute(kill_id, plan)
         for d in plan.decisions:
             ar = acted.get(d.resource.key)
-            if ar is None:
-                report.summary.add(_planned_result(d))
-                continue
-            rr = ar.result
-            report.summary.add(rr)
-            self.ledger.put_resource(
-                ResourceEntry(
-                    kill_id,
-                    d.resource,
-                    d.act.value,
-                    d.reason,
-                    outcome=rr.outcome.value,
-                    code=rr.code,
-                    message=rr.message,
-                    attached_by_us=ar.attached_by_us,
-                    suspended_by_us=ar.suspended_by_us,
-                )
-            )
+            report.summary.add(ar.result if ar else _planned_result(d))
         failures = [r for r in report.summary.failures if r.action != "discover"]
         status = (
             KillStatus.AWAITING_APPROVAL
@@ -417,6 +399,35 @@ class KillEngine:
             report.transient_failure = True
         report.message = _kill_message(report, plan)
         return self._finish(report, t0)
+
+    def _execute(self, kill_id: str, plan: Plan) -> dict[tuple[str, str], ActResult]:
+        """Act on the plan; each result is written to the ledger as soon as it is known."""
+
+        def record(ar: ActResult) -> None:
+            d, rr = ar.decision, ar.result
+            self.ledger.put_resource(
+                ResourceEntry(
+                    kill_id,
+                    d.resource,
+                    d.act.value,
+                    d.reason,
+                    outcome=rr.outcome.value,
+                    code=rr.code,
+                    message=rr.message,
+                    attached_by_us=ar.attached_by_us,
+                    suspended_by_us=ar.suspended_by_us,
+                )
+            )
+
+        results = execute(
+            plan.to_act,
+            self.clients,
+            scp=self.scp,
+            reason=f"killswitch {kill_id}",
+            stats=self.stats,
+            on_result=record,
+        )
+        return {ar.decision.resource.key: ar for ar in results}
 
     def _finish(self, report: KillReport, t0: float) -> KillReport:
         report.duration_ms = (time.monotonic() - t0) * 1000
@@ -441,7 +452,7 @@ class KillEngine:
             return self._finish(report, t0)
         cfg = self.config.agent(record.agent)
         entries = self.ledger.resources(kill_id)
-        waiting = [e for e in entries if e.act == Act.NEEDS_APPROVAL.value and e.outcome in (None, "needs_approval")]
+        waiting = [e for e in entries if e.awaiting_approval]
         # Re-discover: act on the current state, not on what was true when the kill was planned.
         found = discover(record.agent, self.config.regions, self.clients, run_id=record.run_id)
         current = {r.key: r for r in found.resources}
@@ -458,7 +469,7 @@ class KillEngine:
             limit=self.config.max_resources_for(cfg),
             run_id=record.run_id,
             force=True,
-            handled=self.handled_by_active_kills(record.agent),
+            handled=self.handled_by_active_kills(record.agent, exclude=kill_id),
             approved=True,
         )
         report.plan = plan
@@ -467,27 +478,16 @@ class KillEngine:
                 d = Decision(e.resource, Act.SKIP, "no longer found with the agent's tags: nothing to do")
                 report.summary.add(_planned_result(d))
                 self.ledger.put_resource(ResourceEntry(kill_id, e.resource, Act.SKIP.value, d.reason, "no_action"))
-        acted = {
-            ar.decision.resource.key: ar
-            for ar in execute(plan.to_act, self.clients, scp=self.scp, reason=f"killswitch {kill_id}", stats=self.stats)
-        }
+        acted = self._execute(kill_id, plan)
         for d in plan.decisions:
             ar = acted.get(d.resource.key)
-            rr = ar.result if ar else _planned_result(d)
+            if ar is not None:
+                report.summary.add(ar.result)
+                continue
+            rr = _planned_result(d)
             report.summary.add(rr)
-            self.ledger.put_resource(
-                ResourceEntry(
-                    kill_id,
-                    d.resource,
-                    d.act.value,
-                    d.reason,
-                    outcome=rr.outcome.value,
-                    code=rr.code,
-                    message=rr.message,
-                    attached_by_us=ar.attached_by_us if ar else None,
-                    suspended_by_us=ar.suspended_by_us if ar else [],
-                )
-            )
+            entry = ResourceEntry(kill_id, d.resource, d.act.value, d.reason, outcome=rr.outcome.value)
+            self.ledger.put_resource(entry)
         earlier_errors = any(e.outcome == "error" for e in entries)
         status = KillStatus.PARTIAL if report.summary.failures or earlier_errors else KillStatus.DONE
         self.ledger.set_status(record, status)
@@ -547,8 +547,8 @@ class KillEngine:
                 if not dry_run:
                     e.outcome, e.message = "no_action", "approval cancelled by restore"
                     self.ledger.put_resource(e)
-            elif not e.changed:
-                results.append(_rres(d, Outcome.NO_ACTION, f"not changed by the kill ({e.outcome or 'pending'})"))
+            elif not (e.changed or e.pending):
+                results.append(_rres(d, Outcome.NO_ACTION, f"not changed by the kill ({e.outcome})"))
             elif e.resource.resource_type == ECS_TASK:
                 results.append(
                     _rres(d, Outcome.NO_ACTION, "a stopped task cannot be restarted: its launcher starts new ones")
@@ -568,7 +568,7 @@ class KillEngine:
                 if rr is not None and rr.outcome is Outcome.SUCCESS:
                     e.restored, e.restored_at = True, now
                     self.ledger.put_resource(e)
-            if all(e.restored or not e.changed or _not_restorable(e) for e in entries):
+            if all(e.restored or not (e.changed or e.pending) or _not_restorable(e) for e in entries):
                 self.ledger.set_status(record, KillStatus.RESTORED)
         return results
 

@@ -81,6 +81,16 @@ class ResourceEntry:
         """The kill changed this resource (restore must undo it)."""
         return self.outcome == "success" and self.act not in ("skip", "needs_approval")
 
+    @property
+    def pending(self) -> bool:
+        """Planned to change but no result recorded: the kill died while acting. Restore treats it as changed
+        (putting back the recorded prior state is harmless if the kill never got to it)."""
+        return self.outcome is None and self.act not in ("skip", "needs_approval")
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.act == "needs_approval" and self.outcome in (None, "needs_approval")
+
 
 class KillLedger(Protocol):
     def claim(self, dedupe_key: str, kill_id: str) -> str | None:
