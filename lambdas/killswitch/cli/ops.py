@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
@@ -71,8 +72,10 @@ def make_engine(
         raise CliError(str(exc)) from exc
     table = table or os.environ.get(ENV_TABLE)
     ledger: KillLedger
+    # The ledger table lives in the deployment's home region, whatever region the shell defaults to.
+    region = config.deploy_region
     if table:
-        ledger = DynamoKillLedger(table, retention_days=config.ledger_retention_days)
+        ledger = DynamoKillLedger(table, region=region, retention_days=config.ledger_retention_days)
     elif need_table:
         raise CliError(f"no ledger table: pass --table or set ${ENV_TABLE}")
     else:
@@ -83,7 +86,8 @@ def make_engine(
     if table:
         from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
 
-        spend = SpendLedger(DynamoSpendStore(table), retention_days=config.ledger_retention_days)
+        store = DynamoSpendStore(table, session=boto3.Session(region_name=region))
+        spend = SpendLedger(store, retention_days=config.ledger_retention_days)
     org = None
     policy = os.environ.get(ENV_SCP_POLICY_NAME) or config.scp_policy_name()
     if scp and policy and any(a.sandbox_accounts for a in config.agents):
@@ -95,7 +99,6 @@ def make_engine(
 
 def run(fn: Any) -> None:
     """Run a command body; map our errors and AWS errors to exit codes."""
-    logging.getLogger("killswitch-kill").setLevel(logging.WARNING)
     try:
         code = fn()
     except CliError as exc:
@@ -206,9 +209,10 @@ def fire(
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot read event file {event_file}: {exc}") from exc
         eng, _ = make_engine(config, table, need_table=not dry_run)
-        from killswitch.handlers.kill import handle
+        from killswitch.handlers import kill as kill_handler
 
-        return emit(handle(event, eng, dry_run=dry_run), json_out, show_plan=dry_run)
+        kill_handler.logger.setLevel(logging.WARNING)  # the CLI prints the results itself
+        return emit(kill_handler.handle(event, eng, dry_run=dry_run), json_out, show_plan=dry_run)
 
     run(body)
 
