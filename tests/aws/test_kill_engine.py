@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
 
 from killswitch.config import KillSwitchConfig
 from killswitch.kill import sim
@@ -364,3 +367,44 @@ def test_a_second_kill_does_not_ask_twice_for_the_same_approval(aws: Clients, ex
     assert got[f["critical"]].message == f"already handled by kill {first.kill_id}"
     approved = eng.approve(first.kill_id)
     assert outcomes(approved) == {f["critical"]: "success"}
+
+
+fleet_spec = st.lists(
+    st.tuples(
+        st.sampled_from([EAST, WEST]),
+        st.sampled_from([AGENT, OTHER, None, "log-summarizer-2"]),
+        st.booleans(),  # exempt
+        st.booleans(),  # in the run
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=fleet_spec, run_scoped=st.booleans())
+def test_random_fleets_only_the_agents_tagged_resources_stop(
+    example_config: KillSwitchConfig, monkeypatch: pytest.MonkeyPatch, spec: list, run_scoped: bool
+) -> None:
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    with mock_aws():
+        c = Clients()
+        made = []
+        for region, who, exempt, in_run in spec:
+            tags = {"Name": "x"}
+            if who:
+                tags["agent-name"] = who
+            if exempt:
+                tags["killswitch:exempt"] = "true"
+            if in_run:
+                tags["agent-run-id"] = RUN
+            made.append((region, sim.run_instance(c, region, tags), tags))
+        eng, _, _ = engine(example_config, c)
+        eng.kill(AGENT, run_id=RUN if run_scoped else None)
+        for region, iid, tags in made:
+            should_stop = (
+                tags.get("agent-name") == AGENT
+                and "killswitch:exempt" not in tags
+                and (not run_scoped or tags.get("agent-run-id") == RUN)
+            )
+            assert instance_state(c, region, iid) == ("stopped" if should_stop else "running"), tags
