@@ -39,7 +39,8 @@ agents:
 
 
 @pytest.fixture
-def cli(aws: Clients, tmp_path: Path) -> tuple[CliRunner, Path]:
+def cli(aws: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CliRunner, Path]:
+    monkeypatch.setenv("COLUMNS", "250")  # wide tables: no cell wraps, whatever terminal runs the tests
     create_table(TABLE)
     path = tmp_path / "killswitch.yaml"
     path.write_text(CONFIG, encoding="utf-8")
