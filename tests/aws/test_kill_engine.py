@@ -408,3 +408,34 @@ def test_random_fleets_only_the_agents_tagged_resources_stop(
                 and (not run_scoped or tags.get("agent-run-id") == RUN)
             )
             assert instance_state(c, region, iid) == ("stopped" if should_stop else "running"), tags
+
+
+def test_a_refused_alert_is_judged_again_on_redelivery(aws: Clients, example_config: KillSwitchConfig) -> None:
+    build_fleet(aws)
+    eng, ledger, _ = engine(example_config.model_copy(update={"max_resources_per_kill": 2}), aws)
+    first = eng.kill(AGENT, dedupe_key="alert-r")
+    second = eng.kill(AGENT, dedupe_key="alert-r")
+    assert first.refused and second.refused and second.operation is Operation.KILL
+    assert ledger.list_kills(AGENT) == []
+
+
+def test_throttled_discovery_asks_for_a_retry(aws: Clients, example_config: KillSwitchConfig) -> None:
+    from botocore.exceptions import ClientError
+
+    f = build_fleet(aws)
+
+    class Throttled:
+        def get_paginator(self, name: str) -> object:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetResources")
+
+    clients = Clients(overrides={("resourcegroupstaggingapi", WEST): Throttled()})
+    eng, _, _ = engine(example_config, clients)
+    report = eng.kill(AGENT, dedupe_key="alert-t")
+    assert report.transient_failure
+    assert [(r.resource_id, r.code) for r in report.summary.failures if r.action == "discover"] == [
+        (f"region/{WEST}", "ThrottlingException")
+    ]
+    assert instance_state(aws, EAST, f["plain"]) == "stopped" and instance_state(aws, WEST, f["west"]) == "running"
+    eng.clients = aws
+    retry = eng.kill(AGENT, dedupe_key="alert-t")
+    assert retry.operation is Operation.KILL and instance_state(aws, WEST, f["west"]) == "stopped"

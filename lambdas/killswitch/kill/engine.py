@@ -355,6 +355,9 @@ class KillEngine:
         report.summary.extend(errors)
         if plan.refused:
             report.refused, report.status, report.message = plan.refused, "refused", plan.refused
+            report.kill_id = None
+            if dedupe_key and not dry_run:  # nothing was done or recorded: a redelivery is judged again
+                self.ledger.release(dedupe_key)
             return self._finish(report, t0)
         if dry_run:
             report.status = "dry_run"
@@ -386,7 +389,8 @@ class KillEngine:
         for d in plan.decisions:
             ar = acted.get(d.resource.key)
             report.summary.add(ar.result if ar else _planned_result(d))
-        failures = [r for r in report.summary.failures if r.action != "discover"]
+        # Transient failures, including a region whose discovery was throttled, make the handler raise for a retry.
+        failures = report.summary.failures
         status = (
             KillStatus.AWAITING_APPROVAL
             if plan.needs_approval
