@@ -26,7 +26,8 @@ from killswitch.kill.publish import SnsPublisher
 from killswitch.settings import KillSwitchEnv
 
 NAMESPACE = "AgentKillSwitch"
-logger = Logger(service="killswitch-kill")
+# The stack sets POWERTOOLS_SERVICE_NAME (`<prefix>-kill`); the engine's child loggers attach to this logger by name.
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "killswitch-kill")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
 
 _ENGINE: KillEngine | None = None
