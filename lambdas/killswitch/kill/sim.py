@@ -161,8 +161,9 @@ def auto_scaling_group(
         VPCZoneIdentifier=subnet,
         Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in tags.items()],
     )
-    if list(suspended):
-        asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=list(suspended))
+    processes = list(suspended)
+    if processes:
+        asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=processes)
     return name
 
 
