@@ -46,21 +46,22 @@ def test_run_scope_discovers_only_the_run(aws: Clients) -> None:
 
 
 def test_stale_tags_are_dropped(aws: Clients) -> None:
-    """The tagging API may list a resource whose live tags no longer match: the describe call decides."""
+    """The tagging API may list a resource whose live tags no longer match, or one that no longer exists (which
+    fails a DescribeInstances by id): the describe calls decide."""
     f = build_fleet(aws)
 
     class StaleTagging:
-        def __init__(self, inner: object, arn: str):
-            self.inner, self.arn = inner, arn
+        def __init__(self, inner: object, *arns: str):
+            self.inner, self.arns = inner, arns
 
         def get_paginator(self, name: str) -> object:
             inner = self.inner.get_paginator(name)  # type: ignore[attr-defined]
-            arn = self.arn
+            arns = self.arns
 
             class P:
                 def paginate(self, **kw: object):
                     for page in inner.paginate(**kw):
-                        page["ResourceTagMappingList"].append({"ResourceARN": arn, "Tags": []})
+                        page["ResourceTagMappingList"] += [{"ResourceARN": a, "Tags": []} for a in arns]
                         yield page
 
             return P()

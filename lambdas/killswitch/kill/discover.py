@@ -6,10 +6,10 @@ Per region:
    so no ListClusters/ListServices fallback is needed offline; real AWS returns them too.
 2. Auto Scaling groups through `DescribeAutoScalingGroups(Filters=[tag:agent-name])`: the tagging API does not
    list ASGs (neither in moto nor reliably in AWS).
-3. Describe calls in batches for the live state and the authoritative tags: EC2 `DescribeInstances` with an
-   `instance-id` filter (200 ids per call; a filter, unlike `InstanceIds`, does not fail on ids that no longer
-   exist), ECS `DescribeServices` (10 per cluster) and `DescribeTasks` (100 per cluster) with `include=TAGS`,
-   Application Auto Scaling `DescribeScalableTargets` (50 per call) for the services.
+3. Describe calls in batches for the live state and the authoritative tags: EC2 `DescribeInstances` (1000 ids
+   per call; a batch that names a vanished instance is re-read with an `instance-id` filter), ECS
+   `DescribeServices` (10 per cluster) and `DescribeTasks` (100 per cluster) with `include=TAGS`, Application
+   Auto Scaling `DescribeScalableTargets` (50 per call) for the services.
 Resources whose live tags no longer match (the tagging API may list stale or stopped resources) are dropped here;
 the plan checks the tags again anyway.
 
@@ -33,7 +33,7 @@ from killswitch.kill.model import ASG, EC2_INSTANCE, ECS_SERVICE, ECS_TASK, Reso
 
 ClientFactory = Callable[[str, str], Any]
 TAGGING_TYPES = ["ec2:instance", "ecs:service", "ecs:task"]
-EC2_BATCH, ECS_SERVICE_BATCH, ECS_TASK_BATCH, AAS_BATCH = 200, 10, 100, 50
+EC2_BATCH, EC2_FILTER_BATCH, ECS_SERVICE_BATCH, ECS_TASK_BATCH, AAS_BATCH = 1000, 200, 10, 100, 50
 ECS_DIMENSION = "ecs:service:DesiredCount"
 SUSPENDED_KEYS = ("DynamicScalingInSuspended", "DynamicScalingOutSuspended", "ScheduledScalingSuspended")
 
@@ -119,26 +119,39 @@ def discover_region(agent: str, region: str, clients: ClientFactory, *, run_id: 
     return [r for r in found if _matches(dict(r.tags), agent, run_id)]
 
 
+def _instance_pages(ec2: Any, ids: list[str]) -> Iterator[dict[str, Any]]:
+    """DescribeInstances by id, 1000 per call; a batch naming an instance that no longer exists fails as a whole
+    (`InvalidInstanceID.NotFound`), so that batch is read again with an `instance-id` filter (200 values per
+    filter), which simply leaves missing ids out."""
+    for batch in chunks(sorted(set(ids)), EC2_BATCH):
+        try:
+            yield ec2.describe_instances(InstanceIds=batch)
+        except ClientError as exc:
+            if not aws.error_code(exc).startswith("InvalidInstanceID"):
+                raise
+            for sub in chunks(batch, EC2_FILTER_BATCH):
+                paginator = ec2.get_paginator("describe_instances")
+                yield from paginator.paginate(Filters=[{"Name": "instance-id", "Values": sub}])
+
+
 def _describe_instances(ec2: Any, region: str, ids: list[str]) -> list[Resource]:
     out = []
-    for batch in chunks(sorted(set(ids)), EC2_BATCH):
-        pages = ec2.get_paginator("describe_instances").paginate(Filters=[{"Name": "instance-id", "Values": batch}])
-        for page in pages:
-            for reservation in page.get("Reservations", []):
-                for i in reservation.get("Instances", []):
-                    tags = T.tag_list_to_dict(i.get("Tags"))
-                    out.append(
-                        Resource(
-                            resource_type=EC2_INSTANCE,
-                            resource_id=i["InstanceId"],
-                            region=region,
-                            tags=tags,
-                            state=i.get("State", {}).get("Name", ""),
-                            name=tags.get("Name", ""),
-                            asg_name=tags.get("aws:autoscaling:groupName"),
-                            note=i.get("InstanceLifecycle", ""),
-                        )
+    for page in _instance_pages(ec2, ids):
+        for reservation in page.get("Reservations", []):
+            for i in reservation.get("Instances", []):
+                tags = T.tag_list_to_dict(i.get("Tags"))
+                out.append(
+                    Resource(
+                        resource_type=EC2_INSTANCE,
+                        resource_id=i["InstanceId"],
+                        region=region,
+                        tags=tags,
+                        state=i.get("State", {}).get("Name", ""),
+                        name=tags.get("Name", ""),
+                        asg_name=tags.get("aws:autoscaling:groupName"),
+                        note=i.get("InstanceLifecycle", ""),
                     )
+                )
     return out
 
 
