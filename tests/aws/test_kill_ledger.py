@@ -29,7 +29,7 @@ def test_dedupe_marker_is_claimed_once(ledger: ItemKillLedger) -> None:
 
 
 def test_kill_record_and_resources_round_trip(ledger: ItemKillLedger) -> None:
-    plan = Plan("a", "run-1", (), limit=10)
+    plan = Plan("a", "run-1", (), limit=10).summary()
     rec = KillRecord(
         "k1",
         "a",
@@ -74,3 +74,11 @@ def test_agent_state_and_rejected(ledger: ItemKillLedger) -> None:
     day = ledger._clock().date().isoformat()
     (item,) = ledger.rejected(day)
     assert item["reason"] == "not an alert" and len(item["raw"]) == 8_000
+
+
+def test_a_huge_plan_keeps_its_counts_within_the_item_limit(ledger: ItemKillLedger) -> None:
+    rows = [["stop", "ec2:instance", "us-east-1", f"i-{n:017d}", "instance running" * 4] for n in range(5000)]
+    plan = {"agent": "a", "counts": {"stop": 5000}, "decisions": rows}
+    ledger.put_kill(KillRecord("k2", "a", KillStatus.DONE, "t", "t", plan=plan))
+    got = ledger.get_kill("k2")
+    assert got is not None and got.plan == {"agent": "a", "counts": {"stop": 5000}, "truncated": True}

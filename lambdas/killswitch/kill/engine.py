@@ -377,7 +377,7 @@ class KillEngine:
             source=source,
             dedupe_key=dedupe_key,
             alert=dict(alert or {}),
-            plan=plan,
+            plan=plan.summary(),
         )
         self.ledger.put_kill(record)
         for d in plan.decisions:  # prior state of everything the kill may change, before acting

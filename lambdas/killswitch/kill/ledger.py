@@ -26,10 +26,11 @@ from boto3.dynamodb.conditions import Key
 
 from killswitch.aws import RETRY_CONFIG
 from killswitch.keys import PK, SK, TTL_ATTR, agent_pk, kill_pk
-from killswitch.kill.model import AgentState, KillStatus, Plan, Resource
+from killswitch.kill.model import AgentState, KillStatus, Resource
 
 DEDUPE_TTL_DAYS = 60
 RAW_LIMIT = 8_000
+PLAN_LIMIT = 300_000  # bytes of plan JSON kept in the kill record
 ACTIVE_STATUSES = (KillStatus.PLANNED, KillStatus.AWAITING_APPROVAL, KillStatus.DONE, KillStatus.PARTIAL)
 
 
@@ -53,7 +54,7 @@ class KillRecord:
     source: str = ""
     dedupe_key: str | None = None
     alert: dict[str, Any] = field(default_factory=dict)
-    plan: Plan | None = None
+    plan: dict[str, Any] | None = None  # `Plan.summary()`; decisions dropped if the item would get too large
 
     @property
     def active(self) -> bool:
@@ -191,6 +192,17 @@ class DynamoItemStore:
         self.table.delete_item(Key={PK: pk, SK: sk})
 
 
+def _plan_json(plan: dict[str, Any] | None) -> str:
+    """DynamoDB items are limited to 400 KB: a plan of thousands of resources keeps its counts, not its rows (each
+    resource has its own item anyway)."""
+    if not plan:
+        return ""
+    text = json.dumps(plan, sort_keys=True, default=str)
+    if len(text.encode()) <= PLAN_LIMIT:
+        return text
+    return json.dumps({**{k: v for k, v in plan.items() if k != "decisions"}, "truncated": True}, default=str)
+
+
 def dedupe_pk(key: str) -> str:
     return f"DEDUPE#{key}"
 
@@ -243,7 +255,7 @@ class ItemKillLedger:
             "reason": record.reason,
             "source": record.source,
             "alert": json.dumps(record.alert, sort_keys=True, default=str),
-            "plan": json.dumps(record.plan.to_dict()) if record.plan else "",
+            "plan": _plan_json(record.plan),
         }
         if record.run_id:
             item["run_id"] = record.run_id
@@ -266,7 +278,7 @@ class ItemKillLedger:
             source=item.get("source", ""),
             dedupe_key=item.get("dedupe_key"),
             alert=json.loads(item.get("alert") or "{}"),
-            plan=Plan.from_dict(json.loads(plan)) if plan else None,
+            plan=json.loads(plan) if plan else None,
         )
 
     def get_kill(self, kill_id: str) -> KillRecord | None:

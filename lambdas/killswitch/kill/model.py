@@ -229,6 +229,20 @@ class Plan:
             "decisions": [d.to_dict() for d in self.decisions],
         }
 
+    def summary(self) -> dict[str, Any]:
+        """Compact form for the kill record (the per-resource items hold the full prior state)."""
+        return {
+            "agent": self.agent,
+            "run_id": self.run_id,
+            "limit": self.limit,
+            "refused": self.refused,
+            "counts": {a.value: len(self.of(a)) for a in Act if self.of(a)},
+            "decisions": [
+                [d.act.value, d.resource.resource_type, d.resource.region, d.resource.resource_id, d.reason]
+                for d in self.decisions
+            ],
+        }
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Plan:
         return cls(
