@@ -186,3 +186,17 @@ def test_untagged_other_agents_and_exempt_are_never_acted_on(fleet: list[Resourc
         if d.changes_aws:
             assert tags.get("killswitch:criticality") != "critical"
             assert not manual
+
+
+def test_result_event_lists_are_capped_for_sns() -> None:
+    import json
+
+    from killswitch.kill.model import KillReport, Operation
+    from killswitch.results import Outcome, ResourceResult
+
+    report = KillReport(Operation.KILL, AGENT, kill_id="k1")
+    for n in range(1500):
+        report.summary.add(ResourceResult(f"i-{n}", EC2_INSTANCE, "us-east-1", "stop", Outcome.ERROR, "X", "m" * 900))
+    event = report.to_event()
+    assert len(event["failures"]) == 100 and event["failures_total"] == 1500
+    assert len(json.dumps(event).encode()) < 256 * 1024

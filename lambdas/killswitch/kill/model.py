@@ -22,6 +22,7 @@ ECS_TASK = "ecs:task"
 ASG = "autoscaling:group"
 ACCOUNT = "organizations:account"
 GLOBAL_REGION = "global"
+EVENT_LIST_LIMIT = 100  # entries per list in a result event (failures, needs_approval)
 
 
 class Act(StrEnum):
@@ -310,11 +311,14 @@ class KillReport:
             "dry_run": self.dry_run,
             "refused": self.refused,
             "counts": self.summary.counts,
+            # SNS messages are limited to 256 KB: the event lists the first failures and approvals, with totals.
             "failures": [
-                {"resource_id": r.resource_id, "region": r.region, "code": r.code, "message": r.message}
-                for r in self.summary.failures
+                {"resource_id": r.resource_id, "region": r.region, "code": r.code, "message": r.message[:300]}
+                for r in self.summary.failures[:EVENT_LIST_LIMIT]
             ],
-            "needs_approval": self.needs_approval,
+            "failures_total": len(self.summary.failures),
+            "needs_approval": self.needs_approval[:EVENT_LIST_LIMIT],
+            "needs_approval_total": len(self.needs_approval),
             "duration_ms": round(self.duration_ms, 1),
         }
 
