@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
+from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import DynamoKillLedger, InMemoryKillLedger, KillLedger
 from killswitch.kill.model import ACCOUNT, ECS_SERVICE, ECS_TASK, Act, KillReport, Plan
@@ -71,30 +72,35 @@ def make_engine(
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
     table = table or os.environ.get(ENV_TABLE)
-    ledger: KillLedger
-    # The ledger table lives in the deployment's home region, whatever region the shell defaults to.
+    # The ledger table lives in the deployment's home region, whatever region the shell defaults to. One session
+    # for every client: a session caches the service models.
     region = config.deploy_region
+    session = boto3.Session(region_name=region)
+    ledger: KillLedger
     if table:
-        ledger = DynamoKillLedger(table, region=region, retention_days=config.ledger_retention_days)
+        ledger = DynamoKillLedger(table, session=session, region=region, retention_days=config.ledger_retention_days)
     elif need_table:
         raise CliError(f"no ledger table: pass --table or set ${ENV_TABLE}")
     else:
         ledger = InMemoryKillLedger()
+    clients = Clients(session)
     topic = os.environ.get(ENV_EVENTS_TOPIC)
-    publisher: EventPublisher = SnsPublisher(topic) if topic else NullPublisher()
+    publisher: EventPublisher = NullPublisher()
+    if topic:
+        publisher = SnsPublisher(topic, client=clients("sns", topic.split(":")[3] if topic.count(":") >= 5 else region))
     spend = None
     if table:
         from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
 
-        store = DynamoSpendStore(table, session=boto3.Session(region_name=region))
-        spend = SpendLedger(store, retention_days=config.ledger_retention_days)
+        spend = SpendLedger(DynamoSpendStore(table, session=session), retention_days=config.ledger_retention_days)
     org = None
     policy = os.environ.get(ENV_SCP_POLICY_NAME) or config.scp_policy_name()
     if scp and policy and any(a.sandbox_accounts for a in config.agents):
         from killswitch.kill.scp import OrgScp
 
-        org = OrgScp(config, policy, role_arn=os.environ.get(ENV_ORG_ROLE))
-    return KillEngine(config, ledger, publisher=publisher, scp=org, spend=spend), config
+        org = OrgScp(config, policy, role_arn=os.environ.get(ENV_ORG_ROLE), session=session)
+    engine = KillEngine(config, ledger, clients=clients, publisher=publisher, scp=org, spend=spend)
+    return engine, config
 
 
 def run(fn: Any) -> None:
