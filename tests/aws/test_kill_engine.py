@@ -439,3 +439,37 @@ def test_throttled_discovery_asks_for_a_retry(aws: Clients, example_config: Kill
     eng.clients = aws
     retry = eng.kill(AGENT, dedupe_key="alert-t")
     assert retry.operation is Operation.KILL and instance_state(aws, WEST, f["west"]) == "stopped"
+
+
+def test_daemon_services_are_skipped_and_partial_suspension_comes_back(
+    aws: Clients, example_config: KillSwitchConfig
+) -> None:
+    daemon = sim.ecs_service(aws, EAST, "agents", "log-shipper", sim.agent_tags(AGENT), daemon=True)
+    api = sim.ecs_service(aws, EAST, "agents", "api", sim.agent_tags(AGENT), desired=4, scaling=(2, 8))
+    aws("application-autoscaling", EAST).register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId="service/agents/api",
+        ScalableDimension="ecs:service:DesiredCount",
+        SuspendedState={"DynamicScalingInSuspended": True},
+    )
+    before = sim.snapshot(aws, (EAST,))
+    assert before.scalable[f"{EAST}/service/agents/api"] == (2, 8, (True, False, False))
+    eng, _, _ = engine(example_config, aws)
+    report = eng.kill(AGENT)
+    got = {r.resource_id: r for r in report.summary.results}
+    assert got[daemon].outcome is Outcome.NO_ACTION and "DAEMON" in got[daemon].message
+    assert got[api].outcome is Outcome.SUCCESS
+    assert sim.snapshot(aws, (EAST,)).scalable[f"{EAST}/service/agents/api"] == (0, 8, (True, True, True))
+    eng.restore(AGENT)
+    assert sim.snapshot(aws, (EAST,)).comparable() == before.comparable()
+
+
+def test_warn_publishes_a_result_event(aws: Clients, example_config: KillSwitchConfig) -> None:
+    eng, ledger, pub = engine(example_config, aws)
+    (warn,) = eng.handle_event(budgets_sns_event("killswitch-log-summarizer", 410.0, 500.0, 400.0, "m-w"))
+    assert warn.operation is Operation.WARN
+    assert pub.events[-1]["operation"] == "warn" and pub.events[-1]["agent"] == AGENT
+    assert ledger.agent_state(AGENT)["state"] == "THRIFT"
+    eng.kill(AGENT)
+    (again,) = eng.handle_event(budgets_sns_event("killswitch-log-summarizer", 420.0, 500.0, 400.0, "m-w2"))
+    assert again.status == "killed" and ledger.agent_state(AGENT)["state"] == "KILLED"
