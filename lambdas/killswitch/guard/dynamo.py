@@ -87,8 +87,12 @@ class DynamoLedger:
     ) -> Hold:
         if amount < 0:
             raise ValueError("amount must be >= 0")
-        for c in caps:  # cannot fit even on an empty cap: refuse without a write
+        for c in caps:  # cannot fit even on an empty cap: refuse without a write (unless it is a retry)
             if c.cap_usd is not None and amount > c.cap_usd:
+                replay = self._replay(agent, kind, hold_id, amount)
+                if replay is not None:
+                    return replay
+                check_fits(agent, amount, caps, self.usages(agent, caps))  # names the first cap without room
                 raise BudgetExceeded(agent, c.scope, c.key, c.cap_usd, None, amount)
         pk = guard_pk(agent)
         hold = Hold(
@@ -145,25 +149,27 @@ class DynamoLedger:
         reasons = self._transact(items)
         if reasons is None:
             return hold
-        # Cancelled: the hold item exists (a retry, or a reused id) or a cap had no room.
-        if _failed(reasons, len(caps)):
-            existing = self.get_hold(agent, kind, hold_id)
-            if existing is not None:
-                if existing.amount != amount:
-                    raise DuplicateCharge(f"{kind} id {hold_id!r} was already used for ${existing.amount}")
-                return replace(existing, replayed=True)
+        # Cancelled: the hold item exists (a retry, or a reused id) or a cap had no room. All conditions are
+        # evaluated, so look for the hold first: a retry must never be reported as a budget refusal.
+        replay = self._replay(agent, kind, hold_id, amount)
+        if replay is not None:
+            return replay
         for i, c in enumerate(caps):
             if _failed(reasons, i):
                 used = self.usage(agent, c.scope, c.key).used
                 raise BudgetExceeded(agent, c.scope, c.key, c.cap_usd, used, amount)
         # No per-item reason (an emulator that omits CancellationReasons): work out which condition failed.
-        existing = self.get_hold(agent, kind, hold_id)
-        if existing is not None:
-            if existing.amount != amount:
-                raise DuplicateCharge(f"{kind} id {hold_id!r} was already used for ${existing.amount}")
-            return replace(existing, replayed=True)
         check_fits(agent, amount, caps, self.usages(agent, caps))
         raise BudgetExceeded(agent, "unknown", "unknown", None, None, amount, reason="reservation was cancelled")
+
+    def _replay(self, agent: str, kind: HoldKind, hold_id: str, amount: Decimal) -> Hold | None:
+        """The stored hold when `hold_id` exists (a retry), DuplicateCharge if it was used for another amount."""
+        existing = self.get_hold(agent, kind, hold_id)
+        if existing is None:
+            return None
+        if existing.amount != amount:
+            raise DuplicateCharge(f"{kind} id {hold_id!r} was already used for ${existing.amount}")
+        return replace(existing, replayed=True)
 
     def _hold_item(self, pk: str, hold: Hold) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -234,7 +240,10 @@ class DynamoLedger:
         if new_amount > hold.amount or new_amount < 0:
             raise ValueError("shrink can only lower a hold")
         if new_amount == hold.amount:
-            return hold
+            stored = self.get_hold(agent, hold.kind, hold.hold_id)
+            if stored is None or stored.state != "reserved":
+                return None
+            return stored if stored.amount == new_amount else self.shrink(agent, stored, new_amount)
         pk = guard_pk(agent)
         delta = hold.amount - new_amount
         items: list[dict[str, Any]] = [
@@ -266,6 +275,9 @@ class DynamoLedger:
         )
         if self._transact(items) is None:
             return replace(hold, amount=new_amount)
+        stored = self.get_hold(agent, hold.kind, hold.hold_id)
+        if stored is not None and stored.state == "reserved" and stored.amount != hold.amount:
+            return self.shrink(agent, stored, new_amount)  # our copy was stale: shrink what is stored
         return None
 
     # -- reads ------------------------------------------------------------------------------------------------

@@ -215,13 +215,15 @@ class InMemoryLedger:
             return True
 
     def shrink(self, agent: str, hold: Hold, new_amount: Decimal) -> Hold | None:
+        if new_amount > hold.amount or new_amount < 0:
+            raise ValueError("shrink can only lower a hold")
         with self._lock:
             self.operations += 1
             key = (agent, hold_sk(hold.kind, hold.hold_id))
             stored = self._holds.get(key)
             if stored is None or stored.state != "reserved":
                 return None
-            if new_amount > stored.amount or new_amount < 0:
+            if new_amount > stored.amount:
                 raise ValueError("shrink can only lower a hold")
             for sk in stored.caps:
                 self._caps[(agent, sk)][1] -= stored.amount - new_amount
