@@ -378,7 +378,7 @@ class KillRunner:
             if self.engine is not None:
                 (report,) = self.engine.handle_event(event)
                 return report.status
-            (result,) = self.handler.handler(event, LambdaContext())["results"]  # type: ignore[arg-type]
+            (result,) = self.handler.handler(event, LambdaContext())["results"]
             return str(result["status"])
 
     def record_bytes(self) -> int:
