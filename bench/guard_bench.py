@@ -279,7 +279,9 @@ def to_section(figures: dict[str, Any]) -> Section:
         headers=["measure", "result"],
         rows=rows,
         notes=[
-            "DynamoDB is moto in-process (one request at a time): latencies are not real DynamoDB figures.",
+            "DynamoDB is moto in-process (one request at a time): latencies are not real DynamoDB figures; moto "
+            "deep-copies the whole table for every item of a TransactWriteItems, so its per-call time grows with "
+            "the number of stored charges. The write counts are what carries over to real DynamoDB.",
             "Overspend: workers charge $0.01 calls (1-3 ms simulated latency) until refused; the naive baseline "
             "reads spent, compares, calls, then adds.",
             "Leases: a run reserves min(10% of the remaining headroom, the run cap's headroom) once, spends it "
