@@ -113,21 +113,7 @@ class FailingEc2:
 
 def budgets_sns_event(budget_name: str, amount: float, budgeted: float, threshold: float, message_id: str) -> dict:
     """A real-format AWS Budgets plain-text alert delivered through SNS to Lambda."""
-    body = (
-        "AWS Budget Notification November 22, 2026\n"
-        "AWS Account 123456789012\n\n"
-        "Dear AWS Customer,\n\n"
-        f"You requested that we alert you when the ACTUAL Cost associated with your {budget_name} budget is greater "
-        f"than ${threshold:,.2f} for the current month. The ACTUAL Cost associated with this budget is "
-        f"${amount:,.2f}. You can find additional details below and by accessing the AWS Budgets dashboard [1].\n\n"
-        f"Budget Name: {budget_name}\n"
-        "Budget Type: Cost\n"
-        f"Budgeted Amount: ${budgeted:,.2f}\n"
-        "Alert Type: ACTUAL\n"
-        f"Alert Threshold: > ${threshold:,.2f}\n"
-        f"ACTUAL Amount: ${amount:,.2f}\n\n"
-        "[1] https://console.aws.amazon.com/billing/home#/budgets\n"
-    )
+    body = sim.budgets_letter(budget_name, amount, budgeted, threshold)
     return {
         "Records": [
             {

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from killswitch.cli.ops import ConfigOpt, console, headline, plan_table, print_status, results_table, short_id
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
+from killswitch.kill.sim import budgets_letter
 
 EAST, WEST = "us-east-1", "us-west-2"
 TABLE = "killswitch-demo-ledger"
@@ -47,25 +48,6 @@ def _offline_env() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def budgets_letter(budget_name: str, amount: float, budgeted: float, threshold: float) -> str:
-    """The plain-text AWS Budgets notification, as SNS delivers it (AWS_NOTES.md)."""
-    return (
-        "AWS Budget Notification November 22, 2026\n"
-        "AWS Account 123456789012\n\n"
-        "Dear AWS Customer,\n\n"
-        f"You requested that we alert you when the ACTUAL Cost associated with your {budget_name} budget is greater "
-        f"than ${threshold:,.2f} for the current month. The ACTUAL Cost associated with this budget is "
-        f"${amount:,.2f}. You can find additional details below and by accessing the AWS Budgets dashboard [1].\n\n"
-        f"Budget Name: {budget_name}\n"
-        "Budget Type: Cost\n"
-        f"Budgeted Amount: ${budgeted:,.2f}\n"
-        "Alert Type: ACTUAL\n"
-        f"Alert Threshold: > ${threshold:,.2f}\n"
-        f"ACTUAL Amount: ${amount:,.2f}\n\n"
-        "[1] https://console.aws.amazon.com/billing/home#/budgets\n"
-    )
 
 
 def sns_event(message: str, subject: str, message_id: str, topic_arn: str) -> dict[str, Any]:
