@@ -344,7 +344,8 @@ class Measured:
     def naive_total(self) -> int:
         if self.naive_executed:
             return sum(self.naive_calls.values())
-        return self.n + math.ceil(self.n / TAGGING_PAGE)
+        resources = self.n + SERVICES + TASKS
+        return resources + math.ceil(resources / TAGGING_PAGE)
 
 
 def _event(agent: str, reason: str, **extra: Any) -> dict[str, Any]:
