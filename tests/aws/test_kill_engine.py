@@ -470,6 +470,9 @@ def test_warn_publishes_a_result_event(aws: Clients, example_config: KillSwitchC
     assert warn.operation is Operation.WARN
     assert pub.events[-1]["operation"] == "warn" and pub.events[-1]["agent"] == AGENT
     assert ledger.agent_state(AGENT)["state"] == "THRIFT"
+    published = len(pub.events)
+    (dup,) = eng.handle_event(budgets_sns_event("killswitch-log-summarizer", 410.0, 500.0, 400.0, "m-w-redelivered"))
+    assert dup.status == "duplicate" and len(pub.events) == published  # a redelivery notifies nobody again
     eng.kill(AGENT)
-    (again,) = eng.handle_event(budgets_sns_event("killswitch-log-summarizer", 420.0, 500.0, 400.0, "m-w2"))
+    (again,) = eng.handle_event(budgets_sns_event("killswitch-log-summarizer", 460.0, 500.0, 450.0, "m-w2"))
     assert again.status == "killed" and ledger.agent_state(AGENT)["state"] == "KILLED"

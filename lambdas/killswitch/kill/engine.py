@@ -194,7 +194,7 @@ class KillEngine:
             report = self.restore(alert.agent, kill_id=alert.kill_id, dry_run=dry)
             report.reason = level.reason
         elif level.level is Level.WARN:
-            report = self.warn(alert.agent, level.reason, dry_run=dry)
+            report = self.warn(alert.agent, level.reason, dry_run=dry, dedupe_key=alert.dedupe_key or None)
         else:
             report = KillReport(
                 Operation.NONE, alert.agent, reason=level.reason, dry_run=dry, status="no_action", message=level.reason
@@ -237,8 +237,16 @@ class KillEngine:
     # ------------------------------------------------------------------------------------------------------
     # warn
     # ------------------------------------------------------------------------------------------------------
-    def warn(self, agent: str, reason: str, *, dry_run: bool = False) -> KillReport:
+    def warn(self, agent: str, reason: str, *, dry_run: bool = False, dedupe_key: str | None = None) -> KillReport:
         report = KillReport(Operation.WARN, agent, reason=reason, dry_run=dry_run, status="thrift")
+        if dedupe_key and not dry_run:
+            # SNS is at-least-once: a redelivered warning must not notify ops a second time.
+            earlier = self.ledger.claim(dedupe_key, f"warn-{self.clock().strftime('%Y%m%dT%H%M%SZ')}")
+            if earlier:
+                report.operation, report.status = Operation.DUPLICATE, "duplicate"
+                report.message = f"duplicate delivery: already handled ({earlier}); nothing done"
+                logger.info("duplicate warning", extra={"marker": earlier, "agent": agent})
+                return report
         current = self.ledger.agent_state(agent) or {}
         if current.get("state") == AgentState.KILLED.value:
             report.status = "killed"
