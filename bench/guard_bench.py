@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import boto3
@@ -233,11 +234,11 @@ def overspend(quick: bool) -> dict[str, dict[str, float]]:
         if not quick or workers == 8:
             with _dynamo() as client:
                 row["guard_dynamodb_usd"] = float(
-                    _overspend_guard(workers, lambda c=client: DynamoLedger(TABLE, client=c), None)
+                    _overspend_guard(workers, partial(DynamoLedger, TABLE, client=client), None)
                 )
             with _dynamo() as client:
                 row["guard_dynamodb_leases_usd"] = float(
-                    _overspend_guard(workers, lambda c=client: DynamoLedger(TABLE, client=c), LeasePolicy())
+                    _overspend_guard(workers, partial(DynamoLedger, TABLE, client=client), LeasePolicy())
                 )
         out[str(workers)] = row
     return out
