@@ -82,3 +82,28 @@ def test_a_huge_plan_keeps_its_counts_within_the_item_limit(ledger: ItemKillLedg
     ledger.put_kill(KillRecord("k2", "a", KillStatus.DONE, "t", "t", plan=plan))
     got = ledger.get_kill("k2")
     assert got is not None and got.plan == {"agent": "a", "counts": {"stop": 5000}, "truncated": True}
+
+
+def test_batched_resource_writes_round_trip(ledger: ItemKillLedger) -> None:
+    entries = [
+        ResourceEntry("k9", Resource("ec2:instance", f"i-{n:04d}", "us-east-1", {"agent-name": "a"}), "stop", "why")
+        for n in range(60)  # more than one BatchWriteItem (25 items)
+    ]
+    ledger.put_resources(entries)
+    ledger.put_resources([])  # nothing to write is not an error
+    got = ledger.resources("k9")
+    assert sorted(e.resource.resource_id for e in got) == [f"i-{n:04d}" for n in range(60)]
+    assert all(e.act == "stop" and e.outcome is None for e in got)
+
+
+def test_batched_writes_use_batch_write_item() -> None:
+    calls: list[str] = []
+    with mock_aws():
+        ledger = DynamoKillLedger(create_table("ledger"), region="us-east-1")
+        client = ledger.store.table.meta.client  # type: ignore[attr-defined]
+        client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        entries = [
+            ResourceEntry("k1", Resource("ec2:instance", f"i-{n}", "us-east-1", {}), "stop", "r") for n in range(100)
+        ]
+        ledger.put_resources(entries)
+    assert calls == ["BatchWriteItem"] * 4  # 100 items / 25 per call, not 100 PutItem calls

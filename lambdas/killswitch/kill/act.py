@@ -275,12 +275,13 @@ def execute(
     scp: ScpActions | None = None,
     reason: str = "agent kill switch",
     stats: BisectStats | None = None,
-    on_result: Callable[[ActResult], None] | None = None,
+    on_results: Callable[[list[ActResult]], None] | None = None,
 ) -> list[ActResult]:
     """Carry out the decisions that change AWS, in `KILL_ORDER` (groups and services before instances, SCP last).
 
-    `on_result` is called as soon as each resource's result is known (the engine writes it to the ledger then, so
-    a Lambda that dies half-way leaves a ledger that says what was already done).
+    `on_results` is called as soon as the results of one API batch are known (all instances of a StopInstances
+    call, or one service/task/group/account), so the engine writes them to the ledger in one batch write and a
+    Lambda that dies half-way leaves a ledger that says what was already done.
     """
     todo = [d for d in decisions if d.changes_aws]
     by_type: dict[str, list[Decision]] = defaultdict(list)
@@ -288,18 +289,20 @@ def execute(
         by_type[d.resource.resource_type].append(d)
     out: list[ActResult] = []
 
+    def emit_all(ars: list[ActResult]) -> None:
+        out.extend(ars)
+        if on_results is not None and ars:
+            on_results(ars)
+
     def emit(ar: ActResult) -> None:
-        out.append(ar)
-        if on_result is not None:
-            on_result(ar)
+        emit_all([ar])
 
     for t in KILL_ORDER:
         ds = by_type.get(t, [])
         if not ds:
             continue
         if t == EC2_INSTANCE:
-            for ar in Ec2Stopper(clients, stats).stop(ds):
-                emit(ar)
+            emit_all(list(Ec2Stopper(clients, stats).stop(ds)))
         elif t == ECS_SERVICE:
             for d in ds:
                 emit(EcsServiceScaler(clients).scale_to_zero(d))

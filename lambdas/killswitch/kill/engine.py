@@ -388,9 +388,10 @@ class KillEngine:
             plan=plan.summary(),
         )
         self.ledger.put_kill(record)
-        for d in plan.decisions:  # prior state of everything the kill may change, before acting
-            if d.act is not Act.SKIP:
-                self.ledger.put_resource(ResourceEntry(kill_id, d.resource, d.act.value, d.reason))
+        # Prior state of everything the kill may change, written (in batches) before acting.
+        self.ledger.put_resources(
+            [ResourceEntry(kill_id, d.resource, d.act.value, d.reason) for d in plan.decisions if d.act is not Act.SKIP]
+        )
         self.ledger.set_agent_state(agent, AgentState.KILLED, reason or "kill", kill_id)
 
         acted = self._execute(kill_id, plan)
@@ -413,22 +414,24 @@ class KillEngine:
         return self._finish(report, t0)
 
     def _execute(self, kill_id: str, plan: Plan) -> dict[tuple[str, str], ActResult]:
-        """Act on the plan; each result is written to the ledger as soon as it is known."""
+        """Act on the plan; the results of each API batch are written to the ledger as soon as they are known."""
 
-        def record(ar: ActResult) -> None:
-            d, rr = ar.decision, ar.result
-            self.ledger.put_resource(
-                ResourceEntry(
-                    kill_id,
-                    d.resource,
-                    d.act.value,
-                    d.reason,
-                    outcome=rr.outcome.value,
-                    code=rr.code,
-                    message=rr.message,
-                    attached_by_us=ar.attached_by_us,
-                    suspended_by_us=ar.suspended_by_us,
-                )
+        def record(ars: list[ActResult]) -> None:
+            self.ledger.put_resources(
+                [
+                    ResourceEntry(
+                        kill_id,
+                        ar.decision.resource,
+                        ar.decision.act.value,
+                        ar.decision.reason,
+                        outcome=ar.result.outcome.value,
+                        code=ar.result.code,
+                        message=ar.result.message,
+                        attached_by_us=ar.attached_by_us,
+                        suspended_by_us=ar.suspended_by_us,
+                    )
+                    for ar in ars
+                ]
             )
 
         results = execute(
@@ -437,7 +440,7 @@ class KillEngine:
             scp=self.scp,
             reason=f"killswitch {kill_id}",
             stats=self.stats,
-            on_result=record,
+            on_results=record,
         )
         return {ar.decision.resource.key: ar for ar in results}
 
@@ -575,11 +578,13 @@ class KillEngine:
         if not dry_run:
             now = self.clock().astimezone(UTC).isoformat(timespec="seconds")
             by_key = {(r.region, r.resource_id): r for r in results}
+            done = []
             for e in todo:
                 rr = by_key.get(e.resource.key)
                 if rr is not None and rr.outcome is Outcome.SUCCESS:
                     e.restored, e.restored_at = True, now
-                    self.ledger.put_resource(e)
+                    done.append(e)
+            self.ledger.put_resources(done)
             if all(e.restored or not (e.changed or e.pending) or _not_restorable(e) for e in entries):
                 self.ledger.set_status(record, KillStatus.RESTORED)
         return results

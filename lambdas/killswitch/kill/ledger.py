@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -110,6 +110,10 @@ class KillLedger(Protocol):
 
     def put_resource(self, entry: ResourceEntry) -> None: ...
 
+    def put_resources(self, entries: Sequence[ResourceEntry]) -> None:
+        """Write many resource items at once (DynamoDB: 25 per BatchWriteItem instead of one PutItem each)."""
+        ...
+
     def resources(self, kill_id: str) -> list[ResourceEntry]: ...
 
     def set_agent_state(self, agent: str, state: AgentState, reason: str, kill_id: str | None = None) -> None: ...
@@ -123,6 +127,8 @@ class KillLedger(Protocol):
 
 class ItemStore(Protocol):
     def put(self, item: dict[str, Any], *, if_absent: bool = False) -> bool: ...
+
+    def put_many(self, items: Sequence[dict[str, Any]]) -> None: ...
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
 
@@ -143,6 +149,10 @@ class MemoryItemStore:
                 return False
             self.items[key] = dict(item)
             return True
+
+    def put_many(self, items: Sequence[dict[str, Any]]) -> None:
+        for item in items:
+            self.put(item)
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self.items.get((pk, sk))
@@ -170,6 +180,12 @@ class DynamoItemStore:
         except self.table.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def put_many(self, items: Sequence[dict[str, Any]]) -> None:
+        # batch_writer sends 25 items per BatchWriteItem and re-sends unprocessed items until all are written.
+        with self.table.batch_writer() as batch:
+            for item in items:
+                batch.put_item(Item=item)
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self.table.get_item(Key={PK: pk, SK: sk}, ConsistentRead=True).get("Item")
@@ -299,6 +315,13 @@ class ItemKillLedger:
 
     # -- resources --------------------------------------------------------------------------------------
     def put_resource(self, entry: ResourceEntry) -> None:
+        self.store.put(self._resource_item(entry))
+
+    def put_resources(self, entries: Sequence[ResourceEntry]) -> None:
+        if entries:
+            self.store.put_many([self._resource_item(e) for e in entries])
+
+    def _resource_item(self, entry: ResourceEntry) -> dict[str, Any]:
         r = entry.resource
         item: dict[str, Any] = {
             PK: kill_pk(entry.kill_id),
@@ -321,7 +344,7 @@ class ItemKillLedger:
                 item[name] = value
         if entry.attached_by_us is not None:
             item["attached_by_us"] = entry.attached_by_us
-        self.store.put(item)
+        return item
 
     def resources(self, kill_id: str) -> list[ResourceEntry]:
         out = []
