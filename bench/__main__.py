@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- revision: `{git_revision()}`, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
             "",
         ]
-        (REPO / "BENCHMARKS.md").write_text("\n".join(header) + "\n".join(s.markdown() for s in sections))
+        (REPO / "BENCHMARKS.md").write_text("\n".join(header) + "\n" + "\n".join(s.markdown() for s in sections))
         print(f"wrote {REPO / 'BENCHMARKS.md'}")
     if args.json_path:
         with open(args.json_path, "w") as fh:

@@ -255,11 +255,15 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
+def _duration(us: float) -> str:
+    return f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.1f} ms"
+
+
 def to_section(figures: dict[str, Any]) -> Section:
     rows: list[list[str]] = []
     flat: dict[str, float] = {}
     for label, f in figures["overhead"].items():
-        rows.append([f"per-call overhead, {label}", f"p50 {f['p50_us']:.0f} µs, p99 {f['p99_us']:.0f} µs"])
+        rows.append([f"per-call overhead, {label}", f"p50 {_duration(f['p50_us'])}, p99 {_duration(f['p99_us'])}"])
         flat[f"overhead.{label}.p50_us"] = f["p50_us"]
         flat[f"overhead.{label}.p99_us"] = f["p99_us"]
     for label, f in figures["writes_per_call"].items():
