@@ -13,7 +13,7 @@ from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
 from infra.constructs.encryption import KillSwitchKey
 from infra.constructs.guard_policy import GuardPublisherPolicy
-from infra.constructs.kill_function import KillFunction
+from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import LedgerTable
 from infra.constructs.spend_recorder import SpendRecorder
 from infra.constructs.topics import EventsTopic, KillTopic
@@ -76,7 +76,8 @@ class WorkloadStack(Stack):
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         role_arn = org_role_arn(config)
-        kill_env = {**base_env, "POWERTOOLS_SERVICE_NAME": f"{prefix}-kill"}
+        # Unreadable alerts are forwarded to the kill Lambda's DLQ, whose depth alarm notifies ops.
+        kill_env = {**base_env, "POWERTOOLS_SERVICE_NAME": f"{prefix}-kill", settings.ENV_DLQ_URL: dlq_url(prefix)}
         scp_name = config.scp_policy_name()
         if scp_name:
             kill_env[settings.ENV_SCP_POLICY_NAME] = scp_name

@@ -23,6 +23,16 @@ KILL_HANDLER = "killswitch.handlers.kill.handler"
 # concurrent StopInstances calls (SNS retries throttled deliveries, then the DLQ keeps them).
 KILL_RESERVED_CONCURRENCY = 5
 
+
+def dlq_name(prefix: str) -> str:
+    return f"{prefix}-kill-dlq"
+
+
+def dlq_url(prefix: str) -> str:
+    """The DLQ's URL, known before the queue exists (so it is in the environment the size check sees)."""
+    return f"https://sqs.{Aws.REGION}.{Aws.URL_SUFFIX}/{Aws.ACCOUNT_ID}/{dlq_name(prefix)}"
+
+
 TAG_PRESENT = {"Null": {f"aws:ResourceTag/{tags.AGENT_NAME}": "false"}}
 ASG_TAG_PRESENT = {"Null": {f"autoscaling:ResourceTag/{tags.AGENT_NAME}": "false"}}
 
@@ -76,7 +86,7 @@ class KillFunction(Construct):
         self.dlq = sqs.Queue(
             self,
             "DeadLetterQueue",
-            queue_name=f"{prefix}-kill-dlq",
+            queue_name=dlq_name(prefix),
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=key,
             enforce_ssl=True,

@@ -18,6 +18,8 @@ ENV_DRY_RUN = "KILLSWITCH_DRY_RUN"
 ENV_ORG_ROLE = "KILLSWITCH_ORG_ROLE_ARN"
 # Name of the deny SCP the tag-path kill attaches (created by the management stack).
 ENV_SCP_POLICY_NAME = "KILLSWITCH_SCP_POLICY_NAME"
+# The kill Lambda's dead-letter queue: unreadable alerts are forwarded there (its depth alarm tells ops).
+ENV_DLQ_URL = "KILLSWITCH_DLQ_URL"
 
 
 class MissingEnvironment(RuntimeError):
@@ -35,6 +37,7 @@ class KillSwitchEnv:
     dry_run: bool = False
     org_role_arn: str | None = None
     scp_policy_name: str | None = None
+    dlq_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KillSwitchEnv:
@@ -51,6 +54,7 @@ class KillSwitchEnv:
             dry_run=env.get(ENV_DRY_RUN, "").lower() in {"1", "true", "yes"},
             org_role_arn=env.get(ENV_ORG_ROLE) or None,
             scp_policy_name=env.get(ENV_SCP_POLICY_NAME) or None,
+            dlq_url=env.get(ENV_DLQ_URL) or None,
         )
 
     @cached_property

@@ -101,6 +101,26 @@ def test_malformed_input_never_raises_and_is_kept(
     assert '"AlertsRejected"' in capsys.readouterr().out
 
 
+def test_rejected_input_is_forwarded_to_the_dlq(aws: Clients, lambda_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqs = boto3.client("sqs", EAST)
+    dlq = sqs.create_queue(QueueName="killswitch-kill-dlq")["QueueUrl"]
+    monkeypatch.setenv("KILLSWITCH_DLQ_URL", dlq)
+    kill_handler.reset()
+    event = {"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "bad-1", "Message": "hello there"}}]}
+    out = kill_handler.handler(event, Context())
+    assert [r["operation"] for r in out["results"]] == ["rejected"]
+    (msg,) = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(msg["Body"])
+    assert body["message_id"] == "bad-1" and "hello there" in body["raw"] and body["rejected"]
+    # A DLQ that cannot be reached is logged, never raised: the ledger still has the record.
+    monkeypatch.setenv("KILLSWITCH_DLQ_URL", dlq.replace("killswitch-kill-dlq", "missing-queue"))
+    kill_handler.reset()
+    again = kill_handler.handler(event, Context())
+    assert [r["operation"] for r in again["results"]] == ["rejected"]
+    items = boto3.resource("dynamodb", EAST).Table(TABLE).scan()["Items"]
+    assert len([i for i in items if i["pk"].startswith("REJECTED#")]) == 2
+
+
 def test_transient_failure_raises_after_recording(aws: Clients, lambda_env: str) -> None:
     f = build_fleet(aws)
     eng, _ = kill_handler.engine()

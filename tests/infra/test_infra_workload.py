@@ -211,6 +211,12 @@ def test_kill_lambda_environment(template: Template) -> None:
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "AgentKillSwitch"
     assert env["POWERTOOLS_SERVICE_NAME"] == "ks-kill"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    # Rejected alerts go to the DLQ: the URL names exactly the stack's dead-letter queue.
+    queue_name = resources(template, "AWS::SQS::Queue")[ids["dlq"]]["Properties"]["QueueName"]
+    assert queue_name == "ks-kill-dlq"
+    region, suffix, account = ({"Ref": f"AWS::{name}"} for name in ("Region", "URLSuffix", "AccountId"))
+    url_parts = ["https://sqs.", region, ".", suffix, "/", account, f"/{queue_name}"]
+    assert env[settings.ENV_DLQ_URL] == {"Fn::Join": ["", url_parts]}
 
 
 def test_kill_lambda_subscribed_to_kill_topic_with_dead_letter_queue(template: Template) -> None:
@@ -314,6 +320,7 @@ def test_kill_role_writes_ledger_and_publishes_results(template: Template) -> No
     ]
     assert ("sns:Publish", f"${{{ids['events_topic']}}}") in allowed
     assert ("dynamodb:PutItem", f"${{{ids['table']}.Arn}}") in allowed
+    assert ("sqs:SendMessage", f"${{{ids['dlq']}.Arn}}") in allowed  # rejected alerts are forwarded to the DLQ
 
 
 def test_no_managed_policies_on_function_roles(template: Template) -> None:

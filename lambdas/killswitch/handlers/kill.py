@@ -3,11 +3,11 @@
 event → `parse_event` → per alert: level → discover → plan → ledger → act → ledger → result event; returns the
 result events. Built once per container: the typed environment, the engine and its boto3 clients.
 
-Raise rule (see `killswitch.kill.engine`): rejected input is recorded and never raised (SNS would retry a bad
-message until the DLQ for nothing); a transient AWS failure while acting raises `TransientKillFailure` AFTER the
-ledger and the result event are written and the dedupe marker is released, so SNS retries the event (the retry
-only handles what is left) and the DLQ keeps it in the end. A missing environment variable raises too (deploy
-error: the event must not be lost).
+Raise rule (see `killswitch.kill.engine`): rejected input is recorded in the ledger, forwarded to the DLQ
+(`KILLSWITCH_DLQ_URL`, whose depth alarm notifies ops) and never raised (SNS would retry a bad message for
+nothing); a transient AWS failure while acting raises `TransientKillFailure` AFTER the ledger and the result event
+are written and the dedupe marker is released, so SNS retries the event (the retry only handles what is left) and
+the DLQ keeps it in the end. A missing environment variable raises too (deploy error: the event must not be lost).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import DynamoKillLedger
 from killswitch.kill.model import KillReport, Operation
-from killswitch.kill.publish import SnsPublisher
+from killswitch.kill.publish import SnsPublisher, SqsDeadLetter
 from killswitch.settings import KillSwitchEnv
 from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
 
@@ -62,6 +62,7 @@ def build_engine(env: KillSwitchEnv) -> KillEngine:
         publisher=SnsPublisher(env.events_topic_arn, client=clients("sns", topic_region or session.region_name)),
         scp=scp,
         spend=spend,
+        dead_letter=SqsDeadLetter(env.dlq_url, client=clients("sqs", session.region_name)) if env.dlq_url else None,
     )
 
 

@@ -59,7 +59,7 @@ from killswitch.kill.model import (
     result_for,
 )
 from killswitch.kill.plan import plan_kill
-from killswitch.kill.publish import EventPublisher, NullPublisher
+from killswitch.kill.publish import DeadLetterSink, EventPublisher, NullPublisher
 from killswitch.results import Outcome, ResourceResult
 
 logger = Logger(child=True)
@@ -139,6 +139,7 @@ class KillEngine:
         publisher: EventPublisher | None = None,
         scp: ScpActions | None = None,
         spend: SpendRecorder | None = None,
+        dead_letter: DeadLetterSink | None = None,
         clock: Callable[[], datetime] = _utcnow,
         kill_ids: Callable[[datetime], str] = new_kill_id,
     ):
@@ -148,6 +149,7 @@ class KillEngine:
         self.publisher: EventPublisher = publisher or NullPublisher()
         self.scp = scp
         self.spend = spend
+        self.dead_letter = dead_letter
         self.clock = clock
         self.kill_ids = kill_ids
         self.stats = BisectStats()
@@ -171,6 +173,11 @@ class KillEngine:
             self.ledger.record_rejected(item.reason, item.message_id, item.raw)
         except Exception as exc:  # the dead-letter record is best effort: never turn a bad input into a crash loop
             logger.error("could not record rejected event", extra={"error": str(exc)})
+        if self.dead_letter is not None:
+            try:
+                self.dead_letter.send(item.reason, item.message_id, item.raw)
+            except Exception as exc:  # same rule: logged and in the ledger, never a retry loop
+                logger.error("could not forward rejected event to the DLQ", extra={"error": str(exc)})
         return KillReport(Operation.REJECTED, None, reason=item.reason, status="rejected", message=item.reason)
 
     def handle_alert(self, alert: Alert, *, dry_run: bool = False) -> KillReport:

@@ -1,4 +1,5 @@
-"""Result events: one JSON message per kill/warn/restore/approve on the events topic (email, Slack, Chatbot)."""
+"""Result events (one JSON message per kill/warn/restore/approve on the events topic: email, Slack, Chatbot) and
+dead letters (inputs the kill Lambda cannot read, forwarded to its DLQ instead of being retried)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,40 @@ class MemoryPublisher:
 class NullPublisher:
     def publish(self, event: dict[str, Any]) -> None:
         return None
+
+
+class DeadLetterSink(Protocol):
+    def send(self, reason: str, message_id: str | None, raw: str) -> None: ...
+
+
+class SqsDeadLetter:
+    """Forwards a rejected input to the kill Lambda's dead-letter queue, whose depth alarm notifies ops.
+
+    Returning normally (instead of raising) keeps SNS from retrying a message that can never be read; sending it
+    to the DLQ keeps it where ops look for what the kill switch could not process.
+    """
+
+    MAX_BODY = 200_000  # SQS bodies are limited to 256 KiB; the raw input is already capped at 64 KB
+
+    def __init__(self, queue_url: str, client: Any = None):
+        self.queue_url = queue_url
+        # https://sqs.<region>.amazonaws.com/<account>/<name>
+        parts = queue_url.split("/")
+        region = parts[2].split(".")[1] if len(parts) > 2 and parts[2].startswith("sqs.") else None
+        self.client = client or aws.client("sqs", region)
+
+    def send(self, reason: str, message_id: str | None, raw: str) -> None:
+        body = json.dumps({"rejected": reason, "message_id": message_id, "raw": raw}, default=str)
+        self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=body[: self.MAX_BODY],
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:256] or "rejected"}},
+        )
+
+
+class MemoryDeadLetter:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, reason: str, message_id: str | None, raw: str) -> None:
+        self.sent.append({"rejected": reason, "message_id": message_id, "raw": raw})
