@@ -122,3 +122,17 @@ def test_handler_names_missing_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("KILLSWITCH_TABLE", raising=False)
     with pytest.raises(RuntimeError, match="KILLSWITCH_TABLE"):
         spend_recorder.handler(EVENT, Context())
+
+
+def test_handler_sweeps_reservations_of_dead_agents_into_the_ledger(env: SpendLedger) -> None:
+    from killswitch.guard import DynamoLedger, Guard
+
+    past = 1_795_000_000.0  # the agent reserved, then its process died long before this run
+    guard = Guard("bot", ledger=DynamoLedger("ks-table"), clock=lambda: past, reservation_ttl=60, sweep_interval=0)
+    guard.start_run().charge("anthropic.claude-haiku-4-5", 1000, 1000)
+    result = spend_recorder.handler(EVENT, Context())
+    assert result["guard_swept"] == {"bot": 1, "crawler": 0} and result["guard_sweep_errors"] == {}
+    [entry] = env.entries("bot", source="guard")
+    assert entry.amount_usd == Decimal("0.00625")
+    again = spend_recorder.handler(EVENT, Context())
+    assert again["guard_swept"] == {"bot": 0, "crawler": 0} and len(env.entries("bot", source="guard")) == 1

@@ -1,4 +1,5 @@
-"""Spend recorder Lambda (EventBridge schedule): Cost Explorer → ledger, then per-agent spend metrics.
+"""Spend recorder Lambda (EventBridge schedule): Cost Explorer → ledger, guard reservations of dead agents swept
+into the ledger at their estimate, then per-agent spend metrics.
 
 Event: any scheduled event; an optional `detail.lookback_days` (1..90) overrides the re-read window (default 3);
 an invalid value is rejected (logged, `{"rejected": reason}` returned, nothing read or written).
@@ -15,6 +16,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from killswitch.guard.core import spend_ledger_sink
+from killswitch.guard.dynamo import DynamoLedger
+from killswitch.guard.sweeper import sweep_agents
 from killswitch.settings import KillSwitchEnv
 from killswitch.spend.cost_explorer import DEFAULT_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS, CostExplorerIngester
 from killswitch.spend.ledger import (
@@ -85,6 +89,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     summary = CostExplorerIngester(ledger, config.agent_names(), lookback_days=lookback).ingest(today)
     for name in summary.failed_agents:
         logger.error("cost explorer ingestion failed", extra={"agent": name, "errors": summary.agents[name].errors})
+    # Agents that died mid-call and never restarted: their reservations count at the estimate (before the figures).
+    swept, sweep_errors = sweep_agents(
+        DynamoLedger(env.table_name), config.agent_names(), spend_sink=spend_ledger_sink(ledger)
+    )
+    for name, error in sweep_errors.items():
+        logger.error("guard sweep failed", extra={"agent": name, "error": error})
 
     reports: list[AgentReport] = []
     report_errors: dict[str, str] = {}
@@ -99,6 +109,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = summary.to_dict()
     result["metrics_sent"] = sent
     result["report_errors"] = report_errors
+    result["guard_swept"] = swept
+    result["guard_sweep_errors"] = sweep_errors
     result["figures"] = {
         r.agent: {
             "spend_usd": money_str(r.spend_usd),
