@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bench.common import REPO, Section, git_revision, machine
 
@@ -25,6 +26,40 @@ SECTIONS: dict[str, str] = {
     "cold_start": "bench.cold_start",
     "tooling": "bench.tooling",
 }
+
+
+def _split_sections(text: str) -> dict[str, str]:
+    """`## title` → that section's Markdown (up to the next `## `), in file order."""
+    out: dict[str, str] = {}
+    title = None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            title = line[3:].strip()
+            out[title] = ""
+        if title is not None:
+            out[title] += line
+    return out
+
+
+def write_benchmarks(
+    sections: list[Section], command: str, *, partial: bool, path: Path = REPO / "BENCHMARKS.md"
+) -> None:
+    """Rewrite BENCHMARKS.md. A partial run (`--only`) replaces its own sections and keeps the others as they were,
+    each section saying which command produced it."""
+    stamp = f"`{command}` at `{git_revision()}`, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
+    fresh = {s.title: s.markdown() + f"\n_Produced by {stamp}._\n" for s in sections}
+    merged = {**_split_sections(path.read_text()), **fresh} if partial and path.exists() else fresh
+    header = [
+        "# Benchmarks",
+        "",
+        "Figures printed by `make bench` (`python -m bench`); every ratio compares with a baseline measured in the",
+        "same run on the same machine. Regenerate with `make bench`; each section names the command that produced it.",
+        "",
+        f"- machine: {machine()}",
+        "",
+    ]
+    path.write_text("\n".join(header) + "\n" + "\n".join(text.rstrip("\n") + "\n" for text in merged.values()))
+    print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,19 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         command += f" --only {args.only}"
     if not args.no_write:
-        header = [
-            "# Benchmarks",
-            "",
-            "Figures printed by `make bench` (`python -m bench`); every ratio compares with a baseline measured in the",
-            "same run on the same machine. Regenerate with the command below; this file is overwritten.",
-            "",
-            f"- command: `{command}`",
-            f"- machine: {machine()}",
-            f"- revision: `{git_revision()}`, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            "",
-        ]
-        (REPO / "BENCHMARKS.md").write_text("\n".join(header) + "\n" + "\n".join(s.markdown() for s in sections))
-        print(f"wrote {REPO / 'BENCHMARKS.md'}")
+        write_benchmarks(sections, command, partial=bool(args.only))
     if args.json_path:
         with open(args.json_path, "w") as fh:
             json.dump({s.title: s.figures for s in sections}, fh, indent=2)
