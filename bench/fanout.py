@@ -156,29 +156,12 @@ def quiet_stdout() -> Iterator[None]:
 @contextlib.contextmanager
 def offline_aws() -> Iterator[None]:
     """Fake credentials, no endpoint override, moto in-process with ECS tasks held RUNNING; environment restored."""
-    saved = dict(os.environ)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-            "POWERTOOLS_METRICS_NAMESPACE": "KillSwitchBench",
-        }
-    )
-    try:
-        with mock_aws():
-            state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
-            try:
-                yield
-            finally:
-                state_manager.unset_transition("ecs::task")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with sim.offline_env(REGION, POWERTOOLS_METRICS_NAMESPACE="KillSwitchBench"), mock_aws():
+        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
+        try:
+            yield
+        finally:
+            state_manager.unset_transition("ecs::task")
 
 
 # -- fleet and the Lambda's environment ------------------------------------------------------------------------

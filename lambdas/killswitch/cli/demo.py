@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,33 +19,11 @@ from rich.table import Table
 
 from killswitch.cli.ops import ConfigOpt, console, headline, plan_table, print_status, results_table, short_id
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
-from killswitch.kill.sim import budgets_letter
+from killswitch.kill.sim import budgets_letter, offline_env
 
 EAST, WEST = "us-east-1", "us-west-2"
 TABLE = "killswitch-demo-ledger"
 REPO_SCP = Path("scp_policies/deny-agent-compute.json")
-
-
-@contextmanager
-def _offline_env() -> Iterator[None]:
-    """Fake credentials and no endpoint override for the embedded backend; the caller's environment comes back."""
-    saved = dict(os.environ)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "demo",
-            "AWS_SECRET_ACCESS_KEY": "demo",
-            "AWS_DEFAULT_REGION": EAST,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-        }
-    )
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def sns_event(message: str, subject: str, message_id: str, topic_arn: str) -> dict[str, Any]:
@@ -331,7 +307,7 @@ def demo(config: Path | None = ConfigOpt) -> None:
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    with _offline_env():
+    with offline_env(EAST):
         code = run_demo(cfg, str(config or os.environ.get("KILLSWITCH_CONFIG") or "killswitch.yaml"))
     raise typer.Exit(code)
 

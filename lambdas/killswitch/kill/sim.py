@@ -8,7 +8,9 @@ tasks stay RUNNING.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,3 +245,29 @@ def budgets_letter(budget_name: str, amount: float, budgeted: float, threshold: 
         f"ACTUAL Amount: ${amount:,.2f}\n\n"
         "[1] https://console.aws.amazon.com/billing/home#/budgets\n"
     )
+
+
+@contextmanager
+def offline_env(region: str, **extra: str) -> Iterator[None]:
+    """Fake credentials and no endpoint override for an embedded moto backend; the caller's environment comes back.
+
+    Used by `killswitch demo` and the benchmarks, so neither can ever reach a real account by accident.
+    """
+    saved = dict(os.environ)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "offline",
+            "AWS_SECRET_ACCESS_KEY": "offline",
+            "AWS_DEFAULT_REGION": region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+            **extra,
+        }
+    )
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
