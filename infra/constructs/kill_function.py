@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -72,15 +72,7 @@ class KillFunction(Construct):
         """`org_role_arn`: management-account role to assume for SCP calls. `direct_org_targets`: sandbox account
         ids this function may attach the deny SCP to itself (stack deployed in the management account)."""
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{prefix}-kill",
-            retention=logs.RetentionDays.ONE_YEAR,
-            # Named log group: retaining it would make a redeploy after `cdk destroy` fail on "already exists";
-            # the ledger, not the logs, is the record of what a kill changed.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.log_group = lambda_common.function_log_group(self, f"{prefix}-kill")
         # `<prefix>-*` role name: the management account's org-kill role trusts exactly that pattern.
         self.role = function_role(self, "Role", role_name=f"{prefix}-kill-{Aws.REGION}", log_group=self.log_group)
         self.dlq = sqs.Queue(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import CfnElement, CfnResource, Stack, Token
+from aws_cdk import CfnElement, CfnResource, RemovalPolicy, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -60,6 +61,21 @@ def check_environment_size(env: Mapping[str, str], *, function: str, config_file
             f"at {TOKEN_SIZE_ESTIMATE} bytes each) > the AWS limit of {LAMBDA_ENV_LIMIT_BYTES} bytes. "
             "Shorten the config: fewer agents or workflow caps, shorter names."
         )
+
+
+def function_log_group(scope: Construct, function_name: str) -> logs.LogGroup:
+    """The function's named log group, kept a year.
+
+    Destroyed with the stack: a retained named group would make a redeploy after `cdk destroy` fail on "already
+    exists", and the ledger, not the logs, is the record of what the kill switch did.
+    """
+    return logs.LogGroup(
+        scope,
+        "Logs",
+        log_group_name=f"/aws/lambda/{function_name}",
+        retention=logs.RetentionDays.ONE_YEAR,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
 
 
 def code_asset() -> lambda_.Code:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import nag
@@ -33,15 +32,7 @@ class SpendRecorder(Construct):
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{prefix}-spend-recorder",
-            retention=logs.RetentionDays.ONE_YEAR,
-            # Named log group: retaining it would make a redeploy after `cdk destroy` fail on "already exists";
-            # the ledger, not the logs, is the record of what a kill changed.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.log_group = lambda_common.function_log_group(self, f"{prefix}-spend-recorder")
         self.role = function_role(self, "Role", role_name=f"{prefix}-spend-{Aws.REGION}", log_group=self.log_group)
         self.function = lambda_.Function(
             self,
