@@ -345,6 +345,7 @@ class KillRunner:
         from killswitch.kill.engine import KillEngine
         from killswitch.kill.ledger import InMemoryKillLedger
         from killswitch.kill.publish import SnsPublisher
+        from killswitch.kill.wiring import build_engine
 
         self.kill_topic, self.handler, self.seq = kill_topic, kill_handler, 0
         self.ledger: InMemoryKillLedger | None = None
@@ -354,7 +355,7 @@ class KillRunner:
             self.ledger = InMemoryKillLedger()
             count_ledger(self.ledger.memory, log)
             topic = os.environ["KILLSWITCH_EVENTS_TOPIC_ARN"]
-            self.engine = KillEngine(cfg, self.ledger, publisher=SnsPublisher(topic))
+            self.engine = build_engine(cfg, ledger=self.ledger, publisher=SnsPublisher(topic), scp=None)
         self.kill(_event(OTHER, "warm-up", dry_run=True))
 
     def kill(self, message: dict[str, Any]) -> str:

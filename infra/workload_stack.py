@@ -67,17 +67,25 @@ class WorkloadStack(Stack):
         ).topic
         self.table = LedgerTable(self, "Ledger", prefix=prefix, key=self.key).table
 
+        # What both Lambdas read (`killswitch.settings`); only the kill Lambda gets the topics.
         base_env = {
             settings.ENV_TABLE: self.table.table_name,
-            settings.ENV_EVENTS_TOPIC: self.events_topic.topic_arn,
-            settings.ENV_KILL_TOPIC: self.kill_topic.topic_arn,
             settings.ENV_CONFIG_JSON: config.to_json(),
             "POWERTOOLS_METRICS_NAMESPACE": lambda_common.METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
+        topics_env = {
+            settings.ENV_EVENTS_TOPIC: self.events_topic.topic_arn,
+            settings.ENV_KILL_TOPIC: self.kill_topic.topic_arn,
+        }
         role_arn = org_role_arn(config)
         # Unreadable alerts are forwarded to the kill Lambda's DLQ, whose depth alarm notifies ops.
-        kill_env = {**base_env, "POWERTOOLS_SERVICE_NAME": f"{prefix}-kill", settings.ENV_DLQ_URL: dlq_url(prefix)}
+        kill_env = {
+            **base_env,
+            **topics_env,
+            "POWERTOOLS_SERVICE_NAME": f"{prefix}-kill",
+            settings.ENV_DLQ_URL: dlq_url(prefix),
+        }
         scp_name = config.scp_policy_name()
         if scp_name:
             kill_env[settings.ENV_SCP_POLICY_NAME] = scp_name

@@ -1,4 +1,8 @@
-"""Typed Lambda environment, built once per container (`from_env()` names every missing variable)."""
+"""Typed Lambda environments, one per Lambda, built once per container (`from_env()` names every missing variable).
+
+`KillSwitchEnv` is the kill Lambda's; `SpendRecorderEnv` the spend recorder's (it reads no topic). The stack sets
+exactly these variables (`infra/workload_stack.py`); docs/contracts.md lists them.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +32,34 @@ class MissingEnvironment(RuntimeError):
         super().__init__(f"missing environment variable(s): {', '.join(names)}")
 
 
+def _missing(env: Mapping[str, str], required: tuple[str, ...]) -> None:
+    missing = [n for n in required if not env.get(n)]
+    if missing:
+        raise MissingEnvironment(missing)
+
+
+@dataclass(frozen=True)
+class SpendRecorderEnv:
+    """The spend recorder Lambda: the ledger table and the config, nothing else."""
+
+    table_name: str
+    config_json: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SpendRecorderEnv:
+        env = os.environ if environ is None else environ
+        _missing(env, (ENV_TABLE, ENV_CONFIG_JSON))
+        return cls(table_name=env[ENV_TABLE], config_json=env[ENV_CONFIG_JSON])
+
+    @cached_property
+    def config(self) -> KillSwitchConfig:
+        return KillSwitchConfig.from_json(self.config_json)
+
+
 @dataclass(frozen=True)
 class KillSwitchEnv:
+    """The kill Lambda."""
+
     table_name: str
     events_topic_arn: str
     kill_topic_arn: str | None
@@ -42,10 +72,7 @@ class KillSwitchEnv:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KillSwitchEnv:
         env = os.environ if environ is None else environ
-        required = (ENV_TABLE, ENV_EVENTS_TOPIC, ENV_CONFIG_JSON)
-        missing = [n for n in required if not env.get(n)]
-        if missing:
-            raise MissingEnvironment(missing)
+        _missing(env, (ENV_TABLE, ENV_EVENTS_TOPIC, ENV_CONFIG_JSON))
         return cls(
             table_name=env[ENV_TABLE],
             events_topic_arn=env[ENV_EVENTS_TOPIC],

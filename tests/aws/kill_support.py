@@ -19,6 +19,7 @@ from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import InMemoryKillLedger
 from killswitch.kill.publish import MemoryPublisher
+from killswitch.kill.wiring import build_engine
 
 AGENT = "log-summarizer"
 OTHER = "research-crawler"
@@ -77,7 +78,11 @@ def engine(
     ledger = ledger or InMemoryKillLedger()
     pub = MemoryPublisher()
     counter = iter(range(1, 10_000))
-    eng = KillEngine(config, ledger, clients=clients, publisher=pub, kill_ids=lambda now: f"k{next(counter):03d}", **kw)
+    kw.setdefault("scp", None)
+    kw.setdefault("spend", None)
+    eng = build_engine(
+        config, ledger=ledger, clients=clients, publisher=pub, kill_ids=lambda now: f"k{next(counter):03d}", **kw
+    )
     return eng, ledger, pub
 
 

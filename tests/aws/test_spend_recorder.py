@@ -42,7 +42,6 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Any:
     with mock_aws():
         table = create_table("ks-table")
         monkeypatch.setenv("KILLSWITCH_TABLE", table)
-        monkeypatch.setenv("KILLSWITCH_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events")
         monkeypatch.setenv("KILLSWITCH_CONFIG_JSON", CONFIG.to_json())
         monkeypatch.setattr(spend_recorder, "_today", lambda: TODAY)
         yield SpendLedger(DynamoSpendStore(table))
@@ -136,3 +135,13 @@ def test_handler_sweeps_reservations_of_dead_agents_into_the_ledger(env: SpendLe
     assert entry.amount_usd == Decimal("0.00625")
     again = spend_recorder.handler(EVENT, Context())
     assert again["guard_swept"] == {"bot": 0, "crawler": 0} and len(env.entries("bot", source="guard")) == 1
+
+
+def test_spend_recorder_environment_needs_only_the_table_and_the_config() -> None:
+    from killswitch.settings import MissingEnvironment, SpendRecorderEnv
+
+    env = SpendRecorderEnv.from_env({"KILLSWITCH_TABLE": "t", "KILLSWITCH_CONFIG_JSON": CONFIG.to_json()})
+    assert env.table_name == "t" and env.config == CONFIG
+    with pytest.raises(MissingEnvironment) as info:
+        SpendRecorderEnv.from_env({"KILLSWITCH_EVENTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:events"})
+    assert info.value.names == ["KILLSWITCH_TABLE", "KILLSWITCH_CONFIG_JSON"]

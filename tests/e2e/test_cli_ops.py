@@ -105,10 +105,13 @@ def test_manual_agent_then_approve(aws: Clients, cli: tuple[CliRunner, Path]) ->
     report = json.loads(res.output)
     assert report["status"] == "awaiting_approval" and f["other"] in report["needs_approval"]
     assert instance_state(aws, EAST, f["other"]) == "running"
-    ok = invoke(cli, "approve", report["kill_id"])
+    no = invoke(cli, "approve", report["kill_id"], input="n\n")
+    assert no.exit_code == 1 and "aborted: nothing was done" in no.output
+    assert f["other"] in no.output and instance_state(aws, EAST, f["other"]) == "running"
+    ok = invoke(cli, "approve", report["kill_id"], input="y\n")
     assert ok.exit_code == 0, ok.output
     assert instance_state(aws, EAST, f["other"]) == "stopped"
-    assert invoke(cli, "approve", report["kill_id"]).exit_code == 1  # nothing waits any more
+    assert invoke(cli, "approve", report["kill_id"], "--yes").exit_code == 1  # nothing waits any more
     assert invoke(cli, "approve", "no-such-kill").exit_code == 1
 
 
@@ -148,5 +151,24 @@ def test_invalid_input_and_aws_errors(aws: Clients, cli: tuple[CliRunner, Path])
     assert invoke(cli, "restore").exit_code == 1
     no_table = runner.invoke(app, ["status", "--config", str(config)])
     assert no_table.exit_code == 1 and "no ledger table" in no_table.output
-    missing = runner.invoke(app, ["status", "--config", str(config), "--table", "does-not-exist"])
-    assert missing.exit_code == 3 and "AWS error" in missing.output
+    for command in (["status"], ["kill", "--agent", AGENT, "--yes"], ["restore", "--agent", AGENT], ["approve", "k1"]):
+        missing = runner.invoke(app, [*command, "--config", str(config), "--table", "does-not-exist"])
+        assert missing.exit_code == 1, (command, missing.output)
+        assert "ledger table 'does-not-exist' not found in region us-east-1" in missing.output, command
+        assert "ResourceNotFoundException" not in missing.output
+
+
+def test_restore_of_an_unknown_agent_names_the_known_ones(aws: Clients, cli: tuple[CliRunner, Path]) -> None:
+    res = invoke(cli, "restore", "--agent", "nobody")
+    assert res.exit_code == 1
+    assert "agent 'nobody' is not in the config (known: log-summarizer, research-crawler)" in res.output
+
+
+def test_approve_in_json_mode_needs_yes(aws: Clients, cli: tuple[CliRunner, Path]) -> None:
+    f = build_fleet(aws)
+    report = json.loads(invoke(cli, "kill", "--agent", OTHER, "--yes", "--json").output)
+    res = invoke(cli, "approve", report["kill_id"], "--json")
+    assert res.exit_code == 1 and "--json needs --yes" in res.output
+    assert instance_state(aws, EAST, f["other"]) == "running"
+    assert invoke(cli, "approve", report["kill_id"], "--json", "--yes").exit_code == 0
+    assert instance_state(aws, EAST, f["other"]) == "stopped"

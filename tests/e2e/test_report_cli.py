@@ -115,7 +115,7 @@ def test_table_and_chart(setup: tuple[Path, dict], tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--table", "no-such-table"], "ledger table 'no-such-table' not found"),
+        (["--table", "no-such-table"], "ledger table 'no-such-table' not found in region us-east-1"),
         (["--agent", "ghost"], "agent 'ghost' is not in the config"),
         (["--since", "yesterday"], "--since 'yesterday' is not a date"),
         (["--since", "2026-10-05", "--until", "2026-10-01"], "is after --until"),

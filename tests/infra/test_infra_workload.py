@@ -349,6 +349,11 @@ def test_spend_recorder_runs_daily_at_six_utc(template: Template) -> None:
     assert fn["Handler"] == "killswitch.handlers.spend_recorder.handler"
     assert fn["Runtime"] == "python3.13"
     assert statement(template, "ReadCosts")["Action"] == "ce:GetCostAndUsage"
+    # Exactly what `SpendRecorderEnv` reads: no topic ARNs it would never use.
+    env = fn["Environment"]["Variables"]
+    assert env[settings.ENV_TABLE] == {"Ref": ids["table"]}
+    assert settings.ENV_CONFIG_JSON in env
+    assert settings.ENV_EVENTS_TOPIC not in env and settings.ENV_KILL_TOPIC not in env
 
 
 # -- alarms and dashboard -----------------------------------------------------------------------------------

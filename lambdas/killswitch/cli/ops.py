@@ -21,12 +21,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
+from killswitch import aws
+from killswitch.arns import ecs_short_name
+from killswitch.cli.ledger_table import is_missing_table, missing_table_message, table_exists
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
-from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
-from killswitch.kill.ledger import DynamoKillLedger, InMemoryKillLedger, KillLedger
-from killswitch.kill.model import ACCOUNT, ECS_SERVICE, ECS_TASK, Act, KillReport, Plan
-from killswitch.kill.publish import EventPublisher, NullPublisher, SnsPublisher
+from killswitch.kill.model import ACCOUNT, ECS_SERVICE, ECS_TASK, Act, KillReport, KillStatus, Plan
+from killswitch.kill.wiring import build_engine
 from killswitch.results import EXIT_AWS, EXIT_OK, EXIT_REFUSED
 from killswitch.settings import ENV_EVENTS_TOPIC, ENV_ORG_ROLE, ENV_SCP_POLICY_NAME, ENV_TABLE
 
@@ -46,8 +47,8 @@ ACT_STYLE = {
 
 
 def console() -> Console:
-    width = shutil.get_terminal_size((150, 40)).columns
-    return Console(width=max(width, 120), soft_wrap=False, highlight=False)
+    """Tables follow the terminal width (`COLUMNS` wins; 150 columns when the output is not a terminal)."""
+    return Console(width=shutil.get_terminal_size((150, 40)).columns, soft_wrap=False, highlight=False)
 
 
 class CliError(Exception):
@@ -58,10 +59,18 @@ class CliError(Exception):
 
 def short_id(resource_type: str, resource_id: str) -> str:
     """ARNs shortened for tables: ECS services as cluster/name, tasks as cluster/task-id."""
-    if resource_type in (ECS_SERVICE, ECS_TASK) and ":" in resource_id:
-        parts = resource_id.split(":", 5)[-1].split("/")
-        return "/".join(parts[1:]) if len(parts) > 1 else resource_id
+    if resource_type in (ECS_SERVICE, ECS_TASK):
+        return ecs_short_name(resource_id)
     return resource_id
+
+
+def require_agent(config: KillSwitchConfig, agent: str) -> None:
+    if agent not in config.agent_names():
+        raise CliError(f"agent {agent!r} is not in the config (known: {', '.join(config.agent_names())})")
+
+
+# The table and region of the last engine built, so that a DynamoDB "not found" raised later still names them.
+_LEDGER: dict[str, str | None] = {}
 
 
 def make_engine(
@@ -72,34 +81,25 @@ def make_engine(
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
     table = table or os.environ.get(ENV_TABLE)
-    # The ledger table lives in the deployment's home region, whatever region the shell defaults to. One session
-    # for every client: a session caches the service models.
+    if need_table and not table:
+        raise CliError(f"no ledger table: pass --table or set ${ENV_TABLE}")
+    # The ledger table lives in the deployment's home region, whatever region the shell defaults to.
     region = config.deploy_region
     session = boto3.Session(region_name=region)
-    ledger: KillLedger
     if table:
-        ledger = DynamoKillLedger(table, session=session, region=region, retention_days=config.ledger_retention_days)
-    elif need_table:
-        raise CliError(f"no ledger table: pass --table or set ${ENV_TABLE}")
-    else:
-        ledger = InMemoryKillLedger()
-    clients = Clients(session)
-    topic = os.environ.get(ENV_EVENTS_TOPIC)
-    publisher: EventPublisher = NullPublisher()
-    if topic:
-        publisher = SnsPublisher(topic, client=clients("sns", topic.split(":")[3] if topic.count(":") >= 5 else region))
-    spend = None
-    if table:
-        from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
-
-        spend = SpendLedger(DynamoSpendStore(table, session=session), retention_days=config.ledger_retention_days)
-    org = None
-    policy = os.environ.get(ENV_SCP_POLICY_NAME) or config.scp_policy_name()
-    if scp and policy and any(a.sandbox_accounts for a in config.agents):
-        from killswitch.kill.scp import OrgScp
-
-        org = OrgScp(config, policy, role_arn=os.environ.get(ENV_ORG_ROLE), session=session)
-    engine = KillEngine(config, ledger, clients=clients, publisher=publisher, scp=org, spend=spend)
+        _LEDGER.update(table=table, region=region)
+        if not table_exists(aws.client("dynamodb", region, session=session), table):
+            raise CliError(missing_table_message(table, region))
+    engine = build_engine(
+        config,
+        table=table,
+        session=session,
+        region=region,
+        events_topic_arn=os.environ.get(ENV_EVENTS_TOPIC),
+        scp_policy_name=os.environ.get(ENV_SCP_POLICY_NAME),
+        org_role_arn=os.environ.get(ENV_ORG_ROLE),
+        **({} if scp else {"scp": None}),
+    )
     return engine, config
 
 
@@ -110,7 +110,13 @@ def run(fn: Any) -> None:
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.code) from exc
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if is_missing_table(exc) and _LEDGER.get("table"):
+            typer.echo(f"error: {missing_table_message(str(_LEDGER['table']), _LEDGER.get('region'))}", err=True)
+            raise typer.Exit(EXIT_REFUSED) from exc
+        typer.echo(f"AWS error: {exc}", err=True)
+        raise typer.Exit(EXIT_AWS) from exc
+    except BotoCoreError as exc:
         typer.echo(f"AWS error: {exc}", err=True)
         raise typer.Exit(EXIT_AWS) from exc
     raise typer.Exit(code or EXIT_OK)
@@ -238,8 +244,7 @@ def kill(  # noqa: PLR0917 (typer options)
 
     def body() -> int:
         eng, cfg = make_engine(config, table, need_table=not dry_run)
-        if agent not in cfg.agent_names():
-            raise CliError(f"agent {agent!r} is not in the config (known: {', '.join(cfg.agent_names())})")
+        require_agent(cfg, agent)
         if dry_run:
             return emit(
                 [eng.kill(agent, run_id=run_id, dry_run=True, force=force, reason=reason)], json_out, show_plan=True
@@ -275,7 +280,9 @@ def restore(  # noqa: PLR0917 (typer options)
     def body() -> int:
         if not agent and not kill_id:
             raise CliError("pass --agent NAME and/or --kill-id ID")
-        eng, _ = make_engine(config, table)
+        eng, cfg = make_engine(config, table)
+        if agent:
+            require_agent(cfg, agent)
         return emit([eng.restore(agent, kill_id=kill_id, dry_run=dry_run)], json_out)
 
     run(body)
@@ -283,6 +290,7 @@ def restore(  # noqa: PLR0917 (typer options)
 
 def approve(
     kill_id: str = typer.Argument(..., help="Kill id waiting for approval (see `killswitch status`)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_out: bool = JsonOpt,
     config: Path | None = ConfigOpt,
     table: str | None = TableOpt,
@@ -291,9 +299,34 @@ def approve(
 
     def body() -> int:
         eng, _ = make_engine(config, table)
+        if not yes and not confirm_approval(eng, kill_id, json_out):
+            return EXIT_REFUSED
         return emit([eng.approve(kill_id)], json_out)
 
     run(body)
+
+
+def confirm_approval(eng: KillEngine, kill_id: str, json_out: bool) -> bool:
+    """Show what waits for approval and ask, like `kill` does. A kill that waits for nothing goes straight to the
+    engine, which refuses it with the reason."""
+    record = eng.ledger.get_kill(kill_id)
+    if record is None or record.status is not KillStatus.AWAITING_APPROVAL:
+        return True
+    if json_out:
+        raise CliError("--json needs --yes (no confirmation prompt in JSON mode)")
+    waiting = [e for e in eng.ledger.resources(kill_id) if e.awaiting_approval]
+    con = console()
+    t = Table(title=f"Waiting for approval in kill {kill_id} of {record.agent}", title_justify="left")
+    for col in ("type", "region", "resource", "name"):
+        t.add_column(col, overflow="fold")
+    for e in waiting:
+        r = e.resource
+        t.add_row(r.resource_type, r.region, short_id(r.resource_type, r.resource_id), r.name)
+    con.print(t)
+    if typer.confirm(f"Stop these {len(waiting)} resources of {record.agent} now?"):
+        return True
+    con.print("aborted: nothing was done")
+    return False
 
 
 def status(
@@ -306,11 +339,11 @@ def status(
 
     def body() -> int:
         eng, cfg = make_engine(config, table, scp=False)
-        if agent and agent not in cfg.agent_names():
-            raise CliError(f"agent {agent!r} is not in the config (known: {', '.join(cfg.agent_names())})")
+        if agent:
+            require_agent(cfg, agent)
         rows = eng.status(agent)
         if json_out:
-            typer.echo(json.dumps(rows, indent=2, default=str))
+            typer.echo(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
             return EXIT_OK
         print_status(console(), rows)
         return EXIT_OK

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from killswitch import aws
+from killswitch.cli.ledger_table import is_missing_table, missing_table_message
 from killswitch.config import ConfigError, load_config
 from killswitch.results import EXIT_AWS, EXIT_REFUSED
 from killswitch.settings import ENV_TABLE
@@ -121,15 +122,14 @@ def report(
             ledger, agents, today, since=first, until=last, state_of=lambda a: read_agent_state(store, a)
         )
     except ClientError as exc:
-        if aws.error_code(exc) == "ResourceNotFoundException":
-            hint = f"check --table / ${ENV_TABLE} and the region"
-            raise _fail(f"ledger table {table_name!r} not found ({hint})") from None
+        if is_missing_table(exc):
+            raise _fail(missing_table_message(table_name, session.region_name)) from None
         raise _fail(f"AWS error reading {table_name!r}: {aws.error_code(exc)}: {exc}", EXIT_AWS) from None
     except BotoCoreError as exc:
         raise _fail(f"AWS error reading {table_name!r}: {exc}", EXIT_AWS) from None
 
     if as_json:
-        typer.echo(json.dumps(to_json(reports), indent=2))
+        typer.echo(json.dumps(to_json(reports), indent=2, ensure_ascii=False))
     elif as_csv:
         sys.stdout.write(to_csv(reports))
     else:

@@ -15,18 +15,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
-from killswitch.kill.ledger import DynamoKillLedger
 from killswitch.kill.model import KillReport, Operation
-from killswitch.kill.publish import SnsPublisher, SqsDeadLetter
+from killswitch.kill.wiring import build_engine
 from killswitch.settings import KillSwitchEnv
-from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
 
 NAMESPACE = "AgentKillSwitch"
 # The stack sets POWERTOOLS_SERVICE_NAME (`<prefix>-kill`); the engine's child loggers attach to this logger by name.
@@ -41,28 +37,16 @@ class TransientKillFailure(RuntimeError):
     """Raised after recording, so that SNS retries the event (and the DLQ keeps it)."""
 
 
-def build_engine(env: KillSwitchEnv) -> KillEngine:
-    """The engine wired to DynamoDB, the events topic, the spend ledger and (when configured) Organizations.
-    One boto3 session for every client (a session caches the service models: a faster cold start)."""
-    config = env.config
-    session = boto3.Session()
-    clients = Clients(session)
-    spend = SpendLedger(DynamoSpendStore(env.table_name, session=session), retention_days=config.ledger_retention_days)
-    scp = None
-    policy = env.scp_policy_name or config.scp_policy_name()
-    if policy and any(a.sandbox_accounts for a in config.agents):
-        from killswitch.kill.scp import OrgScp
-
-        scp = OrgScp(config, policy, role_arn=env.org_role_arn, session=session)
-    topic_region = env.events_topic_arn.split(":")[3] if env.events_topic_arn.count(":") >= 5 else None
-    return KillEngine(
-        config,
-        DynamoKillLedger(env.table_name, session=session, retention_days=config.ledger_retention_days),
-        clients=clients,
-        publisher=SnsPublisher(env.events_topic_arn, client=clients("sns", topic_region or session.region_name)),
-        scp=scp,
-        spend=spend,
-        dead_letter=SqsDeadLetter(env.dlq_url, client=clients("sqs", session.region_name)) if env.dlq_url else None,
+def engine_for(env: KillSwitchEnv) -> KillEngine:
+    """The engine wired to DynamoDB, the events topic, the DLQ, the spend ledger and (when configured)
+    Organizations (`killswitch.kill.wiring.build_engine`)."""
+    return build_engine(
+        env.config,
+        table=env.table_name,
+        events_topic_arn=env.events_topic_arn,
+        dlq_url=env.dlq_url,
+        scp_policy_name=env.scp_policy_name,
+        org_role_arn=env.org_role_arn,
     )
 
 
@@ -70,7 +54,7 @@ def engine() -> tuple[KillEngine, KillSwitchEnv]:
     global _ENGINE, _ENV
     if _ENGINE is None or _ENV is None:
         _ENV = KillSwitchEnv.from_env()
-        _ENGINE = build_engine(_ENV)
+        _ENGINE = engine_for(_ENV)
     return _ENGINE, _ENV
 
 

@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from killswitch.guard.core import spend_ledger_sink
 from killswitch.guard.dynamo import DynamoLedger
 from killswitch.guard.sweeper import sweep_agents
-from killswitch.settings import KillSwitchEnv
+from killswitch.settings import SpendRecorderEnv
 from killswitch.spend.cost_explorer import DEFAULT_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS, CostExplorerIngester
 from killswitch.spend.ledger import (
     SOURCE_BUDGET,
@@ -77,7 +77,7 @@ def publish_metrics(reports: list[AgentReport]) -> int:
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    env = KillSwitchEnv.from_env()
+    env = SpendRecorderEnv.from_env()
     config = env.config
     try:
         lookback = _lookback(event)

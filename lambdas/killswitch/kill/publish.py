@@ -7,6 +7,7 @@ import json
 from typing import Any, Protocol
 
 from killswitch import aws
+from killswitch.arns import region_of
 
 
 class EventPublisher(Protocol):
@@ -22,8 +23,7 @@ def subject_for(event: dict[str, Any]) -> str:
 class SnsPublisher:
     def __init__(self, topic_arn: str, client: Any = None):
         self.topic_arn = topic_arn
-        region = topic_arn.split(":")[3] if topic_arn.count(":") >= 5 else None
-        self.client = client or aws.client("sns", region)
+        self.client = client or aws.client("sns", region_of(topic_arn))
 
     def publish(self, event: dict[str, Any]) -> None:
         self.client.publish(
