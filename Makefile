@@ -1,7 +1,12 @@
 # Two commands on a fresh machine: `make demo` (main job, offline) and `make test` (everything CI runs).
 # Each target does its own set-up: a local venv and the pinned aws-cdk v2 CLI from npm.
 SHELL := /bin/bash
-PY ?= python3.11
+# Any Python >= 3.11 on PATH (the first of python3.11, python3.12, python3.13, python3 that is one);
+# `make PY=/path/to/python` overrides.
+PYTHON_CANDIDATES := python3.11 python3.12 python3.13 python3
+PY ?= $(shell for p in $(PYTHON_CANDIDATES); do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 CDK := node_modules/.bin/cdk
@@ -10,9 +15,17 @@ export AWS_EC2_METADATA_DISABLED := true
 # Offline synth/tests never need credentials; a dummy region keeps boto3 quiet where nothing is configured.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup demo test lint typecheck pytest synth bench clean
+.PHONY: setup demo test lint typecheck pytest synth bench clean python local
+
+NEED_PY = @test -n "$(PY)" || { echo "error: no Python >= 3.11 found (tried $(PYTHON_CANDIDATES));" \
+	"install one or run make PY=/path/to/python3.11" >&2; exit 1; }
+
+python:  # which Python the venv is (or would be) built with
+	$(NEED_PY)
+	@echo "using $(PY): $$($(PY) -c 'import sys; print(sys.version.split()[0])')"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(NEED_PY)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
@@ -46,6 +59,9 @@ synth: setup
 	@echo "cdk synth OK: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 
 test: setup lint typecheck pytest synth
+
+local: $(BIN)/.installed
+	$(BIN)/killswitch local
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench

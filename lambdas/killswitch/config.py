@@ -314,6 +314,13 @@ def _positions(node: yaml.Node | None, loc: Loc = ()) -> dict[Loc, tuple[int, in
     return out
 
 
+def field_positions(text: str) -> dict[Loc, tuple[int, int]]:
+    """(line, col) of every field path of a config text, for checks made after loading (files the config names)."""
+    import yaml
+
+    return _positions(yaml.compose(text, Loader=_strict_loader()))
+
+
 def _field_path(loc: Loc) -> str:
     parts: list[str] = []
     for p in loc:

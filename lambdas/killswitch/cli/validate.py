@@ -12,7 +12,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from killswitch.config import ConfigError, KillSwitchConfig, load_config, resolve_config_path
+from killswitch.config import (
+    ConfigError,
+    ConfigIssue,
+    KillSwitchConfig,
+    field_positions,
+    load_config,
+    resolve_config_path,
+)
 from killswitch.scp.validator import validate_path as validate_scp_path
 
 err_console = Console(stderr=True, highlight=False)
@@ -24,10 +31,21 @@ CONFIG_SUFFIXES = {".yaml", ".yml"}
 
 def validate_config_file(path: Path) -> list[str]:
     try:
-        load_config(path)
+        cfg = load_config(path)
     except ConfigError as exc:
         return [str(i) for i in exc.issues]
-    return []
+    return [str(i) for i in missing_files(cfg, path)]
+
+
+def missing_files(cfg: KillSwitchConfig, path: Path) -> list[ConfigIssue]:
+    """Files the config names must exist: `cdk synth` reads `sandbox.scp` relative to the working directory."""
+    if cfg.sandbox is None or Path(cfg.sandbox.scp).is_file():
+        return []
+    positions = field_positions(path.read_text(encoding="utf-8"))
+    line, col = positions.get(("sandbox", "scp")) or positions.get(("sandbox",)) or (1, 1)
+    where = "" if ("sandbox", "scp") in positions else " (the default)"
+    message = f"policy file {cfg.sandbox.scp}{where} does not exist (relative to {Path.cwd()})"
+    return [ConfigIssue(str(path), line, col, "KS108", "sandbox.scp", message)]
 
 
 def _break_glass_from(configs: list[Path]) -> list[str] | None:
