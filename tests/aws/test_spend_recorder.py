@@ -89,7 +89,7 @@ def test_handler_ingests_records_and_publishes_metrics(env: SpendLedger, capsys:
         "pct_of_budget": "85.3",
         "state": "thrift",
     }
-    assert result["figures"]["crawler"]["state"] == "killed"
+    assert result["figures"]["crawler"]["state"] == "thrift, killed"  # spend past warn_at_pct, and killed
     assert result["figures"]["crawler"]["spend_source"] == "budget"
     assert result["metrics_sent"] == 5
     assert ledger.daily_totals("bot", days[0], days[2])[days[1]] == {"cost_explorer": Decimal(40)}

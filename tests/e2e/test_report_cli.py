@@ -100,8 +100,9 @@ def test_csv_one_row_per_agent(setup: tuple[Path, dict]) -> None:
     assert (row["since"], row["until"], row["state"]) == ("2026-10-01", "2026-10-30", "thrift")
 
 
-def test_table_and_chart(setup: tuple[Path, dict], tmp_path: Path) -> None:
+def test_table_and_chart(setup: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, _ = setup
+    monkeypatch.setenv("COLUMNS", "200")  # the table follows the terminal width
     png = tmp_path / "spend.png"
     result = run("--config", str(cfg), *WINDOW, "--chart", str(png), "--table", "ks-cli")
     assert result.exit_code == 0, result.stderr

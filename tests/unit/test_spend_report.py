@@ -128,7 +128,8 @@ def test_csv_shape() -> None:
 
 def test_cumulative_series_accumulates_and_carries_budget_forward() -> None:
     series = cumulative_series(_sample()[0])
-    assert [v for _, v in series["cost_explorer"]] == [10.005, 15.005, 15.005]
+    # Cost Explorer's curve stops at its last reported day (D2), not flat to the end of the window.
+    assert series["cost_explorer"] == [(D1, 10.005), (D2, 15.005)]
     assert series["budget"] == [(D2, 12.0), (D3, 12.0)]
 
 
@@ -136,3 +137,51 @@ def test_chart_is_a_png(tmp_path: Path) -> None:
     out = render_chart(_sample() * 2, tmp_path / "sub" / "spend.png")
     data = out.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
+
+
+@pytest.mark.parametrize(
+    ("spend", "kill_state", "state"),
+    [
+        ("250", "restored", "over budget, restored"),
+        ("250", "ok", "over budget"),
+        ("250", None, "over budget"),
+        ("250", "killed", "over budget, killed"),
+        ("170", "restored", "thrift, restored"),
+        ("10", "restored", "restored"),
+        ("10", "killed", "killed"),
+        ("10", "thrift", "thrift"),
+        ("10", None, "ok"),
+    ],
+)
+def test_over_budget_shows_whatever_the_kill_state(spend: str, kill_state: str | None, state: str) -> None:
+    led = _ledger()
+    led.record_guard_charge("bot", D1, "c", spend)
+    r = build_agent_report(AGENT, led.entries("bot"), D1, D1, state=kill_state)
+    assert r.state == state
+    assert r.kill_state == kill_state
+    assert r.budget_state == {"250": "over budget", "170": "thrift", "10": "ok"}[spend]
+    doc = to_json([r])["agents"][0]
+    assert (doc["state"], doc["kill_state"]) == (state, kill_state)
+
+
+def test_chart_has_a_panel_per_agent_with_data_dates_and_y_from_zero() -> None:
+    import matplotlib.pyplot as plt
+
+    from killswitch.spend.report import chart_figure
+
+    other = AgentConfig.model_validate({"name": "idle", "budget": {"amount_usd": 50}})
+    day_one = [*_sample(), build_agent_report(other, [], D1, D3)]
+    fig = chart_figure(day_one)
+    try:
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(axes) == 1  # the agent without data gets no empty panel...
+        assert "no data: idle" in [t.get_text() for t in fig.texts]  # ...but is named
+        (ax,) = axes
+        assert ax.get_ylim()[0] == 0
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels == ["2026-11-01", "2026-11-02", "2026-11-03"]
+        legend = ax.get_legend()
+        assert legend is not None and legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1  # beside the plot
+    finally:
+        plt.close(fig)

@@ -11,15 +11,16 @@ from decimal import Decimal
 import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
 from rich.table import Table
 
 from killswitch import aws
 from killswitch.cli.ledger_table import is_missing_table, missing_table_message
+from killswitch.cli.ops import console
 from killswitch.config import ConfigError, load_config
+from killswitch.keys import SK, agent_pk
 from killswitch.results import EXIT_AWS, EXIT_REFUSED
 from killswitch.settings import ENV_TABLE
-from killswitch.spend.ledger import DynamoSpendStore, SpendLedger, read_agent_state
+from killswitch.spend.ledger import DynamoSpendStore, SpendLedger, SpendStore, read_agent_state
 from killswitch.spend.report import AgentReport, build_reports, cents, render_chart, to_csv, to_json
 
 
@@ -41,6 +42,19 @@ def _money(v: Decimal | None) -> str:
     return "-" if v is None else f"${cents(v):,.2f}"
 
 
+def kill_state_of(store: SpendStore, agent: str) -> str | None:
+    """The kill engine's state of the agent; `restored` when it is back to OK because its last kill was restored
+    (so the report can say `over budget, restored` instead of `ok`)."""
+    state = read_agent_state(store, agent)
+    if state not in (None, "ok"):
+        return state
+    kills = store.query(agent_pk(agent), "KILL#")
+    latest = max(kills, key=lambda k: (str(k.get("created_at", "")), str(k.get(SK, ""))), default=None)
+    if latest is not None and latest.get("status") == "restored":
+        return "restored"
+    return state
+
+
 def _table(reports: list[AgentReport]) -> Table:
     table = Table(title="Agent spend", show_lines=False)
     for col, justify in (
@@ -57,7 +71,7 @@ def _table(reports: list[AgentReport]) -> Table:
         ("top services", "left"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    colors = {"ok": "green", "thrift": "yellow", "killed": "red"}
+    colors = {"ok": "green", "thrift": "yellow", "over budget": "red"}
     for r in reports:
         table.add_row(
             r.agent,
@@ -66,8 +80,8 @@ def _table(reports: list[AgentReport]) -> Table:
             _money(r.budget_usd),
             _money(r.cost_explorer_usd),
             _money(r.guard_usd),
-            f"{r.pct_of_budget}% ({r.spend_source or 'no data'})",
-            f"[{colors.get(r.state, 'white')}]{r.state}[/]",
+            f"{r.pct_of_budget}% ({r.spend_source})" if r.has_data else "-",
+            f"[{'red' if r.kill_state == 'killed' else colors.get(r.budget_state, 'white')}]{r.state}[/]",
             str(r.runs),
             _money(r.cost_per_run_usd),
             ", ".join(f"{s} {_money(a)}" for s, a in r.top_services) or "-",
@@ -119,7 +133,7 @@ def report(
     today = datetime.now(UTC).date()
     try:
         reports = build_reports(
-            ledger, agents, today, since=first, until=last, state_of=lambda a: read_agent_state(store, a)
+            ledger, agents, today, since=first, until=last, state_of=lambda a: kill_state_of(store, a)
         )
     except ClientError as exc:
         if is_missing_table(exc):
@@ -134,7 +148,7 @@ def report(
         sys.stdout.write(to_csv(reports))
     else:
         # piped or captured output gets a wide table instead of rich's 80-column default
-        Console(width=None if sys.stdout.isatty() else 200).print(_table(reports))
+        console().print(_table(reports))
     if chart:
         path = render_chart(reports, chart)
         typer.echo(f"chart written to {path}", err=as_json or as_csv)

@@ -7,8 +7,10 @@ Figures for a window [since, until] (default: the agent's current budget period 
 - `guard_usd`: sum of the guard's charges.
 - `spend_usd` / `pct_of_budget`: the authoritative figure is Cost Explorer if it has rows in the window, else the
   budget figure, else the guard's sum; the percentage is of the configured budget amount for the period.
-- `state`: the kill engine's state item when present (`AGENT#<agent>`/`STATE`), else derived: `thrift` at or past
-  `warn_at_pct`, otherwise `ok`.
+- `budget_state` follows spend whatever the kill state: `over budget` at or past 100 %, `thrift` at or past
+  `warn_at_pct`, otherwise `ok`; `kill_state` is the kill engine's (`killed`, `restored`, `thrift`, `ok`) when the
+  ledger has one. `state` shows both where they differ: an agent over its budget after a restore is
+  `over budget, restored`, never `ok` (docs/contracts.md).
 - cost per run (see `economics`) and the top 3 services by Cost Explorer cost.
 
 The chart shows cumulative spend per source against the budget amount (and the warn line), one panel per agent:
@@ -42,7 +44,8 @@ from killswitch.spend.ledger import (
 
 CENT = Decimal("0.01")
 PCT_QUANT = Decimal("0.1")
-STATES = ("ok", "thrift", "killed")
+STATES = ("ok", "thrift", "killed", "restored")
+OVER_BUDGET = "over budget"
 
 
 def period_start(period: Period | str, day: date) -> date:
@@ -83,6 +86,12 @@ class AgentReport:
     top_services: list[tuple[str, Decimal]]
     correction_factor: Decimal | None
     daily: dict[date, dict[str, Decimal]] = field(default_factory=dict)
+    budget_state: str = "ok"  # from spend: ok | thrift | over budget
+    kill_state: str | None = None  # from the kill ledger: ok | thrift | killed | restored
+
+    @property
+    def has_data(self) -> bool:
+        return self.spend_source is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape: amounts are numbers rounded to cents (the exact values stay in the ledger)."""
@@ -111,6 +120,8 @@ class AgentReport:
             "pct_of_budget": float(self.pct_of_budget),
             "state": self.state,
             "state_from": self.state_from,
+            "budget_state": self.budget_state,
+            "kill_state": self.kill_state,
             "runs": self.runs,
             "cost_per_run_usd": num(self.cost_per_run_usd),
             "top_services": [{"service": s, "amount_usd": num(a)} for s, a in self.top_services],
@@ -148,11 +159,10 @@ def build_agent_report(
     amount = Decimal(str(agent.budget.amount_usd))
     pct = (spend * 100 / amount).quantize(PCT_QUANT, rounding=ROUND_HALF_EVEN)
 
-    if state and state.lower() in STATES:
-        final_state, state_from = state.lower(), "kill_engine"
-    else:
-        final_state = "thrift" if pct >= Decimal(str(agent.budget.warn_at_pct)) else "ok"
-        state_from = "derived"
+    spend_state = budget_state(pct, agent.budget.warn_at_pct)
+    kill_state = state.lower() if state and state.lower() in STATES else None
+    final_state = combined_state(spend_state, kill_state)
+    state_from = "kill_engine" if kill_state in ("killed", "restored") or final_state == kill_state else "derived"
 
     services: dict[str, Decimal] = defaultdict(Decimal)
     for e in ce_rows:
@@ -182,7 +192,24 @@ def build_agent_report(
         top_services=top,
         correction_factor=correction_factor(deviation_series(window)),
         daily=daily_totals(window),
+        budget_state=spend_state,
+        kill_state=kill_state,
     )
+
+
+def budget_state(pct: Decimal, warn_at_pct: float) -> str:
+    if pct >= 100:
+        return OVER_BUDGET
+    return "thrift" if pct >= Decimal(str(warn_at_pct)) else "ok"
+
+
+def combined_state(spend_state: str, kill_state: str | None) -> str:
+    """One label: spend first (an agent over budget says so after a restore), then `killed`/`restored`."""
+    if kill_state in ("killed", "restored"):
+        return kill_state if spend_state == "ok" else f"{spend_state}, {kill_state}"
+    if kill_state == "thrift" and spend_state == "ok":
+        return "thrift"
+    return spend_state
 
 
 def build_reports(
@@ -266,15 +293,20 @@ def to_csv(reports: list[AgentReport]) -> str:
 def cumulative_series(report: AgentReport) -> dict[str, list[tuple[date, float]]]:
     """Per source, (day, spend so far) for each day of the window: guard and Cost Explorer accumulate daily rows;
     budget figures are already period-to-date and are carried forward between alerts. A curve starts on its
-    source's first day with a figure (no invented zeros before the first budget alert)."""
+    source's first day with a figure (no invented zeros before the first budget alert). Cost Explorer's curve
+    stops at its last reported day: it lags by a day or more, and a flat tail would read as "no spend"."""
     days = [report.since + timedelta(days=i) for i in range((report.until - report.since).days + 1)]
     out: dict[str, list[tuple[date, float]]] = {}
     for source in (SOURCE_COST_EXPLORER, SOURCE_GUARD, SOURCE_BUDGET):
-        if not any(source in v for v in report.daily.values()):
+        reported = [d for d in days if source in report.daily.get(d, {})]
+        if not reported:
             continue
+        last = reported[-1] if source == SOURCE_COST_EXPLORER else days[-1]
         running: Decimal | None = None
         points = []
         for d in days:
+            if d > last:
+                break
             value = report.daily.get(d, {}).get(source)
             if source == SOURCE_BUDGET:
                 running = value if value is not None else running
@@ -287,32 +319,63 @@ def cumulative_series(report: AgentReport) -> dict[str, list[tuple[date, float]]
 
 
 def render_chart(reports: list[AgentReport], path: str | Path) -> Path:
-    """PNG: one panel per agent, cumulative spend per source, budget amount and warn line. matplotlib is imported
-    here (Agg backend), so the Lambda package never needs it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Write `chart_figure(reports)` as a PNG."""
     import matplotlib.pyplot as plt
 
     out = Path(path)
-    n = max(1, len(reports))
-    fig, axes = plt.subplots(n, 1, figsize=(9, 3.2 * n), squeeze=False)
+    fig = chart_figure(reports)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=100)
+    plt.close(fig)
+    return out
+
+
+def chart_figure(reports: list[AgentReport]) -> Any:
+    """The chart: one panel per agent with data (cumulative spend per source, budget amount and warn line; dates on the
+    x axis over the whole window, y from zero, the legend beside the plot so no label sits on the budget line).
+    Agents without data get no empty panel: one line under the last panel names them. matplotlib is imported here
+    (Agg backend), so the Lambda package never needs it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in reports if r.has_data]
+    empty = [r.agent for r in reports if not r.has_data]
+    n = max(1, len(shown))
+    fig, axes = plt.subplots(n, 1, figsize=(10, 3.2 * n), squeeze=False)
     colors = {SOURCE_COST_EXPLORER: "tab:blue", SOURCE_GUARD: "tab:orange", SOURCE_BUDGET: "tab:green"}
-    for ax, r in zip(axes[:, 0], reports, strict=False):
+    for ax, r in zip(axes[:, 0], shown, strict=False):
+        top = 0.0
         for source, points in cumulative_series(r).items():
-            ax.plot([d for d, _ in points], [v for _, v in points], label=source, color=colors[source], marker=".")
+            values = [v for _, v in points]
+            ax.plot([d for d, _ in points], values, label=source, color=colors[source], marker=".")
+            top = max([top, *values])
         budget = float(r.budget_amount_usd)
         ax.axhline(budget, color="tab:red", linestyle="-", label=f"budget ${budget:,.0f} ({r.period.lower()})")
         ax.axhline(budget * r.warn_at_pct / 100, color="tab:red", linestyle=":", label=f"warn {r.warn_at_pct:g}%")
         ax.set_title(f"{r.agent}: ${cents(r.spend_usd):,} ({r.pct_of_budget}% of budget, {r.state})")
         ax.set_ylabel("cumulative USD")
+        ax.set_ylim(0, max(top, budget) * 1.08)
+        # Half a day of margin: a one-day window still shows a date, never hours of a single day.
+        ax.set_xlim(_day_edge(r.since, -0.5), _day_edge(r.until, 0.5))
+        short = (r.until - r.since).days < 8  # a tick per day; longer windows let matplotlib space whole days
+        ax.xaxis.set_major_locator(mdates.DayLocator() if short else mdates.AutoDateLocator(minticks=3, maxticks=10))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize="small")
-    if not reports:
-        axes[0, 0].set_title("no agents")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize="small")
+    if not shown:
+        axes[0, 0].set_axis_off()
+        axes[0, 0].text(0.5, 0.5, "no spend recorded in the window", ha="center", va="center")
+    if empty and shown:
+        fig.text(0.01, 0.005, f"no data: {', '.join(empty)}", fontsize="small", color="dimgray")
     fig.autofmt_xdate()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    fig.tight_layout(rect=(0, 0.03 if empty and shown else 0, 1, 1))
+    return fig
+
+
+def _day_edge(day: date, offset_days: float) -> Any:
+    from datetime import datetime, time
+
+    return datetime.combine(day, time()) + timedelta(days=offset_days)
