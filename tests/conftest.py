@@ -26,6 +26,10 @@ def _fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+EXAMPLE_CONFIG = REPO / "tests" / "fixtures" / "example-config.yaml"
+
+
 @pytest.fixture(scope="session")
 def example_config() -> KillSwitchConfig:
-    return load_config(REPO / "killswitch.yaml")
+    """The tests' own config (two agents, two regions, a sandbox account): not the shipped killswitch.yaml."""
+    return load_config(EXAMPLE_CONFIG)

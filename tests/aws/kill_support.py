@@ -41,6 +41,29 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
             state_manager.unset_transition("ecs::task")
 
 
+@pytest.fixture(scope="module")
+def shared_fleet() -> Iterator[tuple[Clients, Fleet]]:
+    """One fleet per test module for tests that only read it (building it costs more than most tests do); tests
+    that kill, restore or tag use `aws` and their own fleet. Module scope: the fake AWS environment is set here."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+            mp.delenv(name, raising=False)
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_DEFAULT_REGION", EAST),
+            ("MOTO_EC2_LOAD_DEFAULT_AMIS", "false"),
+        ):
+            mp.setenv(name, value)
+        with mock_aws():
+            state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
+            try:
+                clients = Clients()
+                yield clients, build_fleet(clients)
+            finally:
+                state_manager.unset_transition("ecs::task")
+
+
 @dataclass
 class Fleet:
     ids: dict[str, str] = field(default_factory=dict)  # label → instance id / ARN / group name

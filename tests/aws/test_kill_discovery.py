@@ -1,19 +1,21 @@
 """Discovery in two regions with moto: the tagging API for EC2/ECS, DescribeAutoScalingGroups for groups, live
-state from the describe calls, stale tags dropped, run scope."""
+state from the describe calls, stale tags dropped, run scope. Discovery only reads: one fleet for the module."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from killswitch.kill.discover import Clients, discover
 from killswitch.kill.model import ASG, EC2_INSTANCE, ECS_SERVICE, ECS_TASK
-from tests.aws.kill_support import AGENT, EAST, OTHER, REGIONS, RUN, WEST, aws, build_fleet
+from tests.aws.kill_support import AGENT, EAST, OTHER, REGIONS, RUN, WEST, Fleet, shared_fleet
 
-__all__ = ["aws"]
+__all__ = ["shared_fleet"]
 
 
-def test_discovers_everything_of_the_agent_in_both_regions(aws: Clients) -> None:
-    f = build_fleet(aws)
+def test_discovers_everything_of_the_agent_in_both_regions(shared_fleet: tuple[Clients, Fleet]) -> None:
+    aws, f = shared_fleet
     found = discover(AGENT, REGIONS, aws)
     assert found.failures == []
     by_id = {r.resource_id: r for r in found.resources}
@@ -39,16 +41,16 @@ def test_discovers_everything_of_the_agent_in_both_regions(aws: Clients) -> None
     assert by_id[f["plain"]].state == "running" and by_id[f["plain"]].name == "summarizer-1"
 
 
-def test_run_scope_discovers_only_the_run(aws: Clients) -> None:
-    f = build_fleet(aws)
+def test_run_scope_discovers_only_the_run(shared_fleet: tuple[Clients, Fleet]) -> None:
+    aws, f = shared_fleet
     found = discover(AGENT, REGIONS, aws, run_id=RUN)
     assert [r.resource_id for r in found.resources] == [f["run"]]
 
 
-def test_stale_tags_are_dropped(aws: Clients) -> None:
+def test_stale_tags_are_dropped(shared_fleet: tuple[Clients, Fleet]) -> None:
     """The tagging API may list a resource whose live tags no longer match, or one that no longer exists (which
     fails a DescribeInstances by id): the describe calls decide."""
-    f = build_fleet(aws)
+    aws, f = shared_fleet
 
     class StaleTagging:
         def __init__(self, inner: object, *arns: str):
@@ -75,8 +77,8 @@ def test_stale_tags_are_dropped(aws: Clients) -> None:
     assert f["other"] not in ids and f["plain"] in ids
 
 
-def test_a_region_that_fails_does_not_hide_the_others(aws: Clients) -> None:
-    f = build_fleet(aws)
+def test_a_region_that_fails_does_not_hide_the_others(shared_fleet: tuple[Clients, Fleet]) -> None:
+    _, f = shared_fleet
 
     class Denied:
         def get_paginator(self, name: str) -> object:
@@ -88,7 +90,64 @@ def test_a_region_that_fails_does_not_hide_the_others(aws: Clients) -> None:
     assert f["plain"] in {r.resource_id for r in found.resources}
 
 
-def test_other_agent_discovery_is_disjoint(aws: Clients) -> None:
-    f = build_fleet(aws)
+def test_other_agent_discovery_is_disjoint(shared_fleet: tuple[Clients, Fleet]) -> None:
+    aws, f = shared_fleet
     ids = {r.resource_id for r in discover(OTHER, REGIONS, aws).resources}
     assert ids == {f["other"], f["other_service"], f["west_other"]}
+
+
+def test_a_vanished_instance_falls_back_on_the_instance_id_filter(shared_fleet: tuple[Clients, Fleet]) -> None:
+    """The tagging API still lists an instance that no longer exists: DescribeInstances by id fails for the whole
+    batch (`InvalidInstanceID.NotFound`), so the batch is read again with an `instance-id` filter, which leaves
+    the missing id out and still finds every other instance."""
+    aws, f = shared_fleet
+    vanished = "i-0123456789abcdef0"
+
+    class StaleTagging:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def get_paginator(self, name: str) -> Any:
+            inner = self.inner.get_paginator(name)
+
+            class P:
+                def paginate(self, **kw: Any) -> Any:
+                    for page in inner.paginate(**kw):
+                        arn = f"arn:aws:ec2:{EAST}:123456789012:instance/{vanished}"
+                        page["ResourceTagMappingList"].append({"ResourceARN": arn, "Tags": []})
+                        yield page
+
+            return P()
+
+    class CountingEc2:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.by_id, self.errors, self.filtered = inner, 0, [], 0
+
+        def describe_instances(self, **kw: Any) -> Any:
+            self.by_id += 1
+            try:
+                return self.inner.describe_instances(**kw)
+            except ClientError as exc:
+                self.errors.append(exc.response["Error"]["Code"])
+                raise
+
+        def get_paginator(self, name: str) -> Any:
+            if name == "describe_instances":
+                self.filtered += 1
+            return self.inner.get_paginator(name)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    ec2 = CountingEc2(aws("ec2", EAST))
+    clients = Clients(
+        overrides={
+            ("resourcegroupstaggingapi", EAST): StaleTagging(aws("resourcegroupstaggingapi", EAST)),
+            ("ec2", EAST): ec2,
+        }
+    )
+    found = discover(AGENT, [EAST], clients)
+    ids = {r.resource_id for r in found.resources}
+    assert ec2.errors == ["InvalidInstanceID.NotFound"] and ec2.filtered == 1  # the fallback ran
+    assert vanished not in ids and f["plain"] in ids and f["critical"] in ids
+    assert found.failures == []

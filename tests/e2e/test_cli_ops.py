@@ -59,6 +59,7 @@ def test_kill_dry_run_prints_the_plan_and_changes_nothing(aws: Clients, cli: tup
     assert res.exit_code == 0, res.output
     assert "needs_approval (stop)" in res.output and "killswitch:exempt=true" in res.output
     assert "member of Auto Scaling group" in res.output and "dry run" in res.output
+    assert "searched us-east-1, us-west-2" in res.output
     assert sim.snapshot(aws, (EAST,)).comparable() == before.comparable()
     assert instance_state(aws, EAST, f["plain"]) == "running"
 
@@ -96,6 +97,7 @@ def test_kill_asks_for_confirmation(aws: Clients, cli: tuple[CliRunner, Path]) -
     assert instance_state(aws, EAST, f["plain"]) == "running"
     yes = invoke(cli, "kill", "--agent", AGENT, input="y\n")
     assert yes.exit_code == 2 and instance_state(aws, EAST, f["plain"]) == "stopped"
+    assert "instances stopped" in yes.output and "services and groups scaled to zero" in yes.output
 
 
 def test_manual_agent_then_approve(aws: Clients, cli: tuple[CliRunner, Path]) -> None:

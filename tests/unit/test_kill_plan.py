@@ -121,9 +121,21 @@ def test_blast_radius_refuses_whole_plan_unless_forced() -> None:
     assert refused.refused and "4 actionable resources exceed the blast-radius limit of 3" in refused.refused
     forced = plan_kill(agent(), fleet, limit=3, force=True)
     assert forced.refused is None and len(forced.to_act) == 4
-    # skipped resources do not count, approvals do
+    # skipped resources do not count...
     ok = plan_kill(agent(), [*fleet[:3], res(rid="i-x", state="stopped")], limit=3)
     assert ok.refused is None
+
+
+def test_blast_radius_counts_what_waits_for_approval() -> None:
+    """A critical resource stopped later by `approve` is part of the blast radius: 3 to stop + 1 waiting > 3."""
+    critical = res(rid="i-critical", state="running", tags={"agent-name": AGENT, "killswitch:criticality": "critical"})
+    fleet = [*(res(rid=f"i-{n}", state="running") for n in range(3)), critical]
+    plan = plan_kill(agent(), fleet, limit=3)
+    assert [d.resource.resource_id for d in plan.needs_approval] == ["i-critical"] and len(plan.to_act) == 3
+    assert plan.refused and "4 actionable resources exceed the blast-radius limit of 3" in plan.refused
+    manual = plan_kill(agent(approval=Approval.MANUAL), [*fleet[:3], res(rid="i-4", state="running")], limit=3)
+    assert len(manual.to_act) == 0 and len(manual.needs_approval) == 4  # everything waits: still 4 > 3
+    assert manual.refused and "4 actionable resources" in manual.refused
 
 
 def test_kill_order_groups_and_services_first_scp_last() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +244,9 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
                 keep = ("operation", "agent", "kill_id", "status", "counts", "failures", "needs_approval", "dry_run")
                 shown = {k: ev[k] for k in keep if k in ev}
                 for f in shown.get("failures", []):
-                    f["message"] = f["message"][:70] + ("…" if len(f["message"]) > 70 else "")
-                con.print(Panel(json.dumps(shown, indent=2), title="5. Result event on the events topic", expand=False))
+                    f["message"] = textwrap.shorten(f["message"], 70, placeholder=" …")  # whole words only
+                event_json = json.dumps(shown, indent=2, ensure_ascii=False)  # "…", not a raw \u2026 escape
+                con.print(Panel(event_json, title="5. Result event on the events topic", expand=False))
             con.print("\n[bold]6. Ledger status[/] (`killswitch status`)")
             print_status(con, eng.status())
 

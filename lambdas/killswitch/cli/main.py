@@ -12,6 +12,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: flags read as `--dry-run`, not `--dry-run <bool>`, and lines wrap at word boundaries.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 200},  # help follows the terminal width instead of stopping at 80
 )
 
 

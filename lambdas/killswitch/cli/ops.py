@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import shutil
+import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,20 @@ from killswitch.arns import ecs_short_name
 from killswitch.cli.ledger_table import is_missing_table, missing_table_message, table_exists
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
 from killswitch.kill.engine import KillEngine
-from killswitch.kill.model import ACCOUNT, ECS_SERVICE, ECS_TASK, Act, KillReport, KillStatus, Plan
+from killswitch.kill.model import (
+    ACCOUNT,
+    ASG,
+    EC2_INSTANCE,
+    ECS_SERVICE,
+    ECS_TASK,
+    Act,
+    KillReport,
+    KillStatus,
+    Operation,
+    Plan,
+)
 from killswitch.kill.wiring import build_engine
-from killswitch.results import EXIT_AWS, EXIT_OK, EXIT_REFUSED
+from killswitch.results import EXIT_AWS, EXIT_OK, EXIT_REFUSED, Outcome
 from killswitch.settings import ENV_EVENTS_TOPIC, ENV_ORG_ROLE, ENV_SCP_POLICY_NAME, ENV_TABLE
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="Config file (default $KILLSWITCH_CONFIG or killswitch.yaml).")
@@ -161,7 +174,7 @@ def results_table(report: KillReport, title: str = "Results") -> Table:
             r.region,
             short_id(r.resource_type, r.resource_id),
             r.code or "",
-            r.message[:160],
+            textwrap.shorten(r.message, 200, placeholder=" …"),
         )
     return t
 
@@ -179,27 +192,66 @@ def headline(report: KillReport) -> str:
     text = " · ".join(parts)
     if report.refused:
         text += f"\n[bold red]refused:[/] {report.refused}"
+    elif report.operation in (Operation.KILL, Operation.APPROVE) and not report.dry_run and report.summary.results:
+        text += f"\n{what_happened(report)}"
     elif report.message:
         text += f"\n{report.message}"
     return text
 
 
-def print_report(con: Console, report: KillReport, *, show_plan: bool = False) -> None:
+# What a successful kill action did, per resource type and action: (one, several).
+_DONE_PHRASES = {
+    (EC2_INSTANCE, "stop"): ("instance stopped", "instances stopped"),
+    (ECS_SERVICE, "scale_to_zero"): ("service or group scaled to zero", "services and groups scaled to zero"),
+    (ASG, "scale_to_zero"): ("service or group scaled to zero", "services and groups scaled to zero"),
+    (ECS_TASK, "stop_task"): ("task stopped", "tasks stopped"),
+    (ACCOUNT, "attach_scp"): ("SCP attached", "SCPs attached"),
+}
+
+
+def what_happened(report: KillReport) -> str:
+    """Counts that say what happened: `3 instances stopped, 2 services and groups scaled to zero, 1 SCP attached,
+    1 failed, 3 skipped, 1 wait for ...` (resource kinds without a phrase read `<n> <type> <action>`)."""
+    done: Counter[tuple[str, str]] = Counter()
+    for r in report.summary.results:
+        if r.outcome is Outcome.SUCCESS:
+            generic = f"{r.resource_type} {r.action}"
+            done[_DONE_PHRASES.get((r.resource_type, r.action), (generic, generic))] += 1
+    c = report.summary.counts
+    parts = [f"{n} {one if n == 1 else several}" for (one, several), n in done.items()] or ["nothing stopped"]
+    if c.get("error"):
+        parts.append(f"{c['error']} failed")
+    if c.get("no_action"):
+        parts.append(f"{c['no_action']} skipped")
+    waiting = len(report.needs_approval)
+    if waiting:
+        parts.append(f"{waiting} wait for `killswitch approve {report.kill_id}`")
+    return ", ".join(parts)
+
+
+def print_report(
+    con: Console, report: KillReport, *, show_plan: bool = False, regions: list[str] | None = None
+) -> None:
     if show_plan and report.plan is not None and report.plan.decisions:
-        con.print(plan_table(report.plan, f"Plan for {report.agent} ({len(report.plan.to_act)} to act on)"))
+        con.print(plan_table(report.plan, plan_title(report.agent, len(report.plan.to_act), regions)))
     elif report.summary.results:
         con.print(results_table(report))
     con.print(headline(report))
 
 
-def emit(reports: list[KillReport], as_json: bool, *, show_plan: bool = False) -> int:
+def plan_title(agent: str | None, to_act: int, regions: list[str] | None) -> str:
+    searched = f" · searched {', '.join(regions)}" if regions else ""
+    return f"Plan for {agent} ({to_act} to act on){searched}"
+
+
+def emit(reports: list[KillReport], as_json: bool, *, show_plan: bool = False, regions: list[str] | None = None) -> int:
     if as_json:
         payload: Any = [r.to_dict() for r in reports] if len(reports) != 1 else reports[0].to_dict()
         typer.echo(json.dumps(payload, indent=2, default=str, ensure_ascii=False))
     else:
         con = console()
         for r in reports:
-            print_report(con, r, show_plan=show_plan)
+            print_report(con, r, show_plan=show_plan, regions=regions)
     return max((r.exit_code() for r in reports), default=EXIT_OK)
 
 
@@ -224,7 +276,8 @@ def fire(
         from killswitch.handlers import kill as kill_handler
 
         kill_handler.logger.setLevel(logging.WARNING)  # the CLI prints the results itself
-        return emit(kill_handler.handle(event, eng, dry_run=dry_run), json_out, show_plan=dry_run)
+        reports = kill_handler.handle(event, eng, dry_run=dry_run)
+        return emit(reports, json_out, show_plan=dry_run, regions=eng.config.regions)
 
     run(body)
 
@@ -246,15 +299,14 @@ def kill(  # noqa: PLR0917 (typer options)
         eng, cfg = make_engine(config, table, need_table=not dry_run)
         require_agent(cfg, agent)
         if dry_run:
-            return emit(
-                [eng.kill(agent, run_id=run_id, dry_run=True, force=force, reason=reason)], json_out, show_plan=True
-            )
+            report = eng.kill(agent, run_id=run_id, dry_run=True, force=force, reason=reason)
+            return emit([report], json_out, show_plan=True, regions=cfg.regions)
         if not yes:
             if json_out:
                 raise CliError("--json needs --yes (no confirmation prompt in JSON mode)")
             plan, _ = eng.plan(agent, run_id=run_id, force=force)
             con = console()
-            con.print(plan_table(plan, f"Plan for {agent}"))
+            con.print(plan_table(plan, plan_title(agent, len(plan.to_act), cfg.regions)))
             if plan.refused:
                 con.print(f"[bold red]refused:[/] {plan.refused}")
                 return EXIT_REFUSED

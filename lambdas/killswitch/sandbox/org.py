@@ -71,7 +71,12 @@ def org_management_account_id(org: Any) -> str | None:
     try:
         org_info = org.describe_organization()["Organization"]
     except (ClientError, BotoCoreError) as exc:
-        logger.warning("describe_organization failed", extra={"code": error_code(exc)})
+        # Say why (AccessDenied, AWSOrganizationsNotInUse, ...) and what it means for the kill.
+        logger.warning(
+            f"describe_organization failed ({error_code(exc)}: {exc}); the management account is excluded only "
+            "as configured (sandbox.management_account_id)",
+            extra={"code": error_code(exc)},
+        )
         return None
     return org_info.get("MasterAccountId")
 
