@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from killswitch.cli.main import app
-from killswitch.cli.ops import console, what_happened
+from killswitch.cli.render import console, what_happened
 from killswitch.kill.model import ACCOUNT, ASG, EC2_INSTANCE, ECS_SERVICE, ECS_TASK, KillReport, Operation
 from killswitch.results import Outcome, ResourceResult
 from killswitch.sandbox.org import org_management_account_id

@@ -18,7 +18,8 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from killswitch.cli.ops import ConfigOpt, console, headline, plan_table, print_status, results_table, short_id
+from killswitch.cli.ops import ConfigOpt
+from killswitch.cli.render import console, headline, plan_table, print_status, results_table, short_id
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
 from killswitch.kill.sim import budgets_letter, offline_env
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from killswitch import aws
 from killswitch.cli.ledger_table import is_missing_table, missing_table_message
-from killswitch.cli.ops import console
+from killswitch.cli.render import console
 from killswitch.config import ConfigError, load_config
 from killswitch.keys import SK, agent_pk
 from killswitch.results import EXIT_AWS, EXIT_REFUSED
