@@ -267,7 +267,7 @@ def run(quick: bool = False, reps: int | None = None) -> Section:
         "EC2 `stopping` is what StopInstances returns at once on AWS; the instance stops billing compute when it "
         "reaches `stopped` (typically within a minute or two). moto moves it to `stopped` at once.",
         "AWS Budgets: data refreshed up to 3 times a day, typically 8–12 h apart, with billing data at least daily "
-        "(AWS_NOTES.md) → an alert lags 8–24 h after the spend; overspend = lag × $1/min. Ratios are "
+        "(docs/aws-behaviour.md) → an alert lags 8–24 h after the spend; overspend = lag × $1/min. Ratios are "
         f"against the guard path's real-AWS estimate (~{_dur(est)}), itself an estimate.",
     ]
     return Section(

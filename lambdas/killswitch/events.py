@@ -1,4 +1,4 @@
-"""Our own JSON events on the kill topic (DESIGN.md contract), shared by the guard SDK, the CLI and the handler."""
+"""Our own JSON events on the kill topic (docs/contracts.md), shared by the guard SDK, the CLI and the handler."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ class ResourceResult:
         return d
 
 
-# CLI exit codes (DESIGN.md): 0 done, 1 refused/invalid input, 2 partial failure, 3 AWS error.
+# CLI exit codes (docs/contracts.md): 0 done, 1 refused/invalid input, 2 partial failure, 3 AWS error.
 EXIT_OK, EXIT_REFUSED, EXIT_PARTIAL, EXIT_AWS = 0, 1, 2, 3
 
 

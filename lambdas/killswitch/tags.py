@@ -1,4 +1,4 @@
-"""Tag contract (DESIGN.md): the only way the kill switch decides what belongs to an agent."""
+"""Tag contract (docs/contracts.md): the only way the kill switch decides what belongs to an agent."""
 
 from collections.abc import Mapping
 

@@ -1,9 +1,9 @@
 """A small simulated fleet for `killswitch demo` and the tests: builders on any boto3 endpoint (meant for moto)
 and a `snapshot` of everything a kill changes and a restore must put back.
 
-moto notes (AWS_NOTES.md): ECS needs a VPC with DNS hostnames, explicit security groups and container-level memory;
-run the caller under `state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})` so
-tasks stay RUNNING.
+moto notes (docs/aws-behaviour.md): ECS needs a VPC with DNS hostnames, explicit security groups and
+container-level memory; run the caller under
+`state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})` so tasks stay RUNNING.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def snapshot(clients: ClientFactory, regions: Iterable[str]) -> FleetSnapshot:
 
 
 def budgets_letter(budget_name: str, amount: float, budgeted: float, threshold: float) -> str:
-    """The plain-text AWS Budgets notification, as SNS delivers it (AWS_NOTES.md)."""
+    """The plain-text AWS Budgets notification, as SNS delivers it (docs/aws-behaviour.md)."""
     return (
         "AWS Budget Notification November 22, 2026\n"
         "AWS Account 123456789012\n\n"
