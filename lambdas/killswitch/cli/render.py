@@ -26,6 +26,16 @@ ACT_STYLE = {
 }
 
 
+# Text wraps at word boundaries (a token longer than its column folds); the resource id never breaks (a folded
+# instance id cannot be copied) and free-text columns keep a readable minimum width.
+TEXT_COLUMNS = frozenset({"reason", "message", "kills (active)", "restore would", "kill did"})
+
+
+def add_columns(table: Table, columns: tuple[str, ...]) -> None:
+    for col in columns:
+        table.add_column(col, no_wrap=col == "resource", min_width=12 if col in TEXT_COLUMNS else None, overflow="fold")
+
+
 def console() -> Console:
     """Tables follow the terminal width (`COLUMNS` wins; 150 columns when the output is not a terminal)."""
     return Console(width=shutil.get_terminal_size((150, 40)).columns, soft_wrap=False, highlight=False)
@@ -40,8 +50,7 @@ def short_id(resource_type: str, resource_id: str) -> str:
 
 def plan_table(plan: Plan, title: str = "Plan") -> Table:
     t = Table(title=title, title_justify="left")
-    for col in ("decision", "type", "region", "resource", "name", "reason"):
-        t.add_column(col, overflow="fold")
+    add_columns(t, ("decision", "type", "region", "resource", "name", "reason"))
     for d in plan.decisions:
         r = d.resource
         act = (
@@ -63,8 +72,7 @@ def plan_table(plan: Plan, title: str = "Plan") -> Table:
 
 def results_table(report: KillReport, title: str = "Results") -> Table:
     t = Table(title=title, title_justify="left")
-    for col in ("outcome", "action", "type", "region", "resource", "code", "message"):
-        t.add_column(col, overflow="fold")
+    add_columns(t, ("outcome", "action", "type", "region", "resource", "code", "message"))
     for r in report.summary.results:
         style = OUTCOME_STYLE.get(r.outcome.value, "")
         t.add_row(
@@ -146,8 +154,7 @@ def plan_title(agent: str | None, to_act: int, regions: list[str] | None) -> str
 
 def print_status(con: Console, rows: list[dict[str, Any]]) -> None:
     agents = Table(title="Agents", title_justify="left")
-    for col in ("agent", "state", "since", "reason", "kills (active)"):
-        agents.add_column(col, overflow="fold")
+    add_columns(agents, ("agent", "state", "since", "reason", "kills (active)"))
     for row in rows:
         active = [k for k in row["kills"] if k["status"] != "restored"]
         kills = ", ".join(f"{k['kill_id']} ({k['status']})" for k in active) or "-"
@@ -159,8 +166,7 @@ def print_status(con: Console, rows: list[dict[str, Any]]) -> None:
         con.print("No resource is held by an active kill.")
         return
     t = Table(title="Held by active kills", title_justify="left")
-    for col in ("agent", "kill", "type", "region", "resource", "kill did", "outcome", "restore would"):
-        t.add_column(col, overflow="fold")
+    add_columns(t, ("agent", "kill", "type", "region", "resource", "kill did", "outcome", "restore would"))
     for name, r in lines:
         t.add_row(
             name,

@@ -70,7 +70,8 @@ def _table(reports: list[AgentReport]) -> Table:
         ("per run", "right"),
         ("top services", "left"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        # names and the window never break; the other cells wrap at word boundaries
+        table.add_column(col, justify=justify, no_wrap=col in ("agent", "window"))  # type: ignore[arg-type]
     colors = {"ok": "green", "thrift": "yellow", "over budget": "red"}
     for r in reports:
         table.add_row(
