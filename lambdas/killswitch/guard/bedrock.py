@@ -26,6 +26,7 @@ from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
 if TYPE_CHECKING:
     from killswitch.guard.core import Call, Run
+    from killswitch.guard.prices import ModelPrice
 
 log = logging.getLogger("killswitch.guard")
 
@@ -48,6 +49,7 @@ class BedrockMeter:
     def __init__(self, run: Run, *, default_max_tokens: int = 4096):
         self.run = run
         self.default_max_tokens = default_max_tokens
+        self._prices: dict[str, ModelPrice] = {}  # model id -> price: resolving an id runs several regexes
 
     def register(self, target: Any) -> Any:
         events = getattr(target, "events", None)  # boto3.Session
@@ -91,7 +93,10 @@ class BedrockMeter:
         if plan is None:
             return
         model_id, input_tokens, max_tokens = plan
-        context[_CALL] = self.run.charge(model_id, input_tokens, max_tokens)  # raises before anything is sent
+        price = self._prices.get(model_id)
+        if price is None:
+            price = self._prices[model_id] = self.run.guard.prices.price(model_id)  # UnknownModel: nothing sent
+        context[_CALL] = self.run.charge(model_id, input_tokens, max_tokens, price=price)  # BudgetExceeded: idem
 
     def _after_call(self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any):
         call: Call | None = context.pop(_CALL, None)
