@@ -203,3 +203,12 @@ def test_metering_can_be_left_off() -> None:
     fake.reply({"output": {"message": {}}, "usage": {"inputTokens": 10, "outputTokens": 10}})
     client.converse(modelId=HAIKU_PROFILE, messages=MSGS)
     assert run.spent_usd == 0 and "requestMetadata" not in fake.body()
+
+
+def test_a_stream_closed_unread_settles_once_at_the_estimate() -> None:
+    guard, _, client, fake, records = setup()
+    fake.reply_stream(event_message("messageStart", {"role": "assistant"}))
+    reply = client.converse_stream(modelId=HAIKU_PROFILE, messages=MSGS, inferenceConfig={"maxTokens": 500})
+    reply["stream"].close()
+    reply["stream"].close()
+    assert len(records) == 1 and records[0].amount_usd == records[0].estimated_usd and reserved(guard) == 0

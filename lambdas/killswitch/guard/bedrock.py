@@ -167,7 +167,8 @@ class MeteredEventStream:
             self._finish()
 
     def _finish(self) -> None:
-        _settle(self._call, self._usage)
+        if self._call.state == "reserved":  # once: the end of the iteration and close() both land here
+            _settle(self._call, self._usage)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
