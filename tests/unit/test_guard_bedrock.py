@@ -131,6 +131,8 @@ def test_invoke_model_settles_from_the_token_count_headers() -> None:
     reply = client.invoke_model(modelId=HAIKU_PROFILE, body=json.dumps(body))
     assert json.loads(reply["body"].read())["content"][0]["text"] == "hi"
     assert run.spent_usd == pytest.approx((300 + 70 * 5) / 1e6)  # the headers win over the body
+    metadata = json.loads(fake.sent[0].headers["X-Amzn-Bedrock-Request-Metadata"])
+    assert metadata == {"agent-name": "log-summarizer", "agent-run-id": "run-1"}
     assert records[0].estimated_usd >= D(600 * 5) / 1_000_000  # max_tokens of the body reserved
 
 
@@ -138,8 +140,9 @@ def test_invoke_model_falls_back_to_the_body_usage_and_keeps_the_body_readable()
     _guard, run, client, fake, records = setup()
     fake.reply({"output": {"message": {}}, "usage": {"inputTokens": 1000, "outputTokens": 1000}})
     body = {"messages": [{"role": "user", "content": [{"text": "x"}]}], "inferenceConfig": {"max_new_tokens": 2000}}
-    reply = client.invoke_model(modelId=NOVA_GLOBAL, body=json.dumps(body))
+    reply = client.invoke_model(modelId=NOVA_GLOBAL, body=json.dumps(body), requestMetadata='{"team": "ops"}')
     assert json.loads(reply["body"].read())["usage"]["outputTokens"] == 1000
+    assert json.loads(fake.sent[0].headers["X-Amzn-Bedrock-Request-Metadata"])["team"] == "ops"  # theirs kept
     assert run.spent_usd == pytest.approx((1000 * 0.06 + 1000 * 0.24) / 1e6)
     assert records[0].estimated_usd >= D(2000) * D("0.24") / 1_000_000
 

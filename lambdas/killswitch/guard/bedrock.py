@@ -4,7 +4,8 @@ botocore event hooks on the session (so on every client it creates afterwards) o
 
 - `before-parameter-build` (Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream): plan the charge
   from the caller's parameters (model id, an input estimate, `maxTokens`/`max_tokens`) and add `agent-name` /
-  `agent-run-id` to `requestMetadata` (Converse*) so the meter attributes the same calls;
+  `agent-run-id` to the request metadata (Converse* `requestMetadata`, InvokeModel* the
+  `X-Amzn-Bedrock-Request-Metadata` header) so the meter attributes the same calls;
 - `before-call`: reserve the worst case after botocore validated the parameters. `BudgetExceeded` (or
   `UnknownModel`) propagates to the caller and no request leaves the process;
 - `after-call`: settle from the response's usage (Converse `usage`, InvokeModel's `X-Amzn-Bedrock-*-Token-Count`
@@ -71,14 +72,16 @@ class BedrockMeter:
     # -- hooks --------------------------------------------------------------------------------------------------
     def _plan(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         op = model.name
+        ours = {AGENT_NAME: self.run.guard.agent, AGENT_RUN_ID: self.run.run_id}
         if op.startswith("Converse"):
-            meta = dict(params.get("requestMetadata") or {})
-            meta.update({AGENT_NAME: self.run.guard.agent, AGENT_RUN_ID: self.run.run_id})
-            params["requestMetadata"] = meta
+            params["requestMetadata"] = {**(params.get("requestMetadata") or {}), **ours}
             max_tokens = (params.get("inferenceConfig") or {}).get("maxTokens")
             prompt = [params.get("system"), params.get("messages"), params.get("toolConfig")]
             input_tokens = estimate_tokens(prompt)
         else:
+            # InvokeModel*: the X-Amzn-Bedrock-Request-Metadata header, a JSON object of strings
+            theirs = _json_body(params.get("requestMetadata"))
+            params["requestMetadata"] = json.dumps({**(theirs if isinstance(theirs, dict) else {}), **ours})
             body = _json_body(params.get("body"))
             max_tokens = _find_max_tokens(body) if isinstance(body, dict) else None
             input_tokens = estimate_tokens(body if body is not None else params.get("body"))
