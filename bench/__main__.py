@@ -23,6 +23,7 @@ SECTIONS: dict[str, str] = {
     "fanout": "bench.fanout",
     "time_to_kill": "bench.time_to_kill",
     "guard": "bench.guard_section",
+    "bedrock": "bench.bedrock_bench",
     "cold_start": "bench.cold_start",
     "tooling": "bench.tooling",
 }

@@ -72,3 +72,15 @@ def test_unknown_model_needs_an_explicit_price_and_charges_nothing_without_one()
             assert call.estimate == D("0.003")
             call.settle(output_tokens=500)
     assert guard.spent_usd() == pytest.approx(0.002)
+
+
+def test_bedrock_arns_resolve_by_their_model_or_profile_id() -> None:
+    prices = default_prices()
+    foundation = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0"
+    profile = (
+        "arn:aws:bedrock:us-east-1:111122223333:inference-profile/global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    )
+    assert prices.resolve(foundation) == "claude-haiku-4-5"
+    assert prices.resolve(profile) == "claude-sonnet-4-5"
+    with pytest.raises(UnknownModel):
+        prices.resolve("arn:aws:bedrock:us-east-1:111122223333:application-inference-profile/a1b2c3d4e5f6")

@@ -477,9 +477,23 @@ class Run:
             HEADER_AGENT: self.guard.agent,
         }
 
-    def instrument(self, target: Any) -> Any:
-        """Tag what `target` (boto3 Session or client) creates with agent-name / agent-run-id."""
-        return _instrument(target, self.tags)
+    def instrument(self, target: Any, *, meter_bedrock: bool = True, default_max_tokens: int = 4096) -> Any:
+        """Tag what `target` (boto3 Session or client) creates with agent-name / agent-run-id, and charge its
+        bedrock-runtime model calls to this run (`killswitch.guard.bedrock`; `default_max_tokens` is reserved when a
+        request names no output limit)."""
+        _instrument(target, self.tags)
+        if meter_bedrock:
+            from killswitch.guard.bedrock import meter_bedrock as _meter
+
+            _meter(target, self, default_max_tokens=default_max_tokens)
+        return target
+
+    def wrap(self, client: Any, *, default_max_tokens: int = 4096) -> Any:
+        """A copy of an Anthropic or OpenAI SDK client (sync or async) whose model calls are charged to this run
+        (`killswitch.guard.adapters.clients`): refused before the request when a cap would be crossed."""
+        from killswitch.guard.adapters.clients import wrap_client
+
+        return wrap_client(self, client, default_max_tokens=default_max_tokens)
 
     def charge(
         self,

@@ -100,6 +100,11 @@ class PriceTable:
     def resolve(self, model: str) -> str:
         """Canonical table name for a model id (exact, alias, or id minus region prefix / version / date)."""
         candidates = [model]
+        if model.startswith("arn:") and "/" in model:
+            # foundation-model/<id> and inference-profile/<profile id> ARNs; an application inference profile's
+            # random id resolves to nothing (pass a price)
+            model = model.rsplit("/", 1)[1]
+            candidates.append(model)
         m = _PROFILE_PREFIX.sub("", model)
         candidates.append(m)
         m = _BEDROCK_VERSION.sub("", m)
