@@ -10,6 +10,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 from killswitch.events import KillSwitchEvent
-from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, RunFrozen
+from killswitch.guard import leasing
+from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, RunFrozen, cap_field
+from killswitch.guard.ids import new_id
 from killswitch.guard.instrument import instrument as _instrument
 from killswitch.guard.ledger import ZERO, CapLimit, Hold, InMemoryLedger, Ledger, sweep
 from killswitch.guard.loops import (
@@ -182,6 +185,8 @@ class Guard:
         self._stopped: set[tuple[str, str]] = set()  # (agent, period) | (workflow, label#period) caps crossed
         self._published: set[tuple[str, ...]] = set()
         self._last_sweep = float("-inf")
+        self._runs: weakref.WeakSet[Run] = weakref.WeakSet()  # open runs of this process (lease reclaim)
+        self._leases_paused: str | None = None  # period in which lease contention was seen: charge directly
 
     # -- construction from the config file ----------------------------------------------------------------------
     @classmethod
@@ -266,7 +271,15 @@ class Guard:
         except LoopDetected as exc:
             self._kill(("loop", rid, exc.kind), f"loop detected ({exc.kind}): {exc}", rid, None, None)
             raise
-        return Run(self, rid, workflow, lineage.depth, chain)
+        run = Run(self, rid, workflow, lineage.depth, chain)
+        with self._lock:
+            self._runs.add(run)
+        return run
+
+    def live_runs(self) -> list[Run]:
+        """The runs of this guard that are open in this process."""
+        with self._lock:
+            return list(self._runs)
 
     # -- state ------------------------------------------------------------------------------------------------
     def spent_usd(self) -> float:
@@ -317,6 +330,7 @@ class Guard:
         with self._lock:
             self._stopped.clear()
             self._published = {k for k in self._published if k[0] != "cap"}
+            self._leases_paused = None
 
     def _stopped_scope(self, workflow: str | None) -> tuple[str, str, Decimal | None] | None:
         period = self.period_key()
@@ -497,7 +511,7 @@ class Run:
         """
         p = price or self.guard.prices.price(model)  # UnknownModel before anything else happens
         estimate = p.worst_case(input_tokens, max_output_tokens)
-        cid = charge_id or str(uuid.uuid4())
+        cid = charge_id or new_id()
         existing = self._retry(cid)
         if existing is not None:
             return existing
@@ -520,7 +534,7 @@ class Run:
         value = usd(amount)
         if value < 0:
             raise ValueError("amount must be >= 0")
-        cid = charge_id or str(uuid.uuid4())
+        cid = charge_id or new_id()
         existing = self._retry(cid)
         if existing is not None:
             return existing
@@ -540,8 +554,36 @@ class Run:
                 return
             self._closed = True
             leases, self._leases = self._leases, []
+        with self.guard._lock:
+            self.guard._runs.discard(self)
         for lease in leases:
             self._settle_lease(lease)
+
+    def shrink_leases(self) -> Decimal:
+        """Hand back idle leases and shrink busy ones to used + in flight. Returns the headroom returned."""
+        g = self.guard
+        returned = ZERO
+        with self._lock:
+            keep: list[_Lease] = []
+            for lease in self._leases:
+                free = lease.free
+                if lease.held == 0:
+                    self._settle_lease(lease)
+                    returned += free
+                    continue
+                if free > 0:
+                    shrunk = g.ledger.shrink(g.agent, lease.hold, lease.used + lease.held)
+                    if shrunk is not None:
+                        lease.hold = shrunk
+                        returned += free
+                keep.append(lease)
+            self._leases = keep
+        return returned
+
+    def lease_snapshot(self) -> list[tuple[str, tuple[str, ...], Decimal]]:
+        """(lease id, cap keys, free headroom) of each lease this run holds."""
+        with self._lock:
+            return [(lease.hold.hold_id, lease.hold.caps, lease.free) for lease in self._leases]
 
     def return_idle_leases(self, *, force: bool = False) -> int:
         """Hand back leases with no call in flight that are near their deadline (all idle ones with `force`).
@@ -616,11 +658,34 @@ class Run:
                 cap,
                 None,
                 call.estimate,
-                reason=f"agent {g.agent!r}: {scope} {key} is STOPPED after crossing its cap (Guard.resume() overrides)",
+                reason=f"agent {g.agent!r} is STOPPED: {cap_field(scope, key)} ({key}) was crossed",
             )
-        try:
-            if g.leases is None:
-                now = g.clock()
+        if g.leases is not None and g._leases_paused != g.period_key():
+            try:
+                call._lease = self._take_from_lease(call.estimate)
+            except BudgetExceeded as exc:
+                if exc.scope not in leasing.SHARED_SCOPES:
+                    self._on_budget_exceeded(exc)
+                    raise
+                # Other runs' leases may hold the headroom: pause leasing for the period, reclaim, go direct.
+                log.info("lease refused on %s (%s); leases paused, charging directly", exc.cap_field, exc.key)
+                with g._lock:
+                    g._leases_paused = g.period_key()
+                leasing.reclaim(g)
+                self._reserve_direct(call, settled=settled)
+        else:
+            self._reserve_direct(call, settled=settled)
+        with self._lock:
+            self._calls[call.charge_id] = call
+        if settled:
+            call._finish(call.estimate, {}, state="settled")
+
+    def _reserve_direct(self, call: Call, *, settled: bool) -> None:
+        """One ledger hold for this charge. A refusal of a shared cap stops the agent only when it is real."""
+        g = self.guard
+        for attempt in range(leasing.RETRY_ROUNDS + 1):
+            now = g.clock()
+            try:
                 hold = g.ledger.reserve(
                     g.agent,
                     call.charge_id,
@@ -630,20 +695,23 @@ class Run:
                     meta=self._meta(call),
                     settled=settled,
                 )
-                with self._lock:
-                    self.ledger_reservations += 1
-                call._hold = hold
-                if hold.state != "reserved" and not settled:
-                    call._state = "settled"  # a retry of a charge the ledger already settled
-            else:
-                call._lease = self._take_from_lease(call.estimate)
-        except BudgetExceeded as exc:
-            self._on_budget_exceeded(exc)
-            raise
-        with self._lock:
-            self._calls[call.charge_id] = call
-        if settled:
-            call._finish(call.estimate, {}, state="settled")
+            except BudgetExceeded as exc:
+                if exc.scope not in leasing.SHARED_SCOPES:
+                    self._on_budget_exceeded(exc)
+                    raise
+                if attempt < leasing.RETRY_ROUNDS and leasing.reclaim(g) > 0:
+                    continue  # this process's leases gave headroom back: try again
+                if leasing.refusal_is_real(g, exc):
+                    self._on_budget_exceeded(exc)
+                    raise
+                g._metric("GuardDenials", 1)
+                raise leasing.contended(exc) from exc
+            with self._lock:
+                self.ledger_reservations += 1
+            call._hold = hold
+            if hold.state != "reserved" and not settled:
+                call._state = "settled"  # a retry of a charge the ledger already settled
+            return
 
     def _on_budget_exceeded(self, exc: BudgetExceeded) -> None:
         g = self.guard
@@ -712,7 +780,7 @@ class Run:
             try:
                 hold = g.ledger.reserve(
                     g.agent,
-                    str(uuid.uuid4()),
+                    new_id(),
                     amount,
                     caps,
                     kind="lease",
