@@ -38,6 +38,7 @@ from killswitch.guard.loops import (
     signature,
 )
 from killswitch.guard.metrics import EmfMetrics, MetricsSink
+from killswitch.guard.outcomes import OutcomeRecord, OutcomeSink, check_outcome_caps
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
@@ -61,14 +62,16 @@ class Caps:
     per_run_usd: float | None = None
     per_period_usd: float | None = None  # per agent per period (a UTC day by default)
     per_workflow_usd: Mapping[str, float] = field(default_factory=dict)  # per workflow label per period
+    per_outcome_usd: Mapping[str, float] = field(default_factory=dict)  # per run, per outcome (`run.outcome`)
 
     @classmethod
     def from_config(cls, caps: Any) -> Caps:
-        """From `AgentConfig.caps` (`per_run_usd`, `per_day_usd`, `per_workflow_usd`)."""
+        """From `AgentConfig.caps` (`per_run_usd`, `per_day_usd`, `per_workflow_usd`, `per_outcome_usd`)."""
         return cls(
             per_run_usd=caps.per_run_usd,
             per_period_usd=caps.per_day_usd,
             per_workflow_usd=dict(caps.per_workflow_usd),
+            per_outcome_usd=dict(getattr(caps, "per_outcome_usd", {}) or {}),
         )
 
 
@@ -162,6 +165,7 @@ class Guard:
         sweep_interval: float = 60.0,
         kill_on_run_cap: bool = False,
         metrics: MetricsSink | None = None,
+        outcome_sink: OutcomeSink | None = None,
     ):
         if not agent:
             raise ValueError("agent name is required")
@@ -181,6 +185,8 @@ class Guard:
         self.sweep_interval = sweep_interval
         self.kill_on_run_cap = kill_on_run_cap
         self.metrics = metrics
+        self.outcome_sink = outcome_sink
+        self._outcome_caps = {k: usd(v) for k, v in self.caps.per_outcome_usd.items()}
         self._lock = threading.Lock()
         self._stopped: set[tuple[str, str]] = set()  # (agent, period) | (workflow, label#period) caps crossed
         self._published: set[tuple[str, ...]] = set()
@@ -225,6 +231,7 @@ class Guard:
             "loop": LoopLimits.from_config(agent_cfg.loop),
             "leases": LeasePolicy(),
             "spend_sink": _spend_ledger_sink(table, cfg.deploy_region),
+            "outcome_sink": _outcome_ledger_sink(table, cfg.deploy_region),
             # In Lambda, EMF lines on stdout become CloudWatch metrics by themselves; elsewhere pass metrics=...
             "metrics": EmfMetrics() if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None,
         }
@@ -465,6 +472,8 @@ class Run:
         self._leases: list[_Lease] = []
         self._calls: dict[str, Call] = {}
         self._spent = ZERO
+        self._inflight = ZERO  # estimates of calls reserved and not yet settled (per-outcome caps)
+        self._outcomes: dict[str, int] = {}
         self.ledger_reservations = 0  # reservations that reached the ledger (leases or direct holds)
 
     # -- public -----------------------------------------------------------------------------------------------
@@ -542,6 +551,46 @@ class Run:
         call = Call(self, cid, kind, name, value, None, 0, 0)
         self._reserve(call, settled=True)
         return call
+
+    def outcome(self, name: str, count: int = 1, *, outcome_id: str | None = None) -> OutcomeRecord:
+        """Record a business outcome the run achieved (e.g. "ticket_resolved"): counted against
+        `caps.per_outcome_usd` and written to the outcome sink for `killswitch report`'s cost per outcome."""
+        if not name:
+            raise ValueError("outcome name is required")
+        if count < 1:
+            raise ValueError(f"outcome count must be >= 1 (got {count})")
+        g = self.guard
+        with self._lock:
+            self._outcomes[name] = self._outcomes.get(name, 0) + count
+            spent = self._spent
+        record = OutcomeRecord(
+            agent=g.agent,
+            run_id=self.run_id,
+            workflow=self.workflow,
+            outcome=name,
+            count=count,
+            outcome_id=outcome_id or new_id(),
+            day=_day(g.clock()),
+            run_cost_usd=spent,
+        )
+        if g.outcome_sink is not None:
+            try:
+                g.outcome_sink(record)
+            except Exception:
+                log.exception("outcome sink failed for %s %s", name, record.outcome_id)
+        return record
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._outcomes)
+
+    def cost_per_outcome(self) -> dict[str, float | None]:
+        """Settled cost of the run divided by each outcome's count (None before the first one)."""
+        with self._lock:
+            return {k: float(self._spent / n) for k, n in self._outcomes.items()} | {
+                k: None for k in self.guard._outcome_caps if k not in self._outcomes
+            }
 
     def tool_call(self, name: str, args: Any = None) -> None:
         """Record a free tool call for the loop breaker (raises LoopDetected on a loop)."""
@@ -660,6 +709,44 @@ class Run:
                 call.estimate,
                 reason=f"agent {g.agent!r} is STOPPED: {cap_field(scope, key)} ({key}) was crossed",
             )
+        if g._outcome_caps:
+            with self._lock:
+                try:
+                    check_outcome_caps(
+                        g.agent,
+                        self.run_id,
+                        caps=g._outcome_caps,
+                        counts=self._outcomes,
+                        run_cost=self._spent + self._inflight,
+                        amount=call.estimate,
+                    )
+                except BudgetExceeded:
+                    g._metric("GuardDenials", 1)
+                    raise
+                self._inflight += call.estimate
+                call._inflight = True
+            try:
+                self._reserve_ledger(call, settled=settled)
+            except BaseException:
+                self._drop_inflight(call)
+                raise
+        else:
+            self._reserve_ledger(call, settled=settled)
+        with self._lock:
+            self._calls[call.charge_id] = call
+        if settled:
+            call._finish(call.estimate, {}, state="settled")
+        elif call._state != "reserved":
+            self._drop_inflight(call)  # a replayed charge the ledger had already settled
+
+    def _drop_inflight(self, call: Call) -> None:
+        with self._lock:
+            if call._inflight:
+                call._inflight = False
+                self._inflight -= call.estimate
+
+    def _reserve_ledger(self, call: Call, *, settled: bool) -> None:
+        g = self.guard
         if g.leases is not None and g._leases_paused != g.period_key():
             try:
                 call._lease = self._take_from_lease(call.estimate)
@@ -675,10 +762,6 @@ class Run:
                 self._reserve_direct(call, settled=settled)
         else:
             self._reserve_direct(call, settled=settled)
-        with self._lock:
-            self._calls[call.charge_id] = call
-        if settled:
-            call._finish(call.estimate, {}, state="settled")
 
     def _reserve_direct(self, call: Call, *, settled: bool) -> None:
         """One ledger hold for this charge. A refusal of a shared cap stops the agent only when it is real."""
@@ -872,6 +955,7 @@ class Call:
         self._state = "reserved"
         self._hold: Hold | None = None
         self._lease: _Lease | None = None
+        self._inflight = False  # counted in the run's in-flight estimates
         self._lock = threading.Lock()
 
     @property
@@ -951,10 +1035,15 @@ class Call:
         else:
             # reserve+settle happened in one ledger step (charge_usd), unless the ledger replayed an earlier one
             changed = hold is not None and hold.state == "settled" and not hold.replayed and state == "settled"
-        if not changed or state != "settled":
+        counted = changed and state == "settled"
+        with run._lock:  # spent and in flight change together: the per-outcome check never sees neither
+            if counted:
+                run._spent += actual
+            if self._inflight:
+                self._inflight = False
+                run._inflight -= self.estimate
+        if not counted:
             return None
-        with run._lock:
-            run._spent += actual
         g = run.guard
         record = ChargeRecord(
             agent=g.agent,
@@ -1009,6 +1098,31 @@ def spend_ledger_sink(spend: Any) -> SpendSink:
             name=rec.name,
             input_tokens=rec.input_tokens + rec.cache_read_tokens + rec.cache_write_tokens,
             output_tokens=rec.output_tokens,
+        )
+
+    return sink
+
+
+def _outcome_ledger_sink(table_name: str, region: str | None) -> OutcomeSink | None:
+    """Write outcomes next to the agent's spend entries (`killswitch.spend.outcomes`) when it is installed."""
+    try:
+        from killswitch.spend.ledger import DynamoSpendStore
+        from killswitch.spend.outcomes import OutcomeLedger
+    except ImportError:
+        return None
+    import boto3
+
+    ledger = OutcomeLedger(DynamoSpendStore(table_name, session=boto3.Session(region_name=region)))
+
+    def sink(rec: OutcomeRecord) -> None:
+        ledger.record(
+            rec.agent,
+            date.fromisoformat(rec.day),
+            rec.outcome_id,
+            rec.outcome,
+            rec.count,
+            run_id=rec.run_id,
+            workflow=rec.workflow,
         )
 
     return sink
