@@ -101,6 +101,8 @@ class CapsConfig(_Strict):
     per_run_usd: Usd | None = None
     per_day_usd: Usd | None = None
     per_workflow_usd: dict[str, Usd] = Field(default_factory=dict)
+    # Per run: what one business outcome (`run.outcome("ticket_resolved")`) may cost.
+    per_outcome_usd: dict[str, Usd] = Field(default_factory=dict)
 
 
 class ModelsConfig(_Strict):

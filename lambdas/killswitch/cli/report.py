@@ -21,6 +21,7 @@ from killswitch.keys import SK, agent_pk
 from killswitch.results import EXIT_AWS, EXIT_REFUSED
 from killswitch.settings import ENV_TABLE
 from killswitch.spend.ledger import DynamoSpendStore, SpendLedger, SpendStore, read_agent_state
+from killswitch.spend.outcomes import OutcomeCost, OutcomeLedger, outcome_costs
 from killswitch.spend.report import AgentReport, build_reports, cents, render_chart, to_csv, to_json
 
 
@@ -90,6 +91,15 @@ def _table(reports: list[AgentReport]) -> Table:
     return table
 
 
+def _outcome_table(outcomes: list[OutcomeCost]) -> Table:
+    table = Table(title="Cost per outcome (run.outcome)")
+    for col in ("agent", "outcome", "count", "cost per outcome"):
+        table.add_column(col, justify="left" if col in ("agent", "outcome") else "right")
+    for o in outcomes:
+        table.add_row(o.agent, o.outcome, str(o.count), f"${o.cost_per_outcome_usd:,.4f}")
+    return table
+
+
 def report(
     *,
     agent: str | None = typer.Option(None, "--agent", help="Only this agent (default: every agent in the config)."),
@@ -136,6 +146,7 @@ def report(
         reports = build_reports(
             ledger, agents, today, since=first, until=last, state_of=lambda a: kill_state_of(store, a)
         )
+        outcomes = outcome_costs(OutcomeLedger(store), ((r.agent, r.since, r.until, r.spend_usd) for r in reports))
     except ClientError as exc:
         if is_missing_table(exc):
             raise _fail(missing_table_message(table_name, session.region_name)) from None
@@ -144,12 +155,16 @@ def report(
         raise _fail(f"AWS error reading {table_name!r}: {exc}", EXIT_AWS) from None
 
     if as_json:
-        typer.echo(json.dumps(to_json(reports), indent=2, ensure_ascii=False))
+        payload = to_json(reports) | {"cost_per_outcome": [o.to_dict() for o in outcomes]}
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     elif as_csv:
         sys.stdout.write(to_csv(reports))
     else:
         # piped or captured output gets a wide table instead of rich's 80-column default
-        console().print(_table(reports))
+        out = console()
+        out.print(_table(reports))
+        if outcomes:
+            out.print(_outcome_table(outcomes))
     if chart:
         path = render_chart(reports, chart)
         typer.echo(f"chart written to {path}", err=as_json or as_csv)

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 from killswitch.events import KillSwitchEvent
-from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, RunFrozen
+from killswitch.guard import leasing
+from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, RunFrozen, cap_field
+from killswitch.guard.ids import new_id
 from killswitch.guard.instrument import instrument as _instrument
 from killswitch.guard.ledger import ZERO, CapLimit, Hold, InMemoryLedger, Ledger, sweep
 from killswitch.guard.loops import (
@@ -35,6 +38,7 @@ from killswitch.guard.loops import (
     signature,
 )
 from killswitch.guard.metrics import EmfMetrics, MetricsSink
+from killswitch.guard.outcomes import OutcomeRecord, OutcomeSink, check_outcome_caps
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
@@ -58,14 +62,16 @@ class Caps:
     per_run_usd: float | None = None
     per_period_usd: float | None = None  # per agent per period (a UTC day by default)
     per_workflow_usd: Mapping[str, float] = field(default_factory=dict)  # per workflow label per period
+    per_outcome_usd: Mapping[str, float] = field(default_factory=dict)  # per run, per outcome (`run.outcome`)
 
     @classmethod
     def from_config(cls, caps: Any) -> Caps:
-        """From `AgentConfig.caps` (`per_run_usd`, `per_day_usd`, `per_workflow_usd`)."""
+        """From `AgentConfig.caps` (`per_run_usd`, `per_day_usd`, `per_workflow_usd`, `per_outcome_usd`)."""
         return cls(
             per_run_usd=caps.per_run_usd,
             per_period_usd=caps.per_day_usd,
             per_workflow_usd=dict(caps.per_workflow_usd),
+            per_outcome_usd=dict(getattr(caps, "per_outcome_usd", {}) or {}),
         )
 
 
@@ -159,6 +165,7 @@ class Guard:
         sweep_interval: float = 60.0,
         kill_on_run_cap: bool = False,
         metrics: MetricsSink | None = None,
+        outcome_sink: OutcomeSink | None = None,
     ):
         if not agent:
             raise ValueError("agent name is required")
@@ -178,10 +185,14 @@ class Guard:
         self.sweep_interval = sweep_interval
         self.kill_on_run_cap = kill_on_run_cap
         self.metrics = metrics
+        self.outcome_sink = outcome_sink
+        self._outcome_caps = {k: usd(v) for k, v in self.caps.per_outcome_usd.items()}
         self._lock = threading.Lock()
         self._stopped: set[tuple[str, str]] = set()  # (agent, period) | (workflow, label#period) caps crossed
         self._published: set[tuple[str, ...]] = set()
         self._last_sweep = float("-inf")
+        self._runs: weakref.WeakSet[Run] = weakref.WeakSet()  # open runs of this process (lease reclaim)
+        self._leases_paused: str | None = None  # period in which lease contention was seen: charge directly
 
     # -- construction from the config file ----------------------------------------------------------------------
     @classmethod
@@ -220,6 +231,7 @@ class Guard:
             "loop": LoopLimits.from_config(agent_cfg.loop),
             "leases": LeasePolicy(),
             "spend_sink": _spend_ledger_sink(table, cfg.deploy_region),
+            "outcome_sink": _outcome_ledger_sink(table, cfg.deploy_region),
             # In Lambda, EMF lines on stdout become CloudWatch metrics by themselves; elsewhere pass metrics=...
             "metrics": EmfMetrics() if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None,
         }
@@ -266,7 +278,15 @@ class Guard:
         except LoopDetected as exc:
             self._kill(("loop", rid, exc.kind), f"loop detected ({exc.kind}): {exc}", rid, None, None)
             raise
-        return Run(self, rid, workflow, lineage.depth, chain)
+        run = Run(self, rid, workflow, lineage.depth, chain)
+        with self._lock:
+            self._runs.add(run)
+        return run
+
+    def live_runs(self) -> list[Run]:
+        """The runs of this guard that are open in this process."""
+        with self._lock:
+            return list(self._runs)
 
     # -- state ------------------------------------------------------------------------------------------------
     def spent_usd(self) -> float:
@@ -317,6 +337,7 @@ class Guard:
         with self._lock:
             self._stopped.clear()
             self._published = {k for k in self._published if k[0] != "cap"}
+            self._leases_paused = None
 
     def _stopped_scope(self, workflow: str | None) -> tuple[str, str, Decimal | None] | None:
         period = self.period_key()
@@ -451,6 +472,8 @@ class Run:
         self._leases: list[_Lease] = []
         self._calls: dict[str, Call] = {}
         self._spent = ZERO
+        self._inflight = ZERO  # estimates of calls reserved and not yet settled (per-outcome caps)
+        self._outcomes: dict[str, int] = {}
         self.ledger_reservations = 0  # reservations that reached the ledger (leases or direct holds)
 
     # -- public -----------------------------------------------------------------------------------------------
@@ -511,7 +534,7 @@ class Run:
         """
         p = price or self.guard.prices.price(model)  # UnknownModel before anything else happens
         estimate = p.worst_case(input_tokens, max_output_tokens)
-        cid = charge_id or str(uuid.uuid4())
+        cid = charge_id or new_id()
         existing = self._retry(cid)
         if existing is not None:
             return existing
@@ -534,7 +557,7 @@ class Run:
         value = usd(amount)
         if value < 0:
             raise ValueError("amount must be >= 0")
-        cid = charge_id or str(uuid.uuid4())
+        cid = charge_id or new_id()
         existing = self._retry(cid)
         if existing is not None:
             return existing
@@ -542,6 +565,46 @@ class Run:
         call = Call(self, cid, kind, name, value, None, 0, 0)
         self._reserve(call, settled=True)
         return call
+
+    def outcome(self, name: str, count: int = 1, *, outcome_id: str | None = None) -> OutcomeRecord:
+        """Record a business outcome the run achieved (e.g. "ticket_resolved"): counted against
+        `caps.per_outcome_usd` and written to the outcome sink for `killswitch report`'s cost per outcome."""
+        if not name:
+            raise ValueError("outcome name is required")
+        if count < 1:
+            raise ValueError(f"outcome count must be >= 1 (got {count})")
+        g = self.guard
+        with self._lock:
+            self._outcomes[name] = self._outcomes.get(name, 0) + count
+            spent = self._spent
+        record = OutcomeRecord(
+            agent=g.agent,
+            run_id=self.run_id,
+            workflow=self.workflow,
+            outcome=name,
+            count=count,
+            outcome_id=outcome_id or new_id(),
+            day=_day(g.clock()),
+            run_cost_usd=spent,
+        )
+        if g.outcome_sink is not None:
+            try:
+                g.outcome_sink(record)
+            except Exception:
+                log.exception("outcome sink failed for %s %s", name, record.outcome_id)
+        return record
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._outcomes)
+
+    def cost_per_outcome(self) -> dict[str, float | None]:
+        """Settled cost of the run divided by each outcome's count (None before the first one)."""
+        with self._lock:
+            return {k: float(self._spent / n) for k, n in self._outcomes.items()} | {
+                k: None for k in self.guard._outcome_caps if k not in self._outcomes
+            }
 
     def tool_call(self, name: str, args: Any = None) -> None:
         """Record a free tool call for the loop breaker (raises LoopDetected on a loop)."""
@@ -554,8 +617,36 @@ class Run:
                 return
             self._closed = True
             leases, self._leases = self._leases, []
+        with self.guard._lock:
+            self.guard._runs.discard(self)
         for lease in leases:
             self._settle_lease(lease)
+
+    def shrink_leases(self) -> Decimal:
+        """Hand back idle leases and shrink busy ones to used + in flight. Returns the headroom returned."""
+        g = self.guard
+        returned = ZERO
+        with self._lock:
+            keep: list[_Lease] = []
+            for lease in self._leases:
+                free = lease.free
+                if lease.held == 0:
+                    self._settle_lease(lease)
+                    returned += free
+                    continue
+                if free > 0:
+                    shrunk = g.ledger.shrink(g.agent, lease.hold, lease.used + lease.held)
+                    if shrunk is not None:
+                        lease.hold = shrunk
+                        returned += free
+                keep.append(lease)
+            self._leases = keep
+        return returned
+
+    def lease_snapshot(self) -> list[tuple[str, tuple[str, ...], Decimal]]:
+        """(lease id, cap keys, free headroom) of each lease this run holds."""
+        with self._lock:
+            return [(lease.hold.hold_id, lease.hold.caps, lease.free) for lease in self._leases]
 
     def return_idle_leases(self, *, force: bool = False) -> int:
         """Hand back leases with no call in flight that are near their deadline (all idle ones with `force`).
@@ -630,11 +721,68 @@ class Run:
                 cap,
                 None,
                 call.estimate,
-                reason=f"agent {g.agent!r}: {scope} {key} is STOPPED after crossing its cap (Guard.resume() overrides)",
+                reason=f"agent {g.agent!r} is STOPPED: {cap_field(scope, key)} ({key}) was crossed",
             )
-        try:
-            if g.leases is None:
-                now = g.clock()
+        if g._outcome_caps:
+            with self._lock:
+                try:
+                    check_outcome_caps(
+                        g.agent,
+                        self.run_id,
+                        caps=g._outcome_caps,
+                        counts=self._outcomes,
+                        run_cost=self._spent + self._inflight,
+                        amount=call.estimate,
+                    )
+                except BudgetExceeded:
+                    g._metric("GuardDenials", 1)
+                    raise
+                self._inflight += call.estimate
+                call._inflight = True
+            try:
+                self._reserve_ledger(call, settled=settled)
+            except BaseException:
+                self._drop_inflight(call)
+                raise
+        else:
+            self._reserve_ledger(call, settled=settled)
+        with self._lock:
+            self._calls[call.charge_id] = call
+        if settled:
+            call._finish(call.estimate, {}, state="settled")
+        elif call._state != "reserved":
+            self._drop_inflight(call)  # a replayed charge the ledger had already settled
+
+    def _drop_inflight(self, call: Call) -> None:
+        with self._lock:
+            if call._inflight:
+                call._inflight = False
+                self._inflight -= call.estimate
+
+    def _reserve_ledger(self, call: Call, *, settled: bool) -> None:
+        g = self.guard
+        if g.leases is not None and g._leases_paused != g.period_key():
+            try:
+                call._lease = self._take_from_lease(call.estimate)
+            except BudgetExceeded as exc:
+                if exc.scope not in leasing.SHARED_SCOPES:
+                    self._on_budget_exceeded(exc)
+                    raise
+                # Other runs' leases may hold the headroom: pause leasing for the period, reclaim, go direct.
+                log.info("lease refused on %s (%s); leases paused, charging directly", exc.cap_field, exc.key)
+                with g._lock:
+                    g._leases_paused = g.period_key()
+                leasing.reclaim(g)
+                self._reserve_direct(call, settled=settled)
+        else:
+            self._reserve_direct(call, settled=settled)
+
+    def _reserve_direct(self, call: Call, *, settled: bool) -> None:
+        """One ledger hold for this charge. A refusal of a shared cap stops the agent only when it is real."""
+        g = self.guard
+        for attempt in range(leasing.RETRY_ROUNDS + 1):
+            now = g.clock()
+            try:
                 hold = g.ledger.reserve(
                     g.agent,
                     call.charge_id,
@@ -644,20 +792,23 @@ class Run:
                     meta=self._meta(call),
                     settled=settled,
                 )
-                with self._lock:
-                    self.ledger_reservations += 1
-                call._hold = hold
-                if hold.state != "reserved" and not settled:
-                    call._state = "settled"  # a retry of a charge the ledger already settled
-            else:
-                call._lease = self._take_from_lease(call.estimate)
-        except BudgetExceeded as exc:
-            self._on_budget_exceeded(exc)
-            raise
-        with self._lock:
-            self._calls[call.charge_id] = call
-        if settled:
-            call._finish(call.estimate, {}, state="settled")
+            except BudgetExceeded as exc:
+                if exc.scope not in leasing.SHARED_SCOPES:
+                    self._on_budget_exceeded(exc)
+                    raise
+                if attempt < leasing.RETRY_ROUNDS and leasing.reclaim(g) > 0:
+                    continue  # this process's leases gave headroom back: try again
+                if leasing.refusal_is_real(g, exc):
+                    self._on_budget_exceeded(exc)
+                    raise
+                g._metric("GuardDenials", 1)
+                raise leasing.contended(exc) from exc
+            with self._lock:
+                self.ledger_reservations += 1
+            call._hold = hold
+            if hold.state != "reserved" and not settled:
+                call._state = "settled"  # a retry of a charge the ledger already settled
+            return
 
     def _on_budget_exceeded(self, exc: BudgetExceeded) -> None:
         g = self.guard
@@ -726,7 +877,7 @@ class Run:
             try:
                 hold = g.ledger.reserve(
                     g.agent,
-                    str(uuid.uuid4()),
+                    new_id(),
                     amount,
                     caps,
                     kind="lease",
@@ -818,6 +969,7 @@ class Call:
         self._state = "reserved"
         self._hold: Hold | None = None
         self._lease: _Lease | None = None
+        self._inflight = False  # counted in the run's in-flight estimates
         self._lock = threading.Lock()
 
     @property
@@ -897,10 +1049,15 @@ class Call:
         else:
             # reserve+settle happened in one ledger step (charge_usd), unless the ledger replayed an earlier one
             changed = hold is not None and hold.state == "settled" and not hold.replayed and state == "settled"
-        if not changed or state != "settled":
+        counted = changed and state == "settled"
+        with run._lock:  # spent and in flight change together: the per-outcome check never sees neither
+            if counted:
+                run._spent += actual
+            if self._inflight:
+                self._inflight = False
+                run._inflight -= self.estimate
+        if not counted:
             return None
-        with run._lock:
-            run._spent += actual
         g = run.guard
         record = ChargeRecord(
             agent=g.agent,
@@ -955,6 +1112,31 @@ def spend_ledger_sink(spend: Any) -> SpendSink:
             name=rec.name,
             input_tokens=rec.input_tokens + rec.cache_read_tokens + rec.cache_write_tokens,
             output_tokens=rec.output_tokens,
+        )
+
+    return sink
+
+
+def _outcome_ledger_sink(table_name: str, region: str | None) -> OutcomeSink | None:
+    """Write outcomes next to the agent's spend entries (`killswitch.spend.outcomes`) when it is installed."""
+    try:
+        from killswitch.spend.ledger import DynamoSpendStore
+        from killswitch.spend.outcomes import OutcomeLedger
+    except ImportError:
+        return None
+    import boto3
+
+    ledger = OutcomeLedger(DynamoSpendStore(table_name, session=boto3.Session(region_name=region)))
+
+    def sink(rec: OutcomeRecord) -> None:
+        ledger.record(
+            rec.agent,
+            date.fromisoformat(rec.day),
+            rec.outcome_id,
+            rec.outcome,
+            rec.count,
+            run_id=rec.run_id,
+            workflow=rec.workflow,
         )
 
     return sink

@@ -290,6 +290,28 @@ class DynamoLedger:
         item = resp.get("Item")
         return _to_hold(item) if item else None
 
+    def open_leases(self, agent: str) -> list[Hold]:
+        """Reserved LEASE# items of the agent (read only when a charge is refused, never per call)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "FilterExpression": "#st = :reserved",
+            "ExpressionAttributeNames": {"#st": "state"},
+            "ExpressionAttributeValues": {
+                ":pk": _s(guard_pk(agent)),
+                ":prefix": _s("LEASE#"),
+                ":reserved": _s("reserved"),
+            },
+            "ConsistentRead": True,
+        }
+        out: list[Hold] = []
+        while True:
+            resp = self.client.query(**kwargs)
+            out.extend(_to_hold(i) for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def expired(self, agent: str, now: float) -> list[Hold]:
         out: list[Hold] = []
         for prefix in ("CHARGE#", "LEASE#"):

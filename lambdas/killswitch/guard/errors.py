@@ -14,10 +14,45 @@ class UnknownModel(GuardError, KeyError):
 
     def __init__(self, model: str):
         self.model = model
-        super().__init__(f"model {model!r} is not in the price table; pass price=ModelPrice(...) to charge it")
+        super().__init__(
+            f"model {model!r} is not in the price table; pass its price in USD per 1M tokens, e.g. "
+            f"run.charge({model!r}, input_tokens, max_output_tokens, price=ModelPrice.of(input=3.0, output=15.0)) "
+            "(input = USD per 1M input tokens, output = USD per 1M output tokens; optional cache_read=, "
+            "cache_write=; take the figures from your provider's price list)"
+        )
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+def cap_field(scope: str, key: str) -> str:
+    """The config field (`killswitch.yaml`, agent entry) that sets the cap of `scope`/`key`."""
+    if scope == "run":
+        return "caps.per_run_usd"
+    if scope == "agent":
+        return "caps.per_day_usd" if len(key) == 10 else "Caps.per_period_usd"
+    if scope == "workflow":
+        return f"caps.per_workflow_usd.{key.rsplit('#', 1)[0]}"
+    if scope == "outcome":
+        return f"caps.per_outcome_usd.{key}"
+    return f"{scope} cap"
+
+
+def way_forward(scope: str, key: str) -> str:
+    """What the developer or operator can do about a refusal of this cap."""
+    field = cap_field(scope, key)
+    if scope == "run":
+        return f"Start a new run (the cap is per run) or raise {field}."
+    if scope == "outcome":
+        return (
+            f"Record the outcome with run.outcome({key!r}) once it is achieved (each one adds a cap's worth of "
+            f"budget), start a new run, or raise {field}."
+        )
+    period = key.rsplit("#", 1)[-1]
+    return (
+        f"The agent is stopped until the period {period} (UTC) ends; to go on now, raise {field} and call "
+        "Guard.resume() (or restart the process)."
+    )
 
 
 class BudgetExceeded(GuardError):
@@ -32,23 +67,29 @@ class BudgetExceeded(GuardError):
         used_usd: Decimal | None,
         requested_usd: Decimal,
         reason: str | None = None,
+        *,
+        hint: str | None = None,
     ):
         self.agent = agent
-        self.scope = scope  # run | agent | workflow
+        self.scope = scope  # run | agent | workflow | outcome
         self.key = key
         self.cap_usd = cap_usd
         self.used_usd = used_usd  # committed + reserved at the time of the refusal, when known
         self.requested_usd = requested_usd
+        self.cap_field = cap_field(scope, key)  # the config field that sets this cap
+        # True when other runs' unspent leases (not spend) held the headroom: the agent was not stopped.
+        self.contended = False
+        cap = "no cap" if cap_usd is None else f"${cap_usd:.4f}"
         if reason:
             msg = reason
         elif used_usd is None:
-            msg = f"agent {agent!r}: ${requested_usd:.4f} requested exceeds the {scope} cap {key!r} of ${cap_usd:.4f}"
+            msg = f"agent {agent!r}: ${requested_usd:.4f} requested exceeds {self.cap_field} ({key}) of {cap}"
         else:
             msg = (
-                f"agent {agent!r}: {scope} cap {key!r} of ${cap_usd:.4f} would be crossed "
-                f"(${used_usd:.4f} used or reserved + ${requested_usd:.4f} requested)"
+                f"agent {agent!r}: {self.cap_field} ({key}) of {cap} would be crossed: "
+                f"${used_usd:.4f} used or reserved + ${requested_usd:.4f} requested"
             )
-        super().__init__(msg)
+        super().__init__(f"{msg}. {hint or way_forward(scope, key)}")
 
 
 class LoopDetected(GuardError):

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge
 
@@ -120,6 +120,15 @@ class Ledger(Protocol):
     def usage(self, agent: str, scope: str, key: str) -> CapUsage: ...
 
     def usages(self, agent: str, caps: Sequence[CapLimit]) -> list[CapUsage]: ...
+
+
+@runtime_checkable
+class LeaseLister(Protocol):
+    """Optional ledger capability: list reserved leases, so a refusal can tell leased headroom from spend."""
+
+    def open_leases(self, agent: str) -> list[Hold]:
+        """Every lease of the agent still in the reserved state (any process)."""
+        ...
 
 
 def sweep(ledger: Ledger, agent: str, now: float) -> list[Hold]:
@@ -233,6 +242,11 @@ class InMemoryLedger:
     def get_hold(self, agent: str, kind: HoldKind, hold_id: str) -> Hold | None:
         with self._lock:
             return self._holds.get((agent, hold_sk(kind, hold_id)))
+
+    def open_leases(self, agent: str) -> list[Hold]:
+        with self._lock:
+            holds = [h for (a, _), h in self._holds.items() if a == agent]
+        return [h for h in holds if h.kind == "lease" and h.state == "reserved"]
 
     def expired(self, agent: str, now: float) -> list[Hold]:
         with self._lock:
