@@ -447,7 +447,7 @@ def test_budget_notifications_alert_kill_topic_and_emails(template: Template, bu
 # -- guard policy and outputs -------------------------------------------------------------------------------
 
 
-def test_guard_publisher_policy_limits_ledger_access_to_guard_keys(template: Template) -> None:
+def test_guard_publisher_policy_limits_ledger_access_to_the_callers_own_partition(template: Template) -> None:
     ids = _ids(template)
     policy = only(template, "AWS::IAM::ManagedPolicy")["Properties"]
     assert policy["ManagedPolicyName"] == "ks-guard-publisher"
@@ -456,8 +456,18 @@ def test_guard_publisher_policy_limits_ledger_access_to_guard_keys(template: Tem
     assert stmts["PublishKill"]["Resource"] == {"Ref": ids["kill_topic"]}
     ledger = stmts["GuardLedgerItems"]
     assert ledger["Resource"] == {"Fn::GetAtt": [ids["table"], "Arn"]}
-    assert ledger["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["GUARD#*", "SPEND#*", "RUN#*"]}}
-    assert all(a.startswith("dynamodb:") and "Table" not in a and "Scan" not in a for a in ledger["Action"])
+    # Only the caller's own partition (its agent-name principal tag), never SPEND#/AGENT#/KILL# items.
+    assert ledger["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["GUARD#${aws:PrincipalTag/agent-name}"]}
+    }
+    # Only what the guard SDK calls: no deletes, batch writes or condition checks.
+    assert sorted(ledger["Action"]) == [
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ]
 
 
 def test_outputs(template: Template) -> None:
