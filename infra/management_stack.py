@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Annotations, Aws, CfnRule, CfnRuleAssertion, Fn, Stack
+from aws_cdk import Annotations, Aws, CfnRule, CfnRuleAssertion, CfnTag, Fn, Stack
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_organizations as organizations
@@ -16,8 +16,9 @@ from constructs import Construct
 
 from infra import nag
 from infra.constructs.budgets import MAX_EMAIL_SUBSCRIBERS, cost_budget, notifications
-from infra.constructs.kill_function import ORG_ACCOUNT, org_resource_patterns, org_statements
+from infra.constructs.kill_function import ORG_ACCOUNT, kill_role_name, org_resource_patterns, org_statements
 from infra.workload_stack import StackConfigError, org_role_name, sandbox_accounts
+from killswitch import tags
 from killswitch.config import KillSwitchConfig
 
 # Organizations quota (May 2026): 10,240 characters per SCP, measured on the submitted (minified) text.
@@ -89,6 +90,8 @@ class ManagementStack(Stack):
                 type="SERVICE_CONTROL_POLICY",
                 content=json.loads(doc.content),
                 description=f"Agent Kill Switch: {doc.path.name} (attached by the kill, never by this stack)",
+                # A shared-account kill Lambda may attach/detach only the SCP with this tag (org_statements).
+                tags=[CfnTag(key=tags.DENY_SCP, value=prefix)] if doc.name == deny_name else None,
             )
             # `Content` takes a JSON object or a JSON string; the string is exactly the minified text that was
             # measured against the size limit (the L1 props only accept an object, hence the override).
@@ -208,8 +211,14 @@ class ManagementStack(Stack):
             "OrgKillRole",
             role_name=org_role_name(self.config),
             description=f"Assumed by the {prefix} kill Lambda in {workload_account} to attach/detach the deny SCP",
+            # Exactly the kill Lambda's role: a `<prefix>-*` pattern would trust any role an agent names that way.
             assumed_by=iam.AccountPrincipal(workload_account).with_conditions(
-                {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{workload_account}:role/{prefix}-*"}}
+                {
+                    "ArnEquals": {
+                        "aws:PrincipalArn": f"arn:{Aws.PARTITION}:iam::{workload_account}:role/"
+                        + kill_role_name(prefix, self.config.deploy_region)
+                    }
+                }
             ),
         )
         policy = iam.Policy(

@@ -8,11 +8,12 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.constructs import lambda_common
+from infra.constructs.agent_boundary import AgentBoundaryPolicy
 from infra.constructs.alarms import KillAlarms
 from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
 from infra.constructs.encryption import KillSwitchKey
-from infra.constructs.guard_policy import GuardPublisherPolicy
+from infra.constructs.guard_policy import GuardPublisherPolicy, guard_policy_name
 from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import LedgerTable
 from infra.constructs.spend_recorder import SpendRecorder
@@ -113,6 +114,15 @@ class WorkloadStack(Stack):
             self, "GuardPublisher", prefix=prefix, kill_topic=self.kill_topic, table=self.table, key=self.key
         ).policy
 
+        self.agent_boundary = AgentBoundaryPolicy(
+            self,
+            "AgentBoundary",
+            config=config,
+            table=self.table,
+            key=self.key,
+            guard_policy_names=[guard_policy_name(prefix)],
+        ).policy
+
         CfnOutput(self, "KillTopicArn", value=self.kill_topic.topic_arn, description="SNS topic: kill requests in")
         CfnOutput(self, "EventsTopicArn", value=self.events_topic.topic_arn, description="SNS topic: results out")
         CfnOutput(self, "LedgerTableName", value=self.table.table_name, description="DynamoDB ledger table")
@@ -121,4 +131,10 @@ class WorkloadStack(Stack):
             "GuardPublisherPolicyArn",
             value=self.guard_policy.managed_policy_arn,
             description="Attach to agent roles that run the guard SDK",
+        )
+        CfnOutput(
+            self,
+            "AgentBoundaryPolicyArn",
+            value=self.agent_boundary.managed_policy_arn,
+            description="Attach to every agent role (tag agent-name=<agent> on the role too)",
         )

@@ -29,6 +29,10 @@ GUARD_ITEM_ACTIONS = [
 ]
 
 
+def guard_policy_name(prefix: str) -> str:
+    return f"{prefix}-guard-publisher"
+
+
 class GuardPublisherPolicy(Construct):
     def __init__(
         self,
@@ -44,7 +48,7 @@ class GuardPublisherPolicy(Construct):
         self.policy = iam.ManagedPolicy(
             self,
             "Policy",
-            managed_policy_name=f"{prefix}-guard-publisher",
+            managed_policy_name=guard_policy_name(prefix),
             description="Attach to agent roles: publish kill requests, keep guard/spend items in the ledger",
             statements=[
                 iam.PolicyStatement(sid="PublishKill", actions=["sns:Publish"], resources=[kill_topic.topic_arn]),

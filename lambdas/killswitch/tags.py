@@ -6,6 +6,8 @@ AGENT_NAME = "agent-name"
 AGENT_RUN_ID = "agent-run-id"
 EXEMPT = "killswitch:exempt"
 CRITICALITY = "killswitch:criticality"
+# On the deny SCP (value: the prefix): the only SCP a shared-account kill Lambda may attach or detach.
+DENY_SCP = "killswitch:deny-scp"
 KILLED_BY = "killswitch:killed-by"  # reserved; the ledger, not tags, is the record of what a kill changed
 
 

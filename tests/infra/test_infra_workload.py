@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.infra.infra_support import (
 )
 
 CONFIG = make_config()
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -190,12 +192,20 @@ def test_kill_lambda_runtime_handler_and_sizing(template: Template) -> None:
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
 
 
-def test_powertools_layer_comes_from_the_public_ssm_parameter(template: Template) -> None:
+def test_powertools_layer_is_pinned_to_the_release_the_tests_use(template: Template) -> None:
+    """The versioned public SSM parameter of the Powertools release in requirements.txt (and installed), never
+    `latest`, which would deploy an untested release."""
+    pinned = next(
+        line.split("==", 1)[1].strip()
+        for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.startswith("aws-lambda-powertools==")
+    )
+    assert pinned == importlib.metadata.version("aws-lambda-powertools")
     [layer] = _kill_fn(template)["Layers"]
     param = layer["Ref"]
     assert template.to_json()["Parameters"][param] == {
         "Type": "AWS::SSM::Parameter::Value<String>",
-        "Default": "/aws/service/powertools/python/x86_64/python3.13/latest",
+        "Default": f"/aws/service/powertools/python/x86_64/python3.13/{pinned}",
     }
 
 
@@ -288,9 +298,13 @@ def test_discovery_app_autoscaling_and_kms_grant(template: Template) -> None:
         "application-autoscaling:Describe*",
     }
     scaling = statement(template, "EcsServiceScaling")
-    assert set(scaling["Action"]) == {
-        "application-autoscaling:RegisterScalableTarget",
-        "application-autoscaling:DescribeScalableTargets",
+    assert scaling["Action"] == "application-autoscaling:RegisterScalableTarget"
+    # Resource "*" (no resource-level permissions): only ECS service desired counts, nothing else scalable.
+    assert scaling["Condition"] == {
+        "StringEquals": {
+            "application-autoscaling:service-namespace": "ecs",
+            "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+        }
     }
     grant = statement(template, "RestartEncryptedVolumes")
     assert grant["Action"] == "kms:CreateGrant"
@@ -449,8 +463,11 @@ def test_budget_notifications_alert_kill_topic_and_emails(template: Template, bu
 
 def test_guard_publisher_policy_limits_ledger_access_to_the_callers_own_partition(template: Template) -> None:
     ids = _ids(template)
-    policy = only(template, "AWS::IAM::ManagedPolicy")["Properties"]
-    assert policy["ManagedPolicyName"] == "ks-guard-publisher"
+    [policy] = [
+        r["Properties"]
+        for r in resources(template, "AWS::IAM::ManagedPolicy").values()
+        if r["Properties"]["ManagedPolicyName"] == "ks-guard-publisher"
+    ]
     stmts = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert stmts["PublishKill"]["Action"] == "sns:Publish"
     assert stmts["PublishKill"]["Resource"] == {"Ref": ids["kill_topic"]}
