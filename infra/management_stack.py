@@ -23,6 +23,8 @@ from killswitch.config import KillSwitchConfig
 
 # Organizations quota (May 2026): 10,240 characters per SCP, measured on the submitted (minified) text.
 SCP_MAX_CHARS = 10_240
+# The SCP file the stack itself attaches to every sandbox account.
+PROTECT_SCP_STEM = "protect-kill-switch"
 # Budgets actions take 1-11 subscribers.
 MAX_ACTION_SUBSCRIBERS = 11
 
@@ -81,15 +83,21 @@ class ManagementStack(Stack):
         prefix = config.prefix
         deny_name = config.scp_policy_name()
 
+        targets = sandbox_accounts(config)
         self.policies: dict[str, organizations.CfnPolicy] = {}
         for doc in load_scp_documents(scp_dir, prefix):
+            # protect-kill-switch stays on every sandbox account (no tag escape, no kill-switch role names); the
+            # others are attached by a kill (or by hand), never by this stack.
+            always_on = doc.path.stem == PROTECT_SCP_STEM
             policy = organizations.CfnPolicy(
                 self,
                 f"Scp-{doc.path.stem}",
                 name=doc.name,
                 type="SERVICE_CONTROL_POLICY",
                 content=json.loads(doc.content),
-                description=f"Agent Kill Switch: {doc.path.name} (attached by the kill, never by this stack)",
+                target_ids=targets if always_on and targets else None,
+                description=f"Agent Kill Switch: {doc.path.name} "
+                + ("(attached to every sandbox account by this stack)" if always_on else "(attached by the kill)"),
                 # A shared-account kill Lambda may attach/detach only the SCP with this tag (org_statements).
                 tags=[CfnTag(key=tags.DENY_SCP, value=prefix)] if doc.name == deny_name else None,
             )
@@ -103,7 +111,6 @@ class ManagementStack(Stack):
             )
         self.deny_policy = self.policies[deny_name]
 
-        targets = sandbox_accounts(config)
         mgmt = sandbox.management_account_id
         if mgmt and mgmt in targets:  # the config model refuses this too; never rely on one check only
             raise StackConfigError(f"the management account {mgmt} cannot be a sandbox account")

@@ -15,7 +15,7 @@ from infra.constructs.dashboard import AgentsDashboard
 from infra.constructs.encryption import KillSwitchKey
 from infra.constructs.guard_policy import GuardPublisherPolicy, guard_policy_name
 from infra.constructs.kill_function import KillFunction, dlq_url
-from infra.constructs.ledger import LedgerTable
+from infra.constructs.ledger import KILL_LEDGER_ACTIONS, LedgerTable, grant_ledger_items
 from infra.constructs.spend_recorder import SpendRecorder
 from infra.constructs.topics import EventsTopic, KillTopic
 from killswitch import settings
@@ -102,7 +102,7 @@ class WorkloadStack(Stack):
             org_role_arn=role_arn,
             direct_org_targets=direct_targets,
         )
-        self.table.grant_read_write_data(self.kill.role)
+        grant_ledger_items(self.table, self.kill.role, KILL_LEDGER_ACTIONS)
         self.kill.finalize_dependencies()
         self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
         self.alarms = KillAlarms(

@@ -174,8 +174,7 @@ def test_org_kill_role_trusts_only_the_workload_accounts_kill_role(template: Tem
         "organizations:ListAccounts",
         "organizations:ListTagsForResource",
         "organizations:DescribeOrganization",
-        "organizations:DescribeAccount",
-    }
+    }  # DescribeAccount is never called (IAM coverage trace)
 
 
 def test_management_stack_holds_no_lambda_or_topic(template: Template) -> None:
