@@ -34,6 +34,7 @@ def kill_switch_role_arns(prefix: str, deploy_region: str) -> tuple[str, ...]:
     escape every deny; `protect-kill-switch` keeps agents from creating roles with these exact names."""
     return (f"arn:aws:iam::*:role/{prefix}-kill-{deploy_region}", f"arn:aws:iam::*:role/{prefix}-org-kill")
 
+
 MAX_SCP_CHARS = 10_240
 WARN_RATIO = 0.9
 POLICY_VERSION = "2012-10-17"
