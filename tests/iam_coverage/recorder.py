@@ -71,20 +71,43 @@ def lambda_of_stack() -> str | None:
     return found
 
 
+def _partition_key(body: dict[str, Any]) -> str | None:
+    """The `pk` value of a DynamoDB Key/Item (the leading key IAM's `dynamodb:LeadingKeys` sees)."""
+    for element in ("Key", "Item"):
+        pk = (body.get(element) or {}).get("pk")
+        if isinstance(pk, dict) and "S" in pk:
+            return str(pk["S"])
+    values = body.get("ExpressionAttributeValues") or {}
+    pk = values.get(":pk")
+    return str(pk["S"]) if isinstance(pk, dict) and "S" in pk else None
+
+
 def slim_params(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key in KEPT_PARAMS or (isinstance(value, str) and value.startswith("arn:")):
             out[key] = value if isinstance(value, str | list) else str(value)
         elif key == "TransactItems":
-            out[key] = [{kind: {"TableName": body.get("TableName")} for kind, body in i.items()} for i in value]
+            out[key] = [
+                {kind: {"TableName": body.get("TableName"), "LeadingKey": _partition_key(body)}}
+                for i in value
+                for kind, body in i.items()
+            ]
         elif key == "RequestItems":
-            out[key] = {table: {} for table in value}
+            out[key] = {
+                table: {"LeadingKeys": sorted({str(k["pk"]["S"]) for k in spec.get("Keys", []) if "pk" in k})}
+                for table, spec in value.items()
+            }
+    leading = _partition_key(params)
+    if leading is not None:
+        out["LeadingKey"] = leading
     return out
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, attribute: Callable[[], str | None] | None = None) -> None:
+        """`attribute`: who makes the calls (default: the Lambda whose code is on the stack, None = not recorded)."""
+        self.attribute = attribute
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._original: Callable[..., Any] | None = None
@@ -111,7 +134,7 @@ class Recorder:
         context["iam_coverage_params"] = dict(params)
 
     def _record(self, model: Any, context: dict[str, Any], request_signer: Any, **_: Any) -> None:
-        role = lambda_of_stack()
+        role = self.attribute() if self.attribute else lambda_of_stack()
         if role is None:
             return
         credentials = getattr(request_signer, "_credentials", None)
