@@ -49,8 +49,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: a worker's calls
     raw = getattr(node, "workeroutput", {}).get("iam_coverage_calls")
-    if raw:
-        node.config.stash[_GATHERED].extend(Call(**c) for c in json.loads(raw))
+    gathered = node.config.stash.get(_GATHERED, None)
+    if raw and gathered is not None:
+        gathered.extend(Call(**c) for c in json.loads(raw))
 
 
 def unique(calls: list[Call]) -> list[Call]:
