@@ -10,7 +10,7 @@ from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.management_stack import ManagementStack
-from infra.workload_stack import WorkloadStack
+from infra.workload_stack import StackConfigError, WorkloadStack
 from killswitch.config import KillSwitchConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +54,25 @@ def add_stacks(
     """Workload stack always; management stack when the config has a sandbox section.
 
     Stacks are environment-agnostic unless the config names the account (`sandbox.workload_account_id`,
-    `sandbox.management_account_id`): then `cdk deploy` refuses credentials for any other account."""
+    `sandbox.management_account_id`): then `cdk deploy` refuses credentials for any other account. Without a
+    separate workload account, the workload stack is pinned to the management account (shared-account mode)."""
     sandbox = config.sandbox
     workload_env = (
         Environment(account=sandbox.workload_account_id, region=config.deploy_region)
         if sandbox and sandbox.workload_account_id
         else None
     )
+    if sandbox and not sandbox.workload_account_id:
+        # Shared-account mode: the kill Lambda calls Organizations itself and its IAM names the management account
+        # as `${AWS::AccountId}`, so the stack must be deployed there and nowhere else.
+        if not sandbox.management_account_id:
+            raise StackConfigError(
+                f"{config_file}: sandbox: set sandbox.management_account_id (the workload stack then deploys into "
+                "the management account and attaches the deny SCP itself) or sandbox.workload_account_id (the kill "
+                "Lambda runs there and assumes the org-kill role); with neither, the stack could be deployed into an "
+                "account whose Organizations permissions name the wrong management account"
+            )
+        workload_env = Environment(account=sandbox.management_account_id, region=config.deploy_region)
     workload = WorkloadStack(
         app,
         workload_stack_name(config),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Annotations, Aws, CfnRule, CfnRuleAssertion, Fn, Stack
+from aws_cdk import Annotations, Aws, CfnRule, CfnRuleAssertion, CfnTag, Fn, Stack
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_organizations as organizations
@@ -16,12 +16,15 @@ from constructs import Construct
 
 from infra import nag
 from infra.constructs.budgets import MAX_EMAIL_SUBSCRIBERS, cost_budget, notifications
-from infra.constructs.kill_function import ORG_ACCOUNT, org_resource_patterns, org_statements
+from infra.constructs.kill_function import ORG_ACCOUNT, kill_role_name, org_resource_patterns, org_statements
 from infra.workload_stack import StackConfigError, org_role_name, sandbox_accounts
+from killswitch import tags
 from killswitch.config import KillSwitchConfig
 
 # Organizations quota (May 2026): 10,240 characters per SCP, measured on the submitted (minified) text.
 SCP_MAX_CHARS = 10_240
+# The SCP file the stack itself attaches to every sandbox account.
+PROTECT_SCP_STEM = "protect-kill-switch"
 # Budgets actions take 1-11 subscribers.
 MAX_ACTION_SUBSCRIBERS = 11
 
@@ -80,15 +83,23 @@ class ManagementStack(Stack):
         prefix = config.prefix
         deny_name = config.scp_policy_name()
 
+        targets = sandbox_accounts(config)
         self.policies: dict[str, organizations.CfnPolicy] = {}
         for doc in load_scp_documents(scp_dir, prefix):
+            # protect-kill-switch stays on every sandbox account (no tag escape, no kill-switch role names); the
+            # others are attached by a kill (or by hand), never by this stack.
+            always_on = doc.path.stem == PROTECT_SCP_STEM
             policy = organizations.CfnPolicy(
                 self,
                 f"Scp-{doc.path.stem}",
                 name=doc.name,
                 type="SERVICE_CONTROL_POLICY",
                 content=json.loads(doc.content),
-                description=f"Agent Kill Switch: {doc.path.name} (attached by the kill, never by this stack)",
+                target_ids=targets if always_on and targets else None,
+                description=f"Agent Kill Switch: {doc.path.name} "
+                + ("(attached to every sandbox account by this stack)" if always_on else "(attached by the kill)"),
+                # A shared-account kill Lambda may attach/detach only the SCP with this tag (org_statements).
+                tags=[CfnTag(key=tags.DENY_SCP, value=prefix)] if doc.name == deny_name else None,
             )
             # `Content` takes a JSON object or a JSON string; the string is exactly the minified text that was
             # measured against the size limit (the L1 props only accept an object, hence the override).
@@ -100,7 +111,6 @@ class ManagementStack(Stack):
             )
         self.deny_policy = self.policies[deny_name]
 
-        targets = sandbox_accounts(config)
         mgmt = sandbox.management_account_id
         if mgmt and mgmt in targets:  # the config model refuses this too; never rely on one check only
             raise StackConfigError(f"the management account {mgmt} cannot be a sandbox account")
@@ -208,8 +218,14 @@ class ManagementStack(Stack):
             "OrgKillRole",
             role_name=org_role_name(self.config),
             description=f"Assumed by the {prefix} kill Lambda in {workload_account} to attach/detach the deny SCP",
+            # Exactly the kill Lambda's role: a `<prefix>-*` pattern would trust any role an agent names that way.
             assumed_by=iam.AccountPrincipal(workload_account).with_conditions(
-                {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{workload_account}:role/{prefix}-*"}}
+                {
+                    "ArnEquals": {
+                        "aws:PrincipalArn": f"arn:{Aws.PARTITION}:iam::{workload_account}:role/"
+                        + kill_role_name(prefix, self.config.deploy_region)
+                    }
+                }
             ),
         )
         policy = iam.Policy(

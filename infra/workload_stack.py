@@ -8,13 +8,14 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.constructs import lambda_common
+from infra.constructs.agent_boundary import AgentBoundaryPolicy
 from infra.constructs.alarms import KillAlarms
 from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
 from infra.constructs.encryption import KillSwitchKey
-from infra.constructs.guard_policy import GuardPublisherPolicy
+from infra.constructs.guard_policy import GuardPublisherPolicy, guard_policy_name
 from infra.constructs.kill_function import KillFunction, dlq_url
-from infra.constructs.ledger import LedgerTable
+from infra.constructs.ledger import KILL_LEDGER_ACTIONS, LedgerTable, grant_ledger_items
 from infra.constructs.spend_recorder import SpendRecorder
 from infra.constructs.topics import EventsTopic, KillTopic
 from killswitch import settings
@@ -109,7 +110,7 @@ class WorkloadStack(Stack):
             org_role_arn=role_arn,
             direct_org_targets=direct_targets,
         )
-        self.table.grant_read_write_data(self.kill.role)
+        grant_ledger_items(self.table, self.kill.role, KILL_LEDGER_ACTIONS)
         self.kill.finalize_dependencies()
         self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
         self.alarms = KillAlarms(
@@ -121,6 +122,15 @@ class WorkloadStack(Stack):
             self, "GuardPublisher", prefix=prefix, kill_topic=self.kill_topic, table=self.table, key=self.key
         ).policy
 
+        self.agent_boundary = AgentBoundaryPolicy(
+            self,
+            "AgentBoundary",
+            config=config,
+            table=self.table,
+            key=self.key,
+            guard_policy_names=[guard_policy_name(prefix)],
+        ).policy
+
         CfnOutput(self, "KillTopicArn", value=self.kill_topic.topic_arn, description="SNS topic: kill requests in")
         CfnOutput(self, "EventsTopicArn", value=self.events_topic.topic_arn, description="SNS topic: results out")
         CfnOutput(self, "LedgerTableName", value=self.table.table_name, description="DynamoDB ledger table")
@@ -129,4 +139,10 @@ class WorkloadStack(Stack):
             "GuardPublisherPolicyArn",
             value=self.guard_policy.managed_policy_arn,
             description="Attach to agent roles that run the guard SDK",
+        )
+        CfnOutput(
+            self,
+            "AgentBoundaryPolicyArn",
+            value=self.agent_boundary.managed_policy_arn,
+            description="Attach to every agent role (tag agent-name=<agent> on the role too)",
         )

@@ -10,6 +10,8 @@ import pytest
 from killswitch.config import KillSwitchConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
+# Every AWS call the Lambdas make in these tests must be allowed by their synthesized roles (tests/iam_coverage).
+pytest_plugins = ["tests.iam_coverage.plugin"]
 
 
 @pytest.fixture(autouse=True)

@@ -9,19 +9,28 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import nag
+from killswitch import tags
+from killswitch.keys import guard_pk
 
-# The guard only touches its own items: headroom/charges/leases, spend facts and per-run spend (killswitch.keys).
-GUARD_LEADING_KEYS = ["GUARD#*", "SPEND#*", "RUN#*"]
+# IAM resolves the variable from the caller's `agent-name` principal tag; a role without the tag matches nothing.
+AGENT_PRINCIPAL_TAG = "${aws:PrincipalTag/" + tags.AGENT_NAME + "}"
+# The guard keeps everything (headroom, charges, leases, its spend facts) in one partition per agent
+# (killswitch.keys): exactly `GUARD#<own agent-name>`, so an agent never reaches another agent's items, nor the
+# budget / Cost Explorer facts (`SPEND#<agent>`), kill records or agent state that decide its kill.
+GUARD_LEADING_KEYS = [guard_pk(AGENT_PRINCIPAL_TAG)]
+# What `killswitch.guard.dynamo` and the guard's spend sink call (TransactWriteItems is authorized per item as
+# UpdateItem / PutItem); no deletes, no batch writes, no condition checks.
 GUARD_ITEM_ACTIONS = [
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
 ]
+
+
+def guard_policy_name(prefix: str) -> str:
+    return f"{prefix}-guard-publisher"
 
 
 class GuardPublisherPolicy(Construct):
@@ -39,7 +48,7 @@ class GuardPublisherPolicy(Construct):
         self.policy = iam.ManagedPolicy(
             self,
             "Policy",
-            managed_policy_name=f"{prefix}-guard-publisher",
+            managed_policy_name=guard_policy_name(prefix),
             description="Attach to agent roles: publish kill requests, keep guard/spend items in the ledger",
             statements=[
                 iam.PolicyStatement(sid="PublishKill", actions=["sns:Publish"], resources=[kill_topic.topic_arn]),
@@ -47,7 +56,7 @@ class GuardPublisherPolicy(Construct):
                     sid="GuardLedgerItems",
                     actions=GUARD_ITEM_ACTIONS,
                     resources=[table.table_arn],
-                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": GUARD_LEADING_KEYS}},
+                    conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": GUARD_LEADING_KEYS}},
                 ),
                 # Topic and table are encrypted with the kill switch key.
                 iam.PolicyStatement(

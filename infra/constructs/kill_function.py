@@ -24,6 +24,11 @@ KILL_HANDLER = "killswitch.handlers.kill.handler"
 KILL_RESERVED_CONCURRENCY = 5
 
 
+def kill_role_name(prefix: str, region: str) -> str:
+    """The kill Lambda's execution role: the one name the org-kill role trusts (and the SCPs exempt)."""
+    return f"{prefix}-kill-{region}"
+
+
 def dlq_name(prefix: str) -> str:
     return f"{prefix}-kill-dlq"
 
@@ -33,6 +38,10 @@ def dlq_url(prefix: str) -> str:
     return f"https://sqs.{Aws.REGION}.{Aws.URL_SUFFIX}/{Aws.ACCOUNT_ID}/{dlq_name(prefix)}"
 
 
+ECS_SCALING_CONDITION = {
+    "application-autoscaling:service-namespace": "ecs",
+    "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+}
 TAG_PRESENT = {"Null": {f"aws:ResourceTag/{tags.AGENT_NAME}": "false"}}
 ASG_TAG_PRESENT = {"Null": {f"autoscaling:ResourceTag/{tags.AGENT_NAME}": "false"}}
 
@@ -73,8 +82,8 @@ class KillFunction(Construct):
         ids this function may attach the deny SCP to itself (stack deployed in the management account)."""
         super().__init__(scope, construct_id)
         self.log_group = lambda_common.function_log_group(self, f"{prefix}-kill")
-        # `<prefix>-*` role name: the management account's org-kill role trusts exactly that pattern.
-        self.role = function_role(self, "Role", role_name=f"{prefix}-kill-{Aws.REGION}", log_group=self.log_group)
+        # The management account's org-kill role trusts exactly this name (`kill_role_name`).
+        self.role = function_role(self, "Role", role_name=kill_role_name(prefix, Aws.REGION), log_group=self.log_group)
         self.dlq = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -103,13 +112,17 @@ class KillFunction(Construct):
             dead_letter_queue=self.dlq,
             retry_attempts=2,
         )
-        self.dlq.grant_send_messages(self.role)
+        # Only SendMessage (forwarding rejected input); the queue's key through `grant_encrypt_decrypt` below.
+        self.dlq.grant(self.role, "sqs:SendMessage")
+        key.grant_encrypt_decrypt(self.role)
         kill_topic.add_subscription(subs.LambdaSubscription(self.function, dead_letter_queue=self.dlq))
 
         self.policy = iam.Policy(
             self,
             "KillPolicy",
-            statements=kill_statements(org_role_arn=org_role_arn, direct_org_targets=direct_org_targets),
+            statements=kill_statements(
+                org_role_arn=org_role_arn, direct_org_targets=direct_org_targets, deny_scp_tag=prefix
+            ),
         )
         self.policy.attach_to_role(self.role)
         events_topic.grant_publish(self.role)
@@ -159,13 +172,14 @@ class KillFunction(Construct):
         acknowledge_runtime(self.function)
 
 
+# Exactly the reads the kill makes (from the IAM coverage trace), no Describe*/List* families.
 DISCOVERY_ACTIONS = (
     "tag:GetResources",
     "ec2:DescribeInstances",
-    "ecs:Describe*",
-    "ecs:List*",
-    "autoscaling:Describe*",
-    "application-autoscaling:Describe*",
+    "ecs:DescribeServices",
+    "ecs:DescribeTasks",
+    "autoscaling:DescribeAutoScalingGroups",
+    "application-autoscaling:DescribeScalableTargets",
 )
 EC2_INSTANCES = "arn:{partition}:ec2:*:{account}:instance/*"
 ECS_SERVICES = "arn:{partition}:ecs:*:{account}:service/*"
@@ -181,7 +195,6 @@ ORG_READ_ACTIONS = (
     "organizations:ListAccounts",
     "organizations:ListTagsForResource",
     "organizations:DescribeOrganization",
-    "organizations:DescribeAccount",
 )
 
 
@@ -204,7 +217,9 @@ def acknowledge_runtime(function: lambda_.IFunction) -> None:
     )
 
 
-def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[str] | None) -> list[iam.PolicyStatement]:
+def kill_statements(
+    *, org_role_arn: str | None, direct_org_targets: Sequence[str] | None, deny_scp_tag: str = ""
+) -> list[iam.PolicyStatement]:
     statements = [
         iam.PolicyStatement(sid="Discover", actions=list(DISCOVERY_ACTIONS), resources=["*"]),
         iam.PolicyStatement(
@@ -232,14 +247,13 @@ def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[st
         # Application Auto Scaling identifies a scalable target by namespace/resource id/dimension; the ECS
         # service's tags are not visible to it, so no tag condition can apply. The kill code only calls it for
         # ECS services it has already found through their agent-name tag (to lower min capacity and suspend
-        # scaling before UpdateService, and to put them back on restore).
+        # scaling before UpdateService, and to put them back on restore): only ECS service desired counts.
+        # (DescribeScalableTargets is part of Discover.)
         iam.PolicyStatement(
             sid="EcsServiceScaling",
-            actions=[
-                "application-autoscaling:RegisterScalableTarget",
-                "application-autoscaling:DescribeScalableTargets",
-            ],
+            actions=["application-autoscaling:RegisterScalableTarget"],
             resources=["*"],
+            conditions={"StringEquals": ECS_SCALING_CONDITION},
         ),
         # Restarting an instance with KMS-encrypted EBS volumes needs a grant for EC2 on the volume keys.
         iam.PolicyStatement(
@@ -254,7 +268,7 @@ def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[st
             iam.PolicyStatement(sid="AssumeOrgKillRole", actions=["sts:AssumeRole"], resources=[org_role_arn])
         )
     if direct_org_targets is not None:
-        statements.extend(org_statements(direct_org_targets, policy_arn=None))
+        statements.extend(org_statements(direct_org_targets, policy_arn=None, deny_scp_tag=deny_scp_tag))
     return statements
 
 
@@ -267,20 +281,36 @@ def org_resource_patterns(targets: Sequence[str], *, any_scp: bool, tagged_accou
     )
 
 
-def org_statements(targets: Sequence[str], *, policy_arn: str | None) -> list[iam.PolicyStatement]:
+def org_statements(
+    targets: Sequence[str], *, policy_arn: str | None, deny_scp_tag: str = ""
+) -> list[iam.PolicyStatement]:
     """Attach/detach the deny SCP on sandbox accounts only, plus the Organizations reads the kill needs.
 
     Sandbox accounts are the configured ones and the organization's accounts tagged `agent-name` (the kill finds
     both, see `killswitch.sandbox.org`). Organizations authorizes the policy and the target of AttachPolicy as
     separate resources, so the tag condition sits on its own statement, on account ARNs only. ARNs use this
     stack's account (the management account); the organization id (`o-...`) is unknown at synth, hence `o-*`;
-    `policy_arn` None means any SCP of the organization (the policy lives in another stack)."""
+    `policy_arn` None means the SCP whose `killswitch:deny-scp` tag is `deny_scp_tag` (it lives in another stack)."""
     accounts = [nag.arn(ORG_ACCOUNT % t) for t in targets]
     attach = ["organizations:AttachPolicy", "organizations:DetachPolicy"]
+    if policy_arn:
+        policy_statements = [
+            iam.PolicyStatement(sid="AttachDenyScp", actions=attach, resources=[policy_arn, *accounts])
+        ]
+    else:
+        # The SCP lives in the management stack (id unknown here): only the one tagged as this kill switch's deny
+        # SCP, never any other SCP of the organization. Accounts are authorized separately (no such tag).
+        policy_statements = [
+            iam.PolicyStatement(
+                sid="AttachDenyScp",
+                actions=attach,
+                resources=[nag.arn(SCP_POLICIES)],
+                conditions={"StringEquals": {f"aws:ResourceTag/{tags.DENY_SCP}": deny_scp_tag}},
+            ),
+            iam.PolicyStatement(sid="AttachDenyScpSandboxAccounts", actions=attach, resources=accounts),
+        ]
     return [
-        iam.PolicyStatement(
-            sid="AttachDenyScp", actions=attach, resources=[policy_arn or nag.arn(SCP_POLICIES), *accounts]
-        ),
+        *policy_statements,
         iam.PolicyStatement(
             sid="AttachDenyScpTaggedAccounts",
             actions=attach,

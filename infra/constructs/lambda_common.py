@@ -17,7 +17,10 @@ from killswitch import settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_SOURCE = REPO_ROOT / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
-POWERTOOLS_LAYER_PARAM = "/aws/service/powertools/python/x86_64/python3.13/latest"
+# The layer is pinned to the Powertools release the tests run with (requirements.txt): `latest` would let a deploy
+# pick up an untested release. Bump both together (a test compares them).
+POWERTOOLS_VERSION = "3.37.0"
+POWERTOOLS_LAYER_PARAM = f"/aws/service/powertools/python/x86_64/python3.13/{POWERTOOLS_VERSION}"
 METRICS_NAMESPACE = "AgentKillSwitch"
 
 # The asset is the `lambdas/` folder as is (no Docker, no bundling); the CLI ships too, it is small.

@@ -15,6 +15,7 @@ from constructs import Construct
 from infra import nag
 from infra.constructs import lambda_common
 from infra.constructs.kill_function import acknowledge_key_grants, acknowledge_runtime, function_role
+from infra.constructs.ledger import SPEND_LEDGER_ACTIONS, grant_ledger_items
 
 SPEND_RECORDER_HANDLER = "killswitch.handlers.spend_recorder.handler"
 # Cost Explorer data for a day settles over the following hours; 06:00 UTC reads a mostly complete yesterday.
@@ -51,7 +52,7 @@ class SpendRecorder(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             retry_attempts=2,
         )
-        table.grant_read_write_data(self.role)
+        grant_ledger_items(table, self.role, SPEND_LEDGER_ACTIONS)
         self.cost_policy = iam.Policy(
             self,
             "CostExplorerPolicy",

@@ -9,14 +9,20 @@ Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N,
 | kill resource (prior state) | `KILL#<kill_id>` | `RES#<region>#<resource_id>` | kill engine|
 | alert dedupe marker | `DEDUPE#<sha256 of alert identity>` | `DEDUPE` | kill engine|
 | rejected event (dead letter) | `REJECTED#<yyyy-mm-dd>` | `<timestamp>#<message id>` | kill engine|
-| spend per day and source | `SPEND#<agent>` | `DAY#<yyyy-mm-dd>#<source>#<detail>` | spend |
-| spend per run | `RUN#<agent>#<run_id>` | `SPEND#<source>#<detail>` | spend |
+| spend per day, budget / Cost Explorer | `SPEND#<agent>` | `DAY#<yyyy-mm-dd>#<source>#<detail>` | spend |
+| spend per day, guard charges | `GUARD#<agent>` | `DAY#<yyyy-mm-dd>#guard#<charge_id>` | guard |
 | guard headroom per cap | `GUARD#<agent>` | `CAP#<scope>#<key>` | guard |
 | guard charge (idempotency) | `GUARD#<agent>` | `CHARGE#<charge_id>` | guard |
 | guard lease | `GUARD#<agent>` | `LEASE#<lease_id>` | guard |
 
+Agent access: an agent role (the `<prefix>-guard-publisher` policy) may read and write only items whose partition key
+is exactly `GUARD#<its agent-name principal tag>` (IAM `dynamodb:LeadingKeys`; DynamoDB cannot condition on sort
+keys). So everything the guard SDK writes lives in that one partition, including its spend facts, and the budget /
+Cost Explorer facts under `SPEND#<agent>`, which decide a kill, stay out of an agent's reach.
+
 Spend items (one item per fact, so a re-read day or a retried event overwrites instead of adding):
-- pk `SPEND#<agent>`, sk `DAY#<yyyy-mm-dd>#<source>#<detail>` where source is `budget` | `cost_explorer` | `guard`;
+- pk `SPEND#<agent>` (sources `budget`, `cost_explorer`) or `GUARD#<agent>` (source `guard`, written by the agent's
+  guard SDK), sk `DAY#<yyyy-mm-dd>#<source>#<detail>` where source is `budget` | `cost_explorer` | `guard`;
   detail: budget → `<budget name>#<ACTUAL|FORECASTED>#<threshold>`, cost_explorer → `<service>` (or
   `run:<run_id>#<service>`), guard → `<charge_id>`.
 - attributes: `agent`, `day`, `source`, `amount_usd` (N), `currency` = USD, `recorded_at` (ISO-8601);
@@ -45,6 +51,11 @@ def spend_sk(day: str, source: str, detail: str) -> str:
 
 def guard_pk(agent: str) -> str:
     return f"GUARD#{agent}"
+
+
+def spend_fact_pk(agent: str, source: str) -> str:
+    """Partition of one spend fact: guard charges live in the agent's guard partition (the only one it may write)."""
+    return guard_pk(agent) if source == "guard" else spend_pk(agent)
 
 
 def kill_pk(kill_id: str) -> str:

@@ -6,6 +6,8 @@ AGENT_NAME = "agent-name"
 AGENT_RUN_ID = "agent-run-id"
 EXEMPT = "killswitch:exempt"
 CRITICALITY = "killswitch:criticality"
+# On the deny SCP (value: the prefix): the only SCP a shared-account kill Lambda may attach or detach.
+DENY_SCP = "killswitch:deny-scp"
 KILLED_BY = "killswitch:killed-by"  # reserved; the ledger, not tags, is the record of what a kill changed
 
 
@@ -30,3 +32,9 @@ def tag_list_to_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
         if key is not None:
             out[key] = t.get("Value", t.get("value", "")) or ""
     return out
+
+
+def is_name_variant(value: str | None, agent: str) -> bool:
+    """`log-summarizer ` or `Log-Summarizer` for agent `log-summarizer`: differs only by case or surrounding
+    whitespace. Such a resource escapes the kill (and the budget's exact tag filter): reported, never touched."""
+    return value is not None and value != agent and value.strip().casefold() == agent.casefold()

@@ -284,8 +284,8 @@ def test_from_config_wires_table_topic_caps_thrift_and_spend_ledger(
     assert guard.mode is Mode.OK
     items = ddb.query(
         TableName="killswitch-ledger",
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": "SPEND#log-summarizer"}},
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :day)",  # the agent's own partition: guard spend
+        ExpressionAttributeValues={":pk": {"S": "GUARD#log-summarizer"}, ":day": {"S": "DAY#"}},
     )["Items"]
     assert len(items) == 1
     item = items[0]

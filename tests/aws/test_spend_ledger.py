@@ -63,7 +63,7 @@ def test_guard_charge_retry_overwrites_and_keeps_genai_attributes(store: SpendSt
             "bot", D2, "ch-1", 0.0123, estimated_usd=0.02, run_id="r1", workflow="wf",
             name="claude", input_tokens=1200, output_tokens=300,
         )  # fmt: skip
-    [item] = store.query("SPEND#bot", "DAY#2026-11-02#guard#")
+    [item] = store.query("GUARD#bot", "DAY#2026-11-02#guard#")  # the agent-writable partition
     assert item["sk"] == "DAY#2026-11-02#guard#ch-1"
     assert item["gen_ai.usage.input_tokens"] == 1200
     assert item["gen_ai.usage.output_tokens"] == 300
@@ -145,7 +145,7 @@ def test_query_follows_every_page(store: SpendStore) -> None:
     ledger = SpendLedger(store)
     for i in range(25):
         ledger.record_guard_charge("bot", D1 if i % 2 else D2, f"charge-{i:03d}", "0.001")
-    assert len(store.query("SPEND#bot")) == 25
+    assert len(store.query("GUARD#bot")) == 25
     if isinstance(store, DynamoSpendStore):
         assert len(calls) >= 7
     assert len(ledger.entries("bot", D1, D2)) == 25
@@ -162,9 +162,28 @@ def test_agent_state_item_is_read_when_present(store: SpendStore) -> None:
 def test_sort_key_over_dynamodb_limit_is_refused(store: SpendStore, ledger: SpendLedger) -> None:
     with pytest.raises(ValueError, match="1024"):
         ledger.record_guard_charge("bot", D1, "c" * 1100, 1)
-    assert store.query("SPEND#bot") == []
+    assert store.query("GUARD#bot") == []
 
 
 def test_floats_never_reach_the_store(store: SpendStore) -> None:
     with pytest.raises(TypeError):
         store.put({"pk": "SPEND#x", "sk": "DAY#2026-11-01#guard#c", "amount_usd": 0.1})
+
+
+def test_guard_charges_live_in_the_agents_guard_partition_and_read_back_in_order(
+    store: SpendStore, ledger: SpendLedger
+) -> None:
+    """The agent's role may only write `GUARD#<agent>` (LeadingKeys): its charges go there, the facts that decide a
+    kill (budget, Cost Explorer) stay in `SPEND#<agent>`, and the ledger reads both back as one ordered list."""
+    ledger.record_guard_charge("bot", D2, "ch-1", "0.5")
+    ledger.record_budget_alert("bot", D1, "killswitch-bot", "ACTUAL", 400, 410, 500)
+    ledger.record_cost_explorer("bot", D2, "EC2", "3")
+    assert [i["sk"] for i in store.query("GUARD#bot")] == ["DAY#2026-11-02#guard#ch-1"]
+    assert {i["source"] for i in store.query("SPEND#bot")} == {"budget", "cost_explorer"}
+    assert [(e.day, e.source) for e in ledger.entries("bot")] == [
+        (D1, "budget"),
+        (D2, "cost_explorer"),
+        (D2, "guard"),
+    ]
+    assert [e.detail for e in ledger.entries("bot", D2, D2, source="guard")] == ["ch-1"]
+    assert ledger.daily_totals("bot", D2, D2) == {D2: {"cost_explorer": Decimal("3"), "guard": Decimal("0.5")}}

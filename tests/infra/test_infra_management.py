@@ -150,11 +150,14 @@ def test_budgets_execution_role_trusts_budgets_from_this_account_and_only_attach
     )
 
 
-def test_org_kill_role_trusts_only_the_workload_accounts_killswitch_roles(template: Template) -> None:
+def test_org_kill_role_trusts_only_the_workload_accounts_kill_role(template: Template) -> None:
     role, stmts = _role_and_statements(template, "ks-org-kill")
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert render(trust["Principal"]) == {"AWS": f"arn:${{AWS::Partition}}:iam::{WORKLOAD_ACCOUNT}:root"}
-    assert trust["Condition"] == {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{WORKLOAD_ACCOUNT}:role/ks-*"}}
+    # The exact kill role name: a `ks-*` pattern would trust any role an agent could create with that prefix.
+    assert render(trust["Condition"]) == {
+        "ArnEquals": {"aws:PrincipalArn": f"arn:${{AWS::Partition}}:iam::{WORKLOAD_ACCOUNT}:role/ks-kill-us-east-1"}
+    }
     by_sid = {s["Sid"]: s for s in stmts}
     attach = by_sid["AttachDenyScp"]
     assert sorted(attach["Action"]) == ["organizations:AttachPolicy", "organizations:DetachPolicy"]
@@ -171,8 +174,7 @@ def test_org_kill_role_trusts_only_the_workload_accounts_killswitch_roles(templa
         "organizations:ListAccounts",
         "organizations:ListTagsForResource",
         "organizations:DescribeOrganization",
-        "organizations:DescribeAccount",
-    }
+    }  # DescribeAccount is never called (IAM coverage trace)
 
 
 def test_management_stack_holds_no_lambda_or_topic(template: Template) -> None:

@@ -97,16 +97,22 @@ def test_shared_account_kill_lambda_attaches_the_scp_itself(stacks: Stacks, temp
     assert settings.ENV_ORG_ROLE not in env
     assert env[settings.ENV_SCP_POLICY_NAME] == "shared-deny-agent-compute"
     [attach] = [s for s in statements(workload) if s.get("Sid") == "AttachDenyScp"]
-    resources_ = sorted(render(r) for r in attach["Resource"])
-    assert resources_ == sorted(
-        [
-            "arn:${AWS::Partition}:organizations::${AWS::AccountId}:policy/o-*/service_control_policy/p-*",
-            *(
-                f"arn:${{AWS::Partition}}:organizations::${{AWS::AccountId}}:account/o-*/{a}"
-                for a in ("111122223333", "222233334444")
-            ),
-        ]
+    # Only the SCP tagged as this kill switch's deny SCP, not any SCP of the organization.
+    assert render(attach["Resource"]) == (
+        "arn:${AWS::Partition}:organizations::${AWS::AccountId}:policy/o-*/service_control_policy/p-*"
     )
+    assert attach["Condition"] == {"StringEquals": {"aws:ResourceTag/killswitch:deny-scp": "shared"}}
+    [accounts] = [s for s in statements(workload) if s.get("Sid") == "AttachDenyScpSandboxAccounts"]
+    assert sorted(render(r) for r in accounts["Resource"]) == [
+        f"arn:${{AWS::Partition}}:organizations::${{AWS::AccountId}}:account/o-*/{a}"
+        for a in ("111122223333", "222233334444")
+    ]
+    [deny_scp] = [
+        p
+        for p in resources(templates["shared-management"], "AWS::Organizations::Policy").values()
+        if p["Properties"]["Name"] == "shared-deny-agent-compute"
+    ]
+    assert deny_scp["Properties"]["Tags"] == [{"Key": "killswitch:deny-scp", "Value": "shared"}]
     [tagged] = [s for s in statements(workload) if s.get("Sid") == "AttachDenyScpTaggedAccounts"]
     assert tagged["Condition"] == {"Null": {"aws:ResourceTag/agent-name": "false"}}
     assert "sts:AssumeRole" not in _actions(workload)
@@ -115,7 +121,10 @@ def test_shared_account_kill_lambda_attaches_the_scp_itself(stacks: Stacks, temp
     names = [r["Properties"].get("RoleName") for r in resources(management, "AWS::IAM::Role").values()]
     assert names == ["shared-budgets-action"]
     assert stacks["shared"][1] is not None and stacks["shared"][1].account == MANAGEMENT_ACCOUNT
-    assert Token.is_unresolved(stacks["shared"][0].account)  # workload stack stays environment-agnostic
+    # The kill Lambda's Organizations grants name `${AWS::AccountId}` as the management account: the workload stack
+    # is pinned there (deploying it anywhere else is refused by `cdk deploy`).
+    assert stacks["shared"][0].account == MANAGEMENT_ACCOUNT
+    assert Token.is_unresolved(stacks["solo"][0].account)  # without a sandbox it stays environment-agnostic
 
 
 def test_without_emails_budget_actions_are_skipped_with_a_warning(

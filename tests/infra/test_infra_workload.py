@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.infra.infra_support import (
 )
 
 CONFIG = make_config()
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -190,12 +192,20 @@ def test_kill_lambda_runtime_handler_and_sizing(template: Template) -> None:
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
 
 
-def test_powertools_layer_comes_from_the_public_ssm_parameter(template: Template) -> None:
+def test_powertools_layer_is_pinned_to_the_release_the_tests_use(template: Template) -> None:
+    """The versioned public SSM parameter of the Powertools release in requirements.txt (and installed), never
+    `latest`, which would deploy an untested release."""
+    pinned = next(
+        line.split("==", 1)[1].strip()
+        for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.startswith("aws-lambda-powertools==")
+    )
+    assert pinned == importlib.metadata.version("aws-lambda-powertools")
     [layer] = _kill_fn(template)["Layers"]
     param = layer["Ref"]
     assert template.to_json()["Parameters"][param] == {
         "Type": "AWS::SSM::Parameter::Value<String>",
-        "Default": "/aws/service/powertools/python/x86_64/python3.13/latest",
+        "Default": f"/aws/service/powertools/python/x86_64/python3.13/{pinned}",
     }
 
 
@@ -279,18 +289,23 @@ def test_tagged_write_statements(template: Template) -> None:
 
 def test_discovery_app_autoscaling_and_kms_grant(template: Template) -> None:
     discover = statement(template, "Discover")
+    # Exactly the reads the kill makes (IAM coverage trace), no Describe*/List* families.
     assert set(discover["Action"]) == {
         "tag:GetResources",
         "ec2:DescribeInstances",
-        "ecs:Describe*",
-        "ecs:List*",
-        "autoscaling:Describe*",
-        "application-autoscaling:Describe*",
+        "ecs:DescribeServices",
+        "ecs:DescribeTasks",
+        "autoscaling:DescribeAutoScalingGroups",
+        "application-autoscaling:DescribeScalableTargets",
     }
     scaling = statement(template, "EcsServiceScaling")
-    assert set(scaling["Action"]) == {
-        "application-autoscaling:RegisterScalableTarget",
-        "application-autoscaling:DescribeScalableTargets",
+    assert scaling["Action"] == "application-autoscaling:RegisterScalableTarget"
+    # Resource "*" (no resource-level permissions): only ECS service desired counts, nothing else scalable.
+    assert scaling["Condition"] == {
+        "StringEquals": {
+            "application-autoscaling:service-namespace": "ecs",
+            "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+        }
     }
     grant = statement(template, "RestartEncryptedVolumes")
     assert grant["Action"] == "kms:CreateGrant"
@@ -321,6 +336,44 @@ def test_kill_role_writes_ledger_and_publishes_results(template: Template) -> No
     assert ("sns:Publish", f"${{{ids['events_topic']}}}") in allowed
     assert ("dynamodb:PutItem", f"${{{ids['table']}.Arn}}") in allowed
     assert ("sqs:SendMessage", f"${{{ids['dlq']}.Arn}}") in allowed  # rejected alerts are forwarded to the DLQ
+
+
+def test_function_roles_get_only_the_ledger_and_queue_actions_their_code_calls(template: Template) -> None:
+    """Trimmed from CDK's read/write grants to what the IAM coverage trace shows (and the code calls)."""
+    ids = _ids(template)
+    table = f"${{{ids['table']}.Arn}}"
+    on_table: dict[str, set[str]] = {}
+    for res in resources(template, "AWS::IAM::Policy").values():
+        role = render(res["Properties"]["Roles"][0])
+        for s in res["Properties"]["PolicyDocument"]["Statement"]:
+            if table in [render(r) for r in as_list(s["Resource"])]:
+                on_table.setdefault(role, set()).update(as_list(s["Action"]))
+    kill_role, spend_role = (f"${{{r}}}" for r in _function_roles(template))
+    assert on_table[kill_role] == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    }
+    assert on_table[spend_role] == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
+    sqs = {a for s in statements(template) for a in as_list(s["Action"]) if a.startswith("sqs:")}
+    assert sqs == {"sqs:SendMessage"}
+
+
+def _function_roles(template: Template) -> tuple[str, str]:
+    by_handler = {
+        f["Properties"]["Handler"]: f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in resources(template, "AWS::Lambda::Function").values()
+    }
+    return by_handler["killswitch.handlers.kill.handler"], by_handler["killswitch.handlers.spend_recorder.handler"]
 
 
 def test_no_managed_policies_on_function_roles(template: Template) -> None:
@@ -452,17 +505,30 @@ def test_budget_notifications_alert_kill_topic_and_emails(template: Template, bu
 # -- guard policy and outputs -------------------------------------------------------------------------------
 
 
-def test_guard_publisher_policy_limits_ledger_access_to_guard_keys(template: Template) -> None:
+def test_guard_publisher_policy_limits_ledger_access_to_the_callers_own_partition(template: Template) -> None:
     ids = _ids(template)
-    policy = only(template, "AWS::IAM::ManagedPolicy")["Properties"]
-    assert policy["ManagedPolicyName"] == "ks-guard-publisher"
+    [policy] = [
+        r["Properties"]
+        for r in resources(template, "AWS::IAM::ManagedPolicy").values()
+        if r["Properties"]["ManagedPolicyName"] == "ks-guard-publisher"
+    ]
     stmts = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert stmts["PublishKill"]["Action"] == "sns:Publish"
     assert stmts["PublishKill"]["Resource"] == {"Ref": ids["kill_topic"]}
     ledger = stmts["GuardLedgerItems"]
     assert ledger["Resource"] == {"Fn::GetAtt": [ids["table"], "Arn"]}
-    assert ledger["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["GUARD#*", "SPEND#*", "RUN#*"]}}
-    assert all(a.startswith("dynamodb:") and "Table" not in a and "Scan" not in a for a in ledger["Action"])
+    # Only the caller's own partition (its agent-name principal tag), never SPEND#/AGENT#/KILL# items.
+    assert ledger["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["GUARD#${aws:PrincipalTag/agent-name}"]}
+    }
+    # Only what the guard SDK calls: no deletes, batch writes or condition checks.
+    assert sorted(ledger["Action"]) == [
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ]
 
 
 def test_outputs(template: Template) -> None:

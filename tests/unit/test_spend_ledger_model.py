@@ -73,7 +73,7 @@ def test_cost_explorer_credits_may_be_negative() -> None:
 def test_no_ttl_when_retention_is_off() -> None:
     store = InMemorySpendStore()
     SpendLedger(store, retention_days=None).record_guard_charge("a", date(2026, 1, 1), "c", 1)
-    [item] = store.query("SPEND#a")
+    [item] = store.query("GUARD#a")
     assert "expires_at" not in item
 
 

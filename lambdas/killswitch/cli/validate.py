@@ -20,6 +20,7 @@ from killswitch.config import (
     load_config,
     resolve_config_path,
 )
+from killswitch.scp.validator import kill_switch_role_arns
 from killswitch.scp.validator import validate_path as validate_scp_path
 
 err_console = Console(stderr=True, highlight=False)
@@ -48,8 +49,9 @@ def missing_files(cfg: KillSwitchConfig, path: Path) -> list[ConfigIssue]:
     return [ConfigIssue(str(path), line, col, "KS108", "sandbox.scp", message)]
 
 
-def _break_glass_from(configs: list[Path]) -> list[str] | None:
-    """Break-glass ARNs of the first config that loads (the given ones, else the default file)."""
+def _exemptions_from(configs: list[Path]) -> tuple[list[str] | None, tuple[str, ...] | None]:
+    """Break-glass ARNs and the kill switch's exact role ARNs of the first config that loads (the given ones, else
+    the default file)."""
     candidates = configs or [resolve_config_path()]
     for path in candidates:
         try:
@@ -57,8 +59,9 @@ def _break_glass_from(configs: list[Path]) -> list[str] | None:
         except ConfigError:
             continue
         if cfg.sandbox:
-            return list(cfg.sandbox.break_glass_role_arns)
-    return None
+            roles = kill_switch_role_arns(cfg.prefix, cfg.deploy_region)
+            return list(cfg.sandbox.break_glass_role_arns), roles
+    return None, None
 
 
 def validate_paths(paths: list[Path]) -> tuple[list[str], list[str]]:
@@ -69,10 +72,10 @@ def validate_paths(paths: list[Path]) -> tuple[list[str], list[str]]:
     scps = [p for p in paths if p.suffix not in CONFIG_SUFFIXES]
     for path in configs:
         errors.extend(validate_config_file(path))
-    break_glass = _break_glass_from(configs) if scps else None
+    break_glass, kill_switch_roles = _exemptions_from(configs) if scps else (None, None)
     for path in scps:
         if path.suffix == ".json" or path.is_dir():
-            for finding in validate_scp_path(path, break_glass):
+            for finding in validate_scp_path(path, break_glass, kill_switch_roles):
                 (errors if finding.severity == "error" else warnings).append(str(finding))
         else:
             errors.append(f"{path}:1:1: KS001 not a config file (.yaml/.yml), an SCP file (.json) or a directory")

@@ -56,6 +56,9 @@ TRANSIENT_CODES = frozenset(
         "EndpointConnectionError",
         "ConnectTimeoutError",
         "ReadTimeoutError",
+        # Assumed-role credentials that expired between refreshes: the retry runs with fresh ones.
+        "ExpiredToken",
+        "ExpiredTokenException",
     }
 )
 # Processes that would launch or replace instances while the group is meant to be at zero.

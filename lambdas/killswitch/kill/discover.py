@@ -78,8 +78,30 @@ def discover(agent: str, regions: Iterable[str], clients: ClientFactory, *, run_
     for region in regions:
         try:
             out.resources.extend(discover_region(agent, region, clients, run_id=run_id))
+            if run_id is None:
+                out.resources.extend(tag_variants(agent, region, clients))
         except (ClientError, BotoCoreError) as exc:
             out.failures.append(DiscoveryFailure(region, aws.error_code(exc), str(exc)))
+    return out
+
+
+def tag_variants(agent: str, region: str, clients: ClientFactory) -> list[Resource]:
+    """Resources tagged with a case/whitespace variant of `agent` (`log-summarizer `): GetResources matches values
+    exactly, so every `agent-name` value is read once and the variants kept. The plan reports them, never acts."""
+    kinds = {"instance": EC2_INSTANCE, "service": ECS_SERVICE, "task": ECS_TASK}
+    out: list[Resource] = []
+    for page in (
+        clients("resourcegroupstaggingapi", region)
+        .get_paginator("get_resources")
+        .paginate(TagFilters=[{"Key": T.AGENT_NAME}], ResourceTypeFilters=TAGGING_TYPES, ResourcesPerPage=100)
+    ):
+        for mapping in page.get("ResourceTagMappingList", []):
+            tags = T.tag_list_to_dict(mapping.get("Tags"))
+            if T.is_name_variant(tags.get(T.AGENT_NAME), agent):
+                arn = mapping["ResourceARN"]
+                kind, _, rest = arn.split(":", 5)[-1].partition("/")
+                rid = rest if kind == "instance" else arn
+                out.append(Resource(kinds.get(kind, kind), rid, region, tags=tags, name=arn))
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from killswitch import tags as T
 from killswitch.results import Outcome, ResourceResult, Summary
 
 # Resource types (the Resource Groups Tagging API spelling where there is one).
@@ -221,6 +222,11 @@ class Plan:
     def actionable_count(self) -> int:
         return sum(1 for d in self.decisions if d.actionable)
 
+    @property
+    def tag_variants(self) -> list[Decision]:
+        """Resources whose `agent-name` differs from the agent only by case or whitespace (left alone, reported)."""
+        return [d for d in self.decisions if T.is_name_variant(d.resource.tags.get(T.AGENT_NAME), self.agent)]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "agent": self.agent,
@@ -228,6 +234,14 @@ class Plan:
             "limit": self.limit,
             "refused": self.refused,
             "decisions": [d.to_dict() for d in self.decisions],
+            "tag_variants": [
+                {
+                    "region": d.resource.region,
+                    "resource_id": d.resource.resource_id,
+                    T.AGENT_NAME: d.resource.tags.get(T.AGENT_NAME),
+                }
+                for d in self.tag_variants
+            ],
         }
 
     def summary(self) -> dict[str, Any]:
@@ -319,6 +333,8 @@ class KillReport:
             "failures_total": len(self.summary.failures),
             "needs_approval": self.needs_approval[:EVENT_LIST_LIMIT],
             "needs_approval_total": len(self.needs_approval),
+            # agent-name case/whitespace variants: left alone, ops fix the tag (or it was an escape attempt).
+            "tag_variants": (self.plan.to_dict()["tag_variants"][:EVENT_LIST_LIMIT] if self.plan else []),
             "duration_ms": round(self.duration_ms, 1),
         }
 

@@ -3,6 +3,7 @@
 No AWS calls, no clock, no ledger: everything it needs is passed in, so it is unit-tested as a table.
 
 Rules, first match wins:
+0. `agent-name` differs from the agent only by case or surrounding whitespace → skip, reported as a tag variant
 1. tag mismatch (`agent-name` is not the agent, or a run-scoped kill and `agent-run-id` is not the run) → skip
 2. `killswitch:exempt=true` → skip
 3. already handled by an earlier, not yet restored kill → skip ("already handled by kill <id>")
@@ -89,6 +90,12 @@ def _decide(
     def skip(reason: str) -> Decision:
         return Decision(r, Act.SKIP, reason)
 
+    tag_agent = r.tags.get(T.AGENT_NAME)
+    if r.resource_type != ACCOUNT and T.is_name_variant(tag_agent, agent.name):
+        return skip(
+            f"{T.AGENT_NAME} variant: {tag_agent!r} differs from {agent.name!r} only by case or whitespace (an escape "
+            "or a typo, invisible to the budget's tag filter too): not touched, fix the tag"
+        )
     action = ACTION_FOR_TYPE.get(r.resource_type)
     if action is None:
         return skip(f"unsupported resource type {r.resource_type}")
@@ -97,7 +104,6 @@ def _decide(
         if run_id:
             return skip("run-scoped kill: an account-wide SCP is not applied")
     else:
-        tag_agent = r.tags.get(T.AGENT_NAME)
         if tag_agent != agent.name:
             return skip(f"tag mismatch: {T.AGENT_NAME}={tag_agent!r}, not {agent.name!r}")
         if run_id and r.tags.get(T.AGENT_RUN_ID) != run_id:

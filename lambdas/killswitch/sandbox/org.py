@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from aws_lambda_powertools import Logger
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from killswitch.aws import client, error_code
@@ -41,18 +43,31 @@ class ScpTarget:
     reason: str  # "sandbox_accounts in config" | "account tag agent-name=<agent>"
 
 
+def assumed_role_session(role_arn: str, session: boto3.Session | None = None) -> boto3.Session:
+    """A session whose credentials assume `role_arn` again before they expire (botocore refreshes them ahead of
+    expiry), so a warm Lambda container never calls Organizations with an expired token (they last an hour)."""
+    sess = session or boto3.Session()
+    sts = client("sts", session=sess)
+
+    def fetch() -> dict[str, str]:
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="killswitch-scp")["Credentials"]
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
+
+    botocore_session = botocore.session.get_session()
+    botocore_session._credentials = RefreshableCredentials.create_from_metadata(  # botocore has no public setter
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+    )
+    return boto3.Session(botocore_session=botocore_session, region_name=sess.region_name)
+
+
 def org_client(role_arn: str | None = None, session: boto3.Session | None = None) -> Any:
     """An Organizations client; with `role_arn`, through that role (the management account's SCP role)."""
-    sess = session or boto3.Session()
-    if role_arn:
-        sts = client("sts", session=sess)
-        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="killswitch-scp")["Credentials"]
-        sess = boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=sess.region_name,
-        )
+    sess = assumed_role_session(role_arn, session) if role_arn else (session or boto3.Session())
     # Organizations is a global service whose endpoint lives in us-east-1.
     return client("organizations", region="us-east-1", session=sess)
 

@@ -25,6 +25,16 @@ from killswitch.scp.jsonpos import Member, Node, parse
 Severity = Literal["error", "warning"]
 
 DEFAULT_BREAK_GLASS_ROLE_ARNS: tuple[str, ...] = ("arn:aws:iam::*:role/BreakGlass",)
+
+
+def kill_switch_role_arns(prefix: str, deploy_region: str) -> tuple[str, ...]:
+    """The kill switch's own roles an SCP must exempt, by exact name (the kill Lambda's role, the org-kill role).
+
+    Exact names, never `role/<prefix>-*`: an agent could create a role matching a pattern in its sandbox account and
+    escape every deny; `protect-kill-switch` keeps agents from creating roles with these exact names."""
+    return (f"arn:aws:iam::*:role/{prefix}-kill-{deploy_region}", f"arn:aws:iam::*:role/{prefix}-org-kill")
+
+
 MAX_SCP_CHARS = 10_240
 WARN_RATIO = 0.9
 POLICY_VERSION = "2012-10-17"
@@ -66,6 +76,8 @@ CODES: dict[str, tuple[Severity, str]] = {
         "error",
         "Deny statement would deny a break-glass role organizations:*, sts:AssumeRole* or IAM on itself",
     ),
+    "SCP063": ("error", "Deny statement does not exempt the kill switch's roles by their exact names"),
+    "SCP064": ("error", "Deny statement exempts a role name pattern an agent could create (role/killswitch-*)"),
 }
 
 _TOP_KEYS = ("Version", "Id", "Statement")
@@ -112,9 +124,10 @@ class Finding:
 
 
 class _Checker:
-    def __init__(self, file: str, break_glass: tuple[str, ...]):
+    def __init__(self, file: str, break_glass: tuple[str, ...], kill_switch_roles: tuple[str, ...] = ()):
         self.file = file
         self.break_glass = break_glass
+        self.kill_switch_roles = kill_switch_roles
         self.findings: list[Finding] = []
 
     def add(self, code: str, at: Node | Member | tuple[int, int], message: str) -> None:
@@ -294,10 +307,21 @@ class _Checker:
                     principal_key = principal_key or key
                     values = key.value.items if key.value.kind == "array" else [key.value]
                     patterns.extend((kind, str(v.value)) for v in values)
+        at: Node | Member = principal_key.value if principal_key else condition if condition else stmt
+        required = [*self.break_glass, *self.kill_switch_roles]
+        fix = f'"Condition": {{"ArnNotLike": {{"aws:PrincipalARN": {json.dumps(required)}}}}}'
+        for kind, pattern in patterns if self.kill_switch_roles else []:  # rules known from a config only
+            if kind != "exact" and _role_name_is_pattern(pattern) and pattern not in self.break_glass:
+                self.add("SCP064", at, f"{name} exempts {pattern}: an agent could create a role with a matching "
+                         f"name and escape this deny; exempt the exact roles instead: {fix}")  # fmt: skip
+        exact = {p for _, p in patterns}
+        absent = [r for r in self.kill_switch_roles if r not in exact]
+        if absent:
+            self.add("SCP063", at, f"{name} does not exempt the kill switch's roles {', '.join(absent)} by their exact "
+                     f"names: {fix}")  # fmt: skip
         missing = [bg for bg in self.break_glass if not any(_covers(kind, p, bg) for kind, p in patterns)]
         if not missing:
             return
-        at: Node | Member = principal_key.value if principal_key else condition if condition else stmt
         have = f" (exempted: {', '.join(p for _, p in patterns)})" if patterns else ""
         doc = stmt.to_python()
         for bg in missing:
@@ -310,8 +334,7 @@ class _Checker:
                              'ArnNotLike {"aws:PrincipalARN": [...]} condition')  # fmt: skip
                     break
             else:
-                self.add("SCP061", at, f"{name} does not exempt break-glass role {bg}{have}: add "
-                         f'"Condition": {{"ArnNotLike": {{"aws:PrincipalARN": ["{bg}"]}}}}')  # fmt: skip
+                self.add("SCP061", at, f"{name} does not exempt break-glass role {bg}{have}: add {fix}")
 
     def size(self, root: Node) -> None:
         length = len(minify(root.to_python()))
@@ -319,6 +342,12 @@ class _Checker:
             self.add("SCP050", (1, 1), f"minified policy is {length} characters; the SCP limit is {MAX_SCP_CHARS}")
         elif length > WARN_RATIO * MAX_SCP_CHARS:
             self.add("SCP051", (1, 1), f"minified policy is {length} of {MAX_SCP_CHARS} characters")
+
+
+def _role_name_is_pattern(arn: str) -> bool:
+    """`arn:aws:iam::*:role/killswitch-*`: a wildcard in the role name (the account part may be `*`)."""
+    name = arn.split(":role/", 1)[1] if ":role/" in arn else arn
+    return "*" in name or "?" in name
 
 
 def _covers(kind: str, pattern: str, break_glass_arn: str) -> bool:
@@ -371,10 +400,17 @@ def minify(policy: Any) -> str:
     return json.dumps(policy, separators=(",", ":"), ensure_ascii=False)
 
 
-def validate_text(text: str, file: str, break_glass_role_arns: list[str] | None = None) -> list[Finding]:
-    """Every problem of one SCP document, sorted by position."""
+def validate_text(
+    text: str,
+    file: str,
+    break_glass_role_arns: list[str] | None = None,
+    kill_switch_roles: tuple[str, ...] | None = None,
+) -> list[Finding]:
+    """Every problem of one SCP document, sorted by position. `kill_switch_roles` (from the config, see
+    `kill_switch_role_arns`): the exact role ARNs every deny must exempt; with them, a wildcard role exemption that
+    is not a configured break-glass pattern is an error too. Without them those two rules are skipped."""
     break_glass = tuple(break_glass_role_arns) if break_glass_role_arns else DEFAULT_BREAK_GLASS_ROLE_ARNS
-    checker = _Checker(file, break_glass)
+    checker = _Checker(file, break_glass, tuple(kill_switch_roles or ()))
     root, problems = parse(text)
     codes = {"syntax": "SCP001", "duplicate_key": "SCP002", "comment": "SCP003", "trailing_comma": "SCP004"}
     for p in problems:
@@ -385,20 +421,22 @@ def validate_text(text: str, file: str, break_glass_role_arns: list[str] | None 
     return sorted(checker.findings, key=lambda f: (f.line, f.col, f.code))
 
 
-def validate_path(path: Path, break_glass_role_arns: list[str] | None = None) -> list[Finding]:
+def validate_path(
+    path: Path, break_glass_role_arns: list[str] | None = None, kill_switch_roles: tuple[str, ...] | None = None
+) -> list[Finding]:
     """Validate one SCP file, or every `*.json` file directly inside a directory (sorted by name)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.glob("*.json") if p.is_file())
         if not files:
             return [Finding(str(path), 1, 1, "SCP000", "error", "no .json SCP files in this directory")]
-        return [f for p in files for f in validate_path(p, break_glass_role_arns)]
+        return [f for p in files for f in validate_path(p, break_glass_role_arns, kill_switch_roles)]
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         return [Finding(str(path), 1, 1, "SCP000", "error", f"cannot read SCP file: {reason}")]
-    return validate_text(text, str(path), break_glass_role_arns)
+    return validate_text(text, str(path), break_glass_role_arns, kill_switch_roles)
 
 
 def errors(findings: list[Finding]) -> list[Finding]:

@@ -1,6 +1,7 @@
 """Spend ledger: one DynamoDB item per spend fact, three sources kept apart (see `killswitch.keys`).
 
-Items live under pk `SPEND#<agent>`, sk `DAY#<yyyy-mm-dd>#<source>#<detail>`:
+Items live under pk `SPEND#<agent>` (budget, Cost Explorer) or `GUARD#<agent>` (guard charges: the partition the
+agent's own role may write, see `killswitch.keys`), sk `DAY#<yyyy-mm-dd>#<source>#<detail>`:
 
 | source | detail | amount means |
 |---|---|---|
@@ -33,7 +34,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from killswitch import aws
-from killswitch.keys import PK, SK, TTL_ATTR, agent_pk, spend_pk, spend_sk
+from killswitch.keys import PK, SK, TTL_ATTR, agent_pk, spend_fact_pk, spend_sk
 
 SOURCE_BUDGET = "budget"
 SOURCE_COST_EXPLORER = "cost_explorer"
@@ -104,7 +105,7 @@ class SpendEntry:
 
     @property
     def pk(self) -> str:
-        return spend_pk(self.agent)
+        return spend_fact_pk(self.agent, self.source)
 
     @property
     def sk(self) -> str:
@@ -499,16 +500,19 @@ class SpendLedger:
         detail) order; `source` narrows to one of SOURCES."""
         if source is not None and source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)} (got {source!r})")
-        pk = spend_pk(agent)
-        if since is not None and since == until:
-            prefix = f"DAY#{since.isoformat()}#" + (f"{source}#" if source else "")
-            items = self.store.query(pk, prefix)
-        elif since is None and until is None:
-            items = self.store.query(pk, "DAY#")
-        else:
-            low = f"DAY#{since.isoformat()}#" if since else "DAY#"
-            high = f"DAY#{until.isoformat()}#{_HIGH}" if until else f"DAY#{_HIGH}"
-            items = self.store.query_between(pk, low, high)
+        sources = (source,) if source is not None else SOURCES
+        items: list[dict[str, Any]] = []
+        for pk in dict.fromkeys(spend_fact_pk(agent, s) for s in sources):  # one query per partition
+            if since is not None and since == until:
+                prefix = f"DAY#{since.isoformat()}#" + (f"{source}#" if source else "")
+                items.extend(self.store.query(pk, prefix))
+            elif since is None and until is None:
+                items.extend(self.store.query(pk, "DAY#"))
+            else:
+                low = f"DAY#{since.isoformat()}#" if since else "DAY#"
+                high = f"DAY#{until.isoformat()}#{_HIGH}" if until else f"DAY#{_HIGH}"
+                items.extend(self.store.query_between(pk, low, high))
+        items.sort(key=lambda i: str(i[SK]).encode("utf-8"))  # (day, source, detail) order across partitions
         out = [SpendEntry.from_item(i) for i in items]
         if source is not None:
             out = [e for e in out if e.source == source]
