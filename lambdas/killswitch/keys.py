@@ -14,6 +14,7 @@ Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N,
 | guard headroom per cap | `GUARD#<agent>` | `CAP#<scope>#<key>` | guard |
 | guard charge (idempotency) | `GUARD#<agent>` | `CHARGE#<charge_id>` | guard |
 | guard lease | `GUARD#<agent>` | `LEASE#<lease_id>` | guard |
+| business outcome (`run.outcome`) | `GUARD#<agent>` | `OUTCOME#<yyyy-mm-dd>#<outcome id>` | guard |
 
 Agent access: an agent role (the `<prefix>-guard-publisher` policy) may read and write only items whose partition key
 is exactly `GUARD#<its agent-name principal tag>` (IAM `dynamodb:LeadingKeys`; DynamoDB cannot condition on sort

@@ -1,6 +1,6 @@
 """Business outcomes recorded by the guard (`run.outcome(...)`), next to the agent's spend entries.
 
-Items: pk `SPEND#<agent>` (the spend partition), sk `OUTCOME#<day>#<outcome id>`: the outcome id is the
+Items: pk `GUARD#<agent>` (the only partition an agent's guard may write, see `killswitch.keys`), sk `OUTCOME#<day>#<outcome id>`: the outcome id is the
 idempotency key (a retried record overwrites itself). Spend queries read `DAY#...` only, so outcomes never count
 as spend. `killswitch report` divides the agent's spend in the window by the outcomes in the same window.
 """
@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from killswitch.keys import PK, SK, spend_pk
+from killswitch.keys import PK, SK, guard_pk
 from killswitch.spend.ledger import SpendStore
 
 _HIGH = "\U0010ffff"
@@ -44,7 +44,7 @@ class OutcomeLedger:
         if count < 1:
             raise ValueError(f"count must be >= 1 (got {count})")
         item: dict[str, Any] = {
-            PK: spend_pk(agent),
+            PK: guard_pk(agent),
             SK: outcome_sk(day.isoformat(), outcome_id),
             "agent": agent,
             "day": day.isoformat(),
@@ -62,7 +62,7 @@ class OutcomeLedger:
         low = f"OUTCOME#{since.isoformat()}#" if since else "OUTCOME#"
         high = f"OUTCOME#{until.isoformat()}#{_HIGH}" if until else f"OUTCOME#{_HIGH}"
         out: Counter[str] = Counter()
-        for item in self.store.query_between(spend_pk(agent), low, high):
+        for item in self.store.query_between(guard_pk(agent), low, high):
             out[str(item["outcome"])] += int(item.get("count", 1))
         return dict(out)
 
