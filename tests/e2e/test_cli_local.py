@@ -67,3 +67,19 @@ def test_cli_commands_run_against_the_printed_environment(backend: LocalBackend)
     assert runner.invoke(app, ["restore", "--agent", "summarizer"]).exit_code == 0
     state = ec2.describe_instances(InstanceIds=[plain])["Reservations"][0]["Instances"][0]["State"]["Name"]
     assert state == "running"
+
+
+def test_a_port_in_use_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    import socket
+
+    from killswitch.cli.main import app as cli_app
+
+    path = tmp_path / "killswitch.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = CliRunner().invoke(cli_app, ["local", "--port", str(port), "--config", str(path)])
+    assert res.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in res.output

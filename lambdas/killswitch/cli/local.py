@@ -8,6 +8,7 @@ State lives in the server's memory and is gone when it stops. `--fleet` adds a f
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,12 @@ def start_local(
     config: KillSwitchConfig, config_path: Path, *, port: int, table: str | None = None, fleet: bool = False
 ) -> LocalBackend:
     from moto.server import ThreadedMotoServer
+
+    if port:
+        # moto's server binds in a thread and never signals a failed bind (start() would wait forever): probe first,
+        # so a port in use is an OSError here.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", port))
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request drowns the env
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
