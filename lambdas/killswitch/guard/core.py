@@ -240,8 +240,8 @@ class Guard:
 
     # -- periods and caps ---------------------------------------------------------------------------------------
     def period_key(self, now: float | None = None) -> str:
-        dt = datetime.fromtimestamp(self.clock() if now is None else now, tz=UTC)
-        return dt.strftime("%Y-%m-%d" if self.period == "day" else "%Y-%m")
+        day = _day(self.clock() if now is None else now)
+        return day if self.period == "day" else day[:7]
 
     def cap_limits(self, run_id: str, workflow: str | None, now: float) -> list[CapLimit]:
         """The caps one charge of this run draws on (the agent's period item is always there, for spend)."""
@@ -1069,8 +1069,19 @@ def _dec(value: float | None) -> Decimal | None:
     return None if value is None else usd(value)
 
 
+_day_cache: tuple[int, str] = (-1, "")
+
+
 def _day(now: float) -> str:
-    return datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%d")
+    """UTC day of an epoch time; formatted once per second (it is on every charge's path, strftime is slow)."""
+    global _day_cache
+    second = int(now // 1)
+    cached = _day_cache
+    if cached[0] == second:
+        return cached[1]
+    day = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%d")
+    _day_cache = (second, day)
+    return day
 
 
 def _models(models: Any) -> tuple[str, str] | None:
