@@ -41,6 +41,7 @@ from killswitch.guard.metrics import EmfMetrics, MetricsSink
 from killswitch.guard.outcomes import OutcomeRecord, OutcomeSink, check_outcome_caps
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
+from killswitch.guard.stepdown import Throttle, ThrottlePolicy
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
 log = logging.getLogger("killswitch.guard")
@@ -166,6 +167,8 @@ class Guard:
         kill_on_run_cap: bool = False,
         metrics: MetricsSink | None = None,
         outcome_sink: OutcomeSink | None = None,
+        throttle: ThrottlePolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         if not agent:
             raise ValueError("agent name is required")
@@ -186,6 +189,11 @@ class Guard:
         self.kill_on_run_cap = kill_on_run_cap
         self.metrics = metrics
         self.outcome_sink = outcome_sink
+        self.throttle = (
+            None
+            if throttle is None
+            else Throttle(throttle, clock=clock, sleep=sleep, used_pct=self._used_pct_of_period_cap)
+        )
         self._outcome_caps = {k: usd(v) for k, v in self.caps.per_outcome_usd.items()}
         self._lock = threading.Lock()
         self._stopped: set[tuple[str, str]] = set()  # (agent, period) | (workflow, label#period) caps crossed
@@ -232,6 +240,7 @@ class Guard:
             "leases": LeasePolicy(),
             "spend_sink": _spend_ledger_sink(table, cfg.deploy_region),
             "outcome_sink": _outcome_ledger_sink(table, cfg.deploy_region),
+            "throttle": None if agent_cfg.throttle is None else ThrottlePolicy.from_config(agent_cfg.throttle),
             # In Lambda, EMF lines on stdout become CloudWatch metrics by themselves; elsewhere pass metrics=...
             "metrics": EmfMetrics() if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None,
         }
@@ -307,6 +316,17 @@ class Guard:
         if committed * 100 >= cap * Decimal(str(self.warn_at_pct)):
             return Mode.THRIFT
         return Mode.OK
+
+    @property
+    def throttled(self) -> bool:
+        """True while the throttle (`throttle.from_pct`) slows this agent's charges down."""
+        return self.throttle is not None and self.throttle.active
+
+    def _used_pct_of_period_cap(self) -> Decimal | None:
+        cap = _dec(self.caps.per_period_usd)
+        if not cap:
+            return None
+        return self.ledger.usage(self.agent, "agent", self.period_key()).used * 100 / cap
 
     def route(self, complexity: float | str = "high") -> str:
         """The model to use: premium for complex work while OK; in THRIFT only `critical` work gets premium.
@@ -709,6 +729,12 @@ class Run:
                 call.estimate,
                 reason=f"agent {g.agent!r} is STOPPED: {cap_field(scope, key)} ({key}) was crossed",
             )
+        if g.throttle is not None:
+            waited = g.throttle.wait()
+            if waited:
+                g._metric("GuardThrottledSeconds", waited, "Seconds")
+                with self._lock:
+                    self._check_open()
         if g._outcome_caps:
             with self._lock:
                 try:
