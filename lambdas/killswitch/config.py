@@ -112,6 +112,14 @@ class ThrottleConfig(_Strict):
     max_calls_per_minute: int = Field(ge=1, le=1_000_000)
 
 
+class EscalateConfig(_Strict):
+    """Pause a run that calls a costly tool more than `after_calls` times until a person approves it."""
+
+    tool: str = Field(min_length=1)
+    after_calls: int = Field(ge=1, le=1_000_000)
+    over_usd: Usd | None = None
+
+
 class ModelsConfig(_Strict):
     """Thrift-mode routing: past the warn percentage the guard routes to the cheap model."""
 
@@ -136,6 +144,7 @@ class AgentConfig(_Strict):
     models: ModelsConfig | None = None
     loop: LoopConfig = Field(default_factory=LoopConfig)
     throttle: ThrottleConfig | None = None
+    escalate: EscalateConfig | None = None
     # What a guard-fired kill stops: only the offending run's resources, or everything of the agent.
     kill_scope: Literal["run", "agent"] = "run"
     max_resources_per_kill: int | None = Field(default=None, ge=1)

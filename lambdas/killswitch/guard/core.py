@@ -23,6 +23,7 @@ from typing import Any, Literal
 from killswitch.events import KillSwitchEvent
 from killswitch.guard import leasing
 from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, RunFrozen, cap_field
+from killswitch.guard.escalation import ApprovalRequest, ApprovalRequired, ApprovalSink, EscalatePolicy
 from killswitch.guard.ids import new_id
 from killswitch.guard.instrument import instrument as _instrument
 from killswitch.guard.ledger import ZERO, CapLimit, Hold, InMemoryLedger, Ledger, sweep
@@ -168,6 +169,8 @@ class Guard:
         metrics: MetricsSink | None = None,
         outcome_sink: OutcomeSink | None = None,
         throttle: ThrottlePolicy | None = None,
+        escalate: EscalatePolicy | None = None,
+        approval_sink: ApprovalSink | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         if not agent:
@@ -189,6 +192,9 @@ class Guard:
         self.kill_on_run_cap = kill_on_run_cap
         self.metrics = metrics
         self.outcome_sink = outcome_sink
+        self.escalate = escalate
+        self.approval_sink = approval_sink
+        self._approved: set[str] = set()  # run ids approved since their last pause
         self.throttle = (
             None
             if throttle is None
@@ -241,6 +247,7 @@ class Guard:
             "spend_sink": _spend_ledger_sink(table, cfg.deploy_region),
             "outcome_sink": _outcome_ledger_sink(table, cfg.deploy_region),
             "throttle": None if agent_cfg.throttle is None else ThrottlePolicy.from_config(agent_cfg.throttle),
+            "escalate": None if agent_cfg.escalate is None else EscalatePolicy.from_config(agent_cfg.escalate),
             # In Lambda, EMF lines on stdout become CloudWatch metrics by themselves; elsewhere pass metrics=...
             "metrics": EmfMetrics() if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None,
         }
@@ -316,6 +323,11 @@ class Guard:
         if committed * 100 >= cap * Decimal(str(self.warn_at_pct)):
             return Mode.THRIFT
         return Mode.OK
+
+    def approve_run(self, run_id: str) -> None:
+        """Let a run paused by `escalate` go on (its count of costly tool calls starts again)."""
+        with self._lock:
+            self._approved.add(run_id)
 
     @property
     def throttled(self) -> bool:
@@ -494,6 +506,8 @@ class Run:
         self._spent = ZERO
         self._inflight = ZERO  # estimates of calls reserved and not yet settled (per-outcome caps)
         self._outcomes: dict[str, int] = {}
+        self._costly_calls = 0  # calls counted by `escalate` since the last approval
+        self._approval_requested = False
         self.ledger_reservations = 0  # reservations that reached the ledger (leases or direct holds)
 
     # -- public -----------------------------------------------------------------------------------------------
@@ -567,6 +581,7 @@ class Run:
         existing = self._retry(cid)
         if existing is not None:
             return existing
+        self._escalation_check(name, value)
         self._step(signature(f"{kind}:{name}", args) if kind == "tool" else None)
         call = Call(self, cid, kind, name, value, None, 0, 0)
         self._reserve(call, settled=True)
@@ -614,6 +629,7 @@ class Run:
 
     def tool_call(self, name: str, args: Any = None) -> None:
         """Record a free tool call for the loop breaker (raises LoopDetected on a loop)."""
+        self._escalation_check(name, ZERO)
         self._step(signature(f"tool:{name}", args))
 
     def close(self) -> None:
@@ -677,6 +693,45 @@ class Run:
             return len(done)
 
     # -- internals --------------------------------------------------------------------------------------------
+    def _escalation_check(self, name: str, amount: Decimal) -> None:
+        """Count a costly tool call; past `escalate.after_calls` raise ApprovalRequired until the run is approved."""
+        g = self.guard
+        policy = g.escalate
+        if policy is None or not policy.counts(name, amount):
+            return
+        with g._lock:
+            approved = self.run_id in g._approved
+            g._approved.discard(self.run_id)
+        with self._lock:
+            if approved:
+                self._costly_calls, self._approval_requested = 0, False
+            if self._costly_calls < policy.after_calls:
+                self._costly_calls += 1
+                return
+            first = not self._approval_requested
+            self._approval_requested = True
+            spent = self._spent
+        request = ApprovalRequest(
+            agent=g.agent,
+            run_id=self.run_id,
+            tool=name,
+            calls=policy.after_calls,
+            spent_usd=spent,
+            reason=(
+                f"agent {g.agent!r} run {self.run_id} called {name!r} {policy.after_calls} times"
+                + ("" if policy.over_usd is None else f" at over ${policy.over_usd} each")
+                + " (escalate.after_calls)"
+            ),
+        )
+        if first:
+            g._metric("GuardApprovalRequests", 1)
+            if g.approval_sink is not None:
+                try:
+                    g.approval_sink(request)
+                except Exception:
+                    log.exception("approval sink failed for run %s", self.run_id)
+        raise ApprovalRequired(request)
+
     def _retry(self, charge_id: str) -> Call | None:
         with self._lock:
             return self._calls.get(charge_id)
