@@ -1,10 +1,15 @@
-"""The guard SDK benchmark (`bench.guard_bench`) as a section of `python -m bench`."""
+"""The guard SDK benchmarks (`bench.guard_bench`, `bench.guard_calls_bench`) as one section of `python -m bench`."""
 
 from __future__ import annotations
 
-from bench import guard_bench
+from bench import guard_bench, guard_calls_bench
 from bench.common import Section
 
 
 def run(quick: bool) -> Section:
-    return guard_bench.to_section(guard_bench.run(quick))
+    section = guard_bench.to_section(guard_bench.run(quick))
+    rows, figures, notes = guard_calls_bench.rows_and_figures(guard_calls_bench.run(quick))
+    section.rows.extend(rows)
+    section.figures.update(figures)
+    section.notes.extend(notes)
+    return section

@@ -105,6 +105,21 @@ class CapsConfig(_Strict):
     per_outcome_usd: dict[str, Usd] = Field(default_factory=dict)
 
 
+class ThrottleConfig(_Strict):
+    """Step-down near the cap: past `from_pct` of `caps.per_day_usd`, at most N charges a minute per process."""
+
+    from_pct: float = Field(default=90, gt=0, le=100)
+    max_calls_per_minute: int = Field(ge=1, le=1_000_000)
+
+
+class EscalateConfig(_Strict):
+    """Pause a run that calls a costly tool more than `after_calls` times until a person approves it."""
+
+    tool: str = Field(min_length=1)
+    after_calls: int = Field(ge=1, le=1_000_000)
+    over_usd: Usd | None = None
+
+
 class ModelsConfig(_Strict):
     """Thrift-mode routing: past the warn percentage the guard routes to the cheap model."""
 
@@ -128,6 +143,8 @@ class AgentConfig(_Strict):
     caps: CapsConfig = Field(default_factory=CapsConfig)
     models: ModelsConfig | None = None
     loop: LoopConfig = Field(default_factory=LoopConfig)
+    throttle: ThrottleConfig | None = None
+    escalate: EscalateConfig | None = None
     # What a guard-fired kill stops: only the offending run's resources, or everything of the agent.
     kill_scope: Literal["run", "agent"] = "run"
     max_resources_per_kill: int | None = Field(default=None, ge=1)

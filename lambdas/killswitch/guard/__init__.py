@@ -13,6 +13,7 @@ with guard.run(workflow="triage") as run:
 from killswitch.guard.core import Call, Caps, ChargeRecord, Guard, LeasePolicy, Mode, Run, SpendSink, spend_ledger_sink
 from killswitch.guard.dynamo import DynamoLedger
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge, GuardError, LoopDetected, RunFrozen, UnknownModel
+from killswitch.guard.escalation import ApprovalRequest, ApprovalRequired, EscalatePolicy
 from killswitch.guard.instrument import instrument
 from killswitch.guard.ledger import CapLimit, CapUsage, Hold, InMemoryLedger, Ledger, sweep
 from killswitch.guard.loops import (
@@ -27,12 +28,15 @@ from killswitch.guard.loops import (
 from killswitch.guard.metrics import EmfMetrics, InMemoryMetrics, MetricsSink
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices
 from killswitch.guard.publisher import InMemoryPublisher, NullPublisher, Publisher, SnsPublisher
+from killswitch.guard.stepdown import ThrottlePolicy
 
 __all__ = [
     "HEADER_AGENT",
     "HEADER_CHAIN",
     "HEADER_DEPTH",
     "HEADER_RUN_ID",
+    "ApprovalRequest",
+    "ApprovalRequired",
     "BudgetExceeded",
     "Call",
     "CapLimit",
@@ -42,6 +46,7 @@ __all__ = [
     "DuplicateCharge",
     "DynamoLedger",
     "EmfMetrics",
+    "EscalatePolicy",
     "Guard",
     "GuardError",
     "Hold",
@@ -63,6 +68,7 @@ __all__ = [
     "RunFrozen",
     "SnsPublisher",
     "SpendSink",
+    "ThrottlePolicy",
     "UnknownModel",
     "default_prices",
     "instrument",

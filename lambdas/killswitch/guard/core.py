@@ -23,6 +23,7 @@ from typing import Any, Literal
 from killswitch.events import KillSwitchEvent
 from killswitch.guard import leasing
 from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, RunFrozen, cap_field
+from killswitch.guard.escalation import ApprovalRequest, ApprovalRequired, ApprovalSink, EscalatePolicy
 from killswitch.guard.ids import new_id
 from killswitch.guard.instrument import instrument as _instrument
 from killswitch.guard.ledger import ZERO, CapLimit, Hold, InMemoryLedger, Ledger, sweep
@@ -41,6 +42,7 @@ from killswitch.guard.metrics import EmfMetrics, MetricsSink
 from killswitch.guard.outcomes import OutcomeRecord, OutcomeSink, check_outcome_caps
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
+from killswitch.guard.stepdown import Throttle, ThrottlePolicy
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
 log = logging.getLogger("killswitch.guard")
@@ -166,6 +168,10 @@ class Guard:
         kill_on_run_cap: bool = False,
         metrics: MetricsSink | None = None,
         outcome_sink: OutcomeSink | None = None,
+        throttle: ThrottlePolicy | None = None,
+        escalate: EscalatePolicy | None = None,
+        approval_sink: ApprovalSink | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         if not agent:
             raise ValueError("agent name is required")
@@ -186,6 +192,14 @@ class Guard:
         self.kill_on_run_cap = kill_on_run_cap
         self.metrics = metrics
         self.outcome_sink = outcome_sink
+        self.escalate = escalate
+        self.approval_sink = approval_sink
+        self._approved: set[str] = set()  # run ids approved since their last pause
+        self.throttle = (
+            None
+            if throttle is None
+            else Throttle(throttle, clock=clock, sleep=sleep, used_pct=self._used_pct_of_period_cap)
+        )
         self._outcome_caps = {k: usd(v) for k, v in self.caps.per_outcome_usd.items()}
         self._lock = threading.Lock()
         self._stopped: set[tuple[str, str]] = set()  # (agent, period) | (workflow, label#period) caps crossed
@@ -232,6 +246,8 @@ class Guard:
             "leases": LeasePolicy(),
             "spend_sink": _spend_ledger_sink(table, cfg.deploy_region),
             "outcome_sink": _outcome_ledger_sink(table, cfg.deploy_region),
+            "throttle": None if agent_cfg.throttle is None else ThrottlePolicy.from_config(agent_cfg.throttle),
+            "escalate": None if agent_cfg.escalate is None else EscalatePolicy.from_config(agent_cfg.escalate),
             # In Lambda, EMF lines on stdout become CloudWatch metrics by themselves; elsewhere pass metrics=...
             "metrics": EmfMetrics() if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None,
         }
@@ -240,8 +256,8 @@ class Guard:
 
     # -- periods and caps ---------------------------------------------------------------------------------------
     def period_key(self, now: float | None = None) -> str:
-        dt = datetime.fromtimestamp(self.clock() if now is None else now, tz=UTC)
-        return dt.strftime("%Y-%m-%d" if self.period == "day" else "%Y-%m")
+        day = _day(self.clock() if now is None else now)
+        return day if self.period == "day" else day[:7]
 
     def cap_limits(self, run_id: str, workflow: str | None, now: float) -> list[CapLimit]:
         """The caps one charge of this run draws on (the agent's period item is always there, for spend)."""
@@ -307,6 +323,22 @@ class Guard:
         if committed * 100 >= cap * Decimal(str(self.warn_at_pct)):
             return Mode.THRIFT
         return Mode.OK
+
+    def approve_run(self, run_id: str) -> None:
+        """Let a run paused by `escalate` go on (its count of costly tool calls starts again)."""
+        with self._lock:
+            self._approved.add(run_id)
+
+    @property
+    def throttled(self) -> bool:
+        """True while the throttle (`throttle.from_pct`) slows this agent's charges down."""
+        return self.throttle is not None and self.throttle.active
+
+    def _used_pct_of_period_cap(self) -> Decimal | None:
+        cap = _dec(self.caps.per_period_usd)
+        if not cap:
+            return None
+        return self.ledger.usage(self.agent, "agent", self.period_key()).used * 100 / cap
 
     def route(self, complexity: float | str = "high") -> str:
         """The model to use: premium for complex work while OK; in THRIFT only `critical` work gets premium.
@@ -474,6 +506,8 @@ class Run:
         self._spent = ZERO
         self._inflight = ZERO  # estimates of calls reserved and not yet settled (per-outcome caps)
         self._outcomes: dict[str, int] = {}
+        self._costly_calls = 0  # calls counted by `escalate` since the last approval
+        self._approval_requested = False
         self.ledger_reservations = 0  # reservations that reached the ledger (leases or direct holds)
 
     # -- public -----------------------------------------------------------------------------------------------
@@ -561,6 +595,7 @@ class Run:
         existing = self._retry(cid)
         if existing is not None:
             return existing
+        self._escalation_check(name, value)
         self._step(signature(f"{kind}:{name}", args) if kind == "tool" else None)
         call = Call(self, cid, kind, name, value, None, 0, 0)
         self._reserve(call, settled=True)
@@ -608,6 +643,7 @@ class Run:
 
     def tool_call(self, name: str, args: Any = None) -> None:
         """Record a free tool call for the loop breaker (raises LoopDetected on a loop)."""
+        self._escalation_check(name, ZERO)
         self._step(signature(f"tool:{name}", args))
 
     def close(self) -> None:
@@ -671,6 +707,45 @@ class Run:
             return len(done)
 
     # -- internals --------------------------------------------------------------------------------------------
+    def _escalation_check(self, name: str, amount: Decimal) -> None:
+        """Count a costly tool call; past `escalate.after_calls` raise ApprovalRequired until the run is approved."""
+        g = self.guard
+        policy = g.escalate
+        if policy is None or not policy.counts(name, amount):
+            return
+        with g._lock:
+            approved = self.run_id in g._approved
+            g._approved.discard(self.run_id)
+        with self._lock:
+            if approved:
+                self._costly_calls, self._approval_requested = 0, False
+            if self._costly_calls < policy.after_calls:
+                self._costly_calls += 1
+                return
+            first = not self._approval_requested
+            self._approval_requested = True
+            spent = self._spent
+        request = ApprovalRequest(
+            agent=g.agent,
+            run_id=self.run_id,
+            tool=name,
+            calls=policy.after_calls,
+            spent_usd=spent,
+            reason=(
+                f"agent {g.agent!r} run {self.run_id} called {name!r} {policy.after_calls} times"
+                + ("" if policy.over_usd is None else f" at over ${policy.over_usd} each")
+                + " (escalate.after_calls)"
+            ),
+        )
+        if first:
+            g._metric("GuardApprovalRequests", 1)
+            if g.approval_sink is not None:
+                try:
+                    g.approval_sink(request)
+                except Exception:
+                    log.exception("approval sink failed for run %s", self.run_id)
+        raise ApprovalRequired(request)
+
     def _retry(self, charge_id: str) -> Call | None:
         with self._lock:
             return self._calls.get(charge_id)
@@ -723,6 +798,12 @@ class Run:
                 call.estimate,
                 reason=f"agent {g.agent!r} is STOPPED: {cap_field(scope, key)} ({key}) was crossed",
             )
+        if g.throttle is not None:
+            waited = g.throttle.wait()
+            if waited:
+                g._metric("GuardThrottledSeconds", waited, "Seconds")
+                with self._lock:
+                    self._check_open()
         if g._outcome_caps:
             with self._lock:
                 try:
@@ -1083,8 +1164,19 @@ def _dec(value: float | None) -> Decimal | None:
     return None if value is None else usd(value)
 
 
+_day_cache: tuple[int, str] = (-1, "")
+
+
 def _day(now: float) -> str:
-    return datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%d")
+    """UTC day of an epoch time; formatted once per second (it is on every charge's path, strftime is slow)."""
+    global _day_cache
+    second = int(now // 1)
+    cached = _day_cache
+    if cached[0] == second:
+        return cached[1]
+    day = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%d")
+    _day_cache = (second, day)
+    return day
 
 
 def _models(models: Any) -> tuple[str, str] | None:
