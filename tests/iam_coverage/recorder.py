@@ -94,8 +94,11 @@ def slim_params(params: dict[str, Any]) -> dict[str, Any]:
                 for kind, body in i.items()
             ]
         elif key == "RequestItems":
+            # BatchGetItem: {table: {"Keys": [...]}}; BatchWriteItem: {table: [{"PutRequest": ...}, ...]}
             out[key] = {
                 table: {"LeadingKeys": sorted({str(k["pk"]["S"]) for k in spec.get("Keys", []) if "pk" in k})}
+                if isinstance(spec, dict)
+                else {}
                 for table, spec in value.items()
             }
     leading = _partition_key(params)

@@ -26,8 +26,9 @@ PROTECT = POLICIES["protect-kill-switch"]
 
 AGENT = "arn:aws:iam::111122223333:role/log-summarizer-agent"
 BREAK_GLASS = "arn:aws:iam::111122223333:role/BreakGlass"
-RESTORE = "arn:aws:iam::111122223333:role/killswitch-restore"
-KILL_LAMBDA = "arn:aws:iam::111122223333:role/killswitch-kill-fn"
+# The kill switch's roles by their exact names (the SCPs exempt exactly these, never `role/killswitch-*`).
+RESTORE = "arn:aws:iam::111122223333:role/killswitch-org-kill"
+KILL_LAMBDA = "arn:aws:iam::111122223333:role/killswitch-kill-us-east-1"
 
 SPEND_ACTIONS = [
     "ec2:RunInstances",
@@ -117,9 +118,10 @@ def test_hard_freeze_lets_anyone_reach_break_glass_but_nothing_else() -> None:
 @pytest.mark.parametrize(
     ("action", "resource", "context", "sid"),
     [
-        ("iam:PutRolePolicy", "arn:aws:iam::111122223333:role/killswitch-kill-fn", {}, "ProtectKillSwitchRoles"),
+        ("iam:PutRolePolicy", "arn:aws:iam::111122223333:role/killswitch-kill-us-east-1", {}, "ProtectKillSwitchRoles"),
         ("iam:UpdateAssumeRolePolicy", BREAK_GLASS, {}, "ProtectKillSwitchRoles"),
-        ("iam:CreateRole", "arn:aws:iam::111122223333:role/killswitch-fake", {}, "ProtectKillSwitchRoles"),
+        # an agent creating a role with a kill-switch name, to ride the exemption
+        ("iam:CreateRole", "arn:aws:iam::111122223333:role/killswitch-org-kill", {}, "ProtectKillSwitchRoles"),
         ("ec2:CreateTags", "*", {"aws:TagKeys": ["killswitch:exempt"]}, "ProtectKillSwitchTagsInRequests"),
         ("ec2:DeleteTags", "*", {"aws:TagKeys": ["Name", "killswitch:criticality"]}, "ProtectKillSwitchTagsInRequests"),
         ("ec2:RunInstances", "*", {"aws:RequestTag/killswitch:exempt": "true"}, "ProtectKillSwitchExemptTag"),
