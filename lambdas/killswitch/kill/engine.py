@@ -197,9 +197,6 @@ class KillEngine:
                 source=alert.source.value,
                 alert=_alert_summary(alert),
             )
-        elif level.level is Level.RESTORE:
-            report = self.restore(alert.agent, kill_id=alert.kill_id, dry_run=dry)
-            report.reason = level.reason
         elif level.level is Level.WARN:
             report = self.warn(alert.agent, level.reason, dry_run=dry, dedupe_key=alert.dedupe_key or None)
         else:
