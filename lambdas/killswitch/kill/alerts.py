@@ -317,6 +317,17 @@ def _parse_event(event: Any, config: KillSwitchConfig, now: datetime | None) -> 
     ]
 
 
+def parse_record(index: int, record: Any, config: KillSwitchConfig, *, now: datetime | None = None) -> ParseResult:
+    """Record `index` of an SNS Lambda event (the intake reads records one by one). Never raises."""
+    try:
+        return _parse_record(index, record, config, now)
+    except Exception as exc:  # safety net, see parse_event
+        logger.exception("alert parser failed; the record is rejected")
+        return Rejected(
+            f"internal error while reading record {index}: {type(exc).__name__}: {exc}", None, _raw_of(record)
+        )
+
+
 def _parse_record(index: int, record: Any, config: KillSwitchConfig, now: datetime | None) -> ParseResult:
     if not isinstance(record, Mapping):
         return Rejected(f"record {index} is not a JSON object", None, _raw_of(record))
