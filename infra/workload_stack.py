@@ -12,6 +12,7 @@ from infra.constructs.alarms import KillAlarms
 from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
 from infra.constructs.encryption import KillSwitchKey
+from infra.constructs.guard_intake import GuardIntake
 from infra.constructs.guard_policy import GuardPublisherPolicy
 from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import LedgerTable
@@ -102,6 +103,14 @@ class WorkloadStack(Stack):
             direct_org_targets=direct_targets,
         )
         self.table.grant_read_write_data(self.kill.role)
+        self.guard_intake = GuardIntake(
+            self,
+            "GuardIntake",
+            config=config,
+            key=self.key,
+            function=self.kill.function,
+            dead_letter_queue=self.kill.dlq,
+        )
         self.kill.finalize_dependencies()
         self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
         self.alarms = KillAlarms(
@@ -110,10 +119,20 @@ class WorkloadStack(Stack):
         self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
         self.budgets = AgentBudgets(self, "Budgets", config=config, kill_topic_arn=self.kill_topic.topic_arn).budgets
         self.guard_policy = GuardPublisherPolicy(
-            self, "GuardPublisher", prefix=prefix, kill_topic=self.kill_topic, table=self.table, key=self.key
+            self,
+            "GuardPublisher",
+            prefix=prefix,
+            guard_topics=list(self.guard_intake.topics.values()),
+            table=self.table,
+            key=self.key,
         ).policy
 
-        CfnOutput(self, "KillTopicArn", value=self.kill_topic.topic_arn, description="SNS topic: kill requests in")
+        CfnOutput(
+            self,
+            "KillTopicArn",
+            value=self.kill_topic.topic_arn,
+            description="SNS alerts topic: AWS Budgets and Cost Anomaly Detection only",
+        )
         CfnOutput(self, "EventsTopicArn", value=self.events_topic.topic_arn, description="SNS topic: results out")
         CfnOutput(self, "LedgerTableName", value=self.table.table_name, description="DynamoDB ledger table")
         CfnOutput(
