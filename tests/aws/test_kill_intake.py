@@ -15,6 +15,7 @@ import pytest
 
 from killswitch.config import KillSwitchConfig
 from killswitch.handlers import kill as kill_handler
+from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.ledger import DynamoKillLedger
 from tests.aws.intake_support import (
@@ -76,9 +77,9 @@ RESTORE_BODIES = [
 def test_no_message_restores_or_approves(
     aws: Clients, handler_env: None, capsys: pytest.CaptureFixture[str], body: dict[str, Any], via: str
 ) -> None:
-    f = build_fleet(aws)
+    plain = sim.run_instance(aws, EAST, sim.agent_tags(AGENT))  # one instance is enough to hold a kill
     (kill,) = run(budget_kill())
-    assert kill["operation"] == "kill" and instance_state(aws, EAST, f["plain"]) == "stopped"
+    assert kill["operation"] == "kill" and instance_state(aws, EAST, plain) == "stopped"
     message = json.dumps(body)
     if via == "alerts topic":
         results = run(sns_record(ALERTS_TOPIC, message, "r-1"))
@@ -91,7 +92,7 @@ def test_no_message_restores_or_approves(
     (result,) = results
     assert result["operation"] == "rejected"
     assert "with their own credentials; the kill stays" in result["reason"]
-    assert instance_state(aws, EAST, f["plain"]) == "stopped"
+    assert instance_state(aws, EAST, plain) == "stopped"
     assert DynamoKillLedger(TABLE).agent_state(AGENT)["state"] == "KILLED"
     (record,) = rejected_items()
     assert record["reason"] == result["reason"] and record["message_id"] in ("r-1", "")
