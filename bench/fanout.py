@@ -240,7 +240,9 @@ def lambda_env(c: Clients, cfg: KillSwitchConfig) -> str:
 
 
 def sns_event(message: dict[str, Any], topic_arn: str, message_id: str) -> dict[str, Any]:
-    """What the kill topic delivers to the Lambda (one SNS record)."""
+    """One SNS-shaped record without a `TopicArn`: a direct invoke by ops (a CLI kill never comes by the alerts
+    topic, which only AWS Budgets and Cost Anomaly Detection may publish to; issue 15). `topic_arn` names the
+    subscription only."""
     return {
         "Records": [
             {
@@ -250,7 +252,6 @@ def sns_event(message: dict[str, Any], topic_arn: str, message_id: str) -> dict[
                 "Sns": {
                     "Type": "Notification",
                     "MessageId": message_id,
-                    "TopicArn": topic_arn,
                     "Subject": f"killswitch kill: {message.get('agent')}",
                     "Message": json.dumps(message),
                     "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),

@@ -22,6 +22,7 @@ from typing import Any
 from bench.common import Section, median, percentile
 from bench.fanout import CallLog, LambdaContext, counting, create_table, offline_aws, quiet_stdout
 from killswitch.config import KillSwitchConfig
+from killswitch.intakes import guard_topic_name
 from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 
@@ -94,10 +95,12 @@ def one_kill(*, warm: bool) -> Sample:
         create_table(c, TABLE)
         sns, sqs = c("sns", REGION), c("sqs", REGION)
         kill_topic = str(sns.create_topic(Name="killswitch-kill")["TopicArn"])
+        # The guard publishes to its own agent's guard topic (issue 15): the intake names the agent.
+        guard_topic = str(sns.create_topic(Name=guard_topic_name("killswitch", AGENT))["TopicArn"])
         events_topic = str(sns.create_topic(Name="killswitch-events")["TopicArn"])
         queue = sqs.create_queue(QueueName="kill-lambda")["QueueUrl"]
         q_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sub = str(sns.subscribe(TopicArn=kill_topic, Protocol="sqs", Endpoint=q_arn)["SubscriptionArn"])
+        sub = str(sns.subscribe(TopicArn=guard_topic, Protocol="sqs", Endpoint=q_arn)["SubscriptionArn"])
         run_id = str(uuid.uuid4())
         ids = [sim.run_instance(c, REGION, sim.agent_tags(AGENT, run_id, Name=f"w{i}")) for i in range(INSTANCES)]
         others = [
@@ -116,7 +119,7 @@ def one_kill(*, warm: bool) -> Sample:
         if warm:  # a warm container: engine and clients built by an earlier invocation (a dry run)
             warmup = {"source": "killswitch.cli", "action": "kill", "agent": AGENT, "reason": "warm", "dry_run": True}
             event = _sns_lambda_event(
-                {"Type": "Notification", "MessageId": "warm", "TopicArn": kill_topic, "Message": json.dumps(warmup)},
+                {"Type": "Notification", "MessageId": "warm", "Message": json.dumps(warmup)},  # a direct invoke
                 sub,
             )
             with quiet_stdout():
@@ -125,7 +128,7 @@ def one_kill(*, warm: bool) -> Sample:
             AGENT,
             Caps(per_period_usd=CAP_USD),
             DynamoLedger(TABLE, client=c("dynamodb", REGION)),
-            publisher=SnsPublisher(kill_topic, client=sns),
+            publisher=SnsPublisher(guard_topic, client=sns),
         )
         log = logging.getLogger("killswitch.guard")
         level, log.level = log.level, logging.CRITICAL  # the guard's kill log line is expected
@@ -142,7 +145,7 @@ def one_kill(*, warm: bool) -> Sample:
             log.setLevel(level)
         msgs = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1).get("Messages", [])
         if not msgs:
-            raise RuntimeError("no kill event on the kill topic")
+            raise RuntimeError("no kill event on the guard topic")
         event = _sns_lambda_event(json.loads(msgs[0]["Body"]), sub)
         t_event = time.perf_counter()
         api.active = True

@@ -13,6 +13,7 @@ from infra.constructs.alarms import KillAlarms
 from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
 from infra.constructs.encryption import KillSwitchKey
+from infra.constructs.guard_intake import GuardIntake
 from infra.constructs.guard_policy import GuardPublisherPolicy, guard_policy_name
 from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import KILL_LEDGER_ACTIONS, LedgerTable, grant_ledger_items
@@ -111,6 +112,14 @@ class WorkloadStack(Stack):
             direct_org_targets=direct_targets,
         )
         grant_ledger_items(self.table, self.kill.role, KILL_LEDGER_ACTIONS)
+        self.guard_intake = GuardIntake(
+            self,
+            "GuardIntake",
+            config=config,
+            key=self.key,
+            function=self.kill.function,
+            dead_letter_queue=self.kill.dlq,
+        )
         self.kill.finalize_dependencies()
         self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
         self.alarms = KillAlarms(
@@ -119,7 +128,12 @@ class WorkloadStack(Stack):
         self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
         self.budgets = AgentBudgets(self, "Budgets", config=config, kill_topic_arn=self.kill_topic.topic_arn).budgets
         self.guard_policy = GuardPublisherPolicy(
-            self, "GuardPublisher", prefix=prefix, kill_topic=self.kill_topic, table=self.table, key=self.key
+            self,
+            "GuardPublisher",
+            prefix=prefix,
+            guard_topics=list(self.guard_intake.topics.values()),
+            table=self.table,
+            key=self.key,
         ).policy
 
         self.agent_boundary = AgentBoundaryPolicy(
@@ -131,7 +145,12 @@ class WorkloadStack(Stack):
             guard_policy_names=[guard_policy_name(prefix)],
         ).policy
 
-        CfnOutput(self, "KillTopicArn", value=self.kill_topic.topic_arn, description="SNS topic: kill requests in")
+        CfnOutput(
+            self,
+            "KillTopicArn",
+            value=self.kill_topic.topic_arn,
+            description="SNS alerts topic: AWS Budgets and Cost Anomaly Detection only",
+        )
         CfnOutput(self, "EventsTopicArn", value=self.events_topic.topic_arn, description="SNS topic: results out")
         CfnOutput(self, "LedgerTableName", value=self.table.table_name, description="DynamoDB ledger table")
         CfnOutput(

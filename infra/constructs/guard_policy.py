@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -40,7 +42,7 @@ class GuardPublisherPolicy(Construct):
         construct_id: str,
         *,
         prefix: str,
-        kill_topic: sns.ITopic,
+        guard_topics: Sequence[sns.ITopic],
         table: dynamodb.ITable,
         key: kms.IKey,
     ) -> None:
@@ -49,9 +51,12 @@ class GuardPublisherPolicy(Construct):
             self,
             "Policy",
             managed_policy_name=guard_policy_name(prefix),
-            description="Attach to agent roles: publish kill requests, keep guard/spend items in the ledger",
+            description="Attach to agent roles (tagged agent-name): publish guard events, keep guard/spend items",
             statements=[
-                iam.PolicyStatement(sid="PublishKill", actions=["sns:Publish"], resources=[kill_topic.topic_arn]),
+                # Every agent's guard topic; each topic's policy lets only principals tagged with its agent through.
+                iam.PolicyStatement(
+                    sid="PublishGuardEvents", actions=["sns:Publish"], resources=[t.topic_arn for t in guard_topics]
+                ),
                 iam.PolicyStatement(
                     sid="GuardLedgerItems",
                     actions=GUARD_ITEM_ACTIONS,

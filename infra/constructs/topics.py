@@ -1,4 +1,5 @@
-"""SNS topics: `kill` (alerts in: Budgets, Cost Anomaly Detection, guard, CLI) and `events` (results out)."""
+"""SNS topics: `kill` (the alerts topic: AWS Budgets and Cost Anomaly Detection only) and `events` (results out).
+Guard events have their own per-agent topics (`infra.constructs.guard_intake`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ def alarm_source_arn(prefix: str) -> str:
 
 
 class KillTopic(Construct):
-    """Encrypted, SSL-only topic that AWS Budgets and Cost Anomaly Detection may publish to (this account only)."""
+    """Encrypted, SSL-only topic that only AWS Budgets and Cost Anomaly Detection may publish to (this account only).
+
+    No IAM principal may publish, whatever its identity policy says (an explicit deny): an agent able to publish here
+    could forge a Budgets letter below the kill threshold whose dedupe key then swallows the real letter."""
 
     def __init__(self, scope: Construct, construct_id: str, *, prefix: str, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
@@ -51,6 +55,16 @@ class KillTopic(Construct):
                     },
                 )
             )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyAwsServicesPublish",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["SNS:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"BoolIfExists": {"aws:PrincipalIsAWSService": "false"}},
+            )
+        )
 
 
 class EventsTopic(Construct):

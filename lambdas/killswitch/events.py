@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 EventSource = Literal["killswitch.guard", "killswitch.cli"]
-EventAction = Literal["kill", "warn", "restore"]
+# restore/approve are not events: ops run `killswitch restore|approve` with their own credentials (DESIGN.md).
+EventAction = Literal["kill", "warn"]
 
 
 class KillSwitchEvent(BaseModel):
@@ -23,7 +24,6 @@ class KillSwitchEvent(BaseModel):
     spend_usd: float | None = None
     cap_usd: float | None = None
     dry_run: bool = False
-    kill_id: str | None = None  # restore: which kill to undo (default: every active kill of the agent)
 
     def to_message(self) -> str:
         return self.model_dump_json(exclude_none=True)

@@ -16,6 +16,8 @@ from killswitch.config import KillSwitchConfig
 ENV_TABLE = "KILLSWITCH_TABLE"
 ENV_EVENTS_TOPIC = "KILLSWITCH_EVENTS_TOPIC_ARN"
 ENV_KILL_TOPIC = "KILLSWITCH_KILL_TOPIC_ARN"
+# The agent's own guard topic (guard SDK; default: `<prefix>-guard-<agent>` next to the kill topic).
+ENV_GUARD_TOPIC = "KILLSWITCH_GUARD_TOPIC_ARN"
 ENV_CONFIG_JSON = "KILLSWITCH_CONFIG_JSON"
 ENV_DRY_RUN = "KILLSWITCH_DRY_RUN"
 # Role in the management account that the kill Lambda assumes for Organizations calls (SCP attach/detach).

@@ -273,7 +273,12 @@ def test_from_config_wires_table_topic_caps_thrift_and_spend_ledger(
     monkeypatch.setenv("KILLSWITCH_KILL_TOPIC_ARN", topic)
     guard = Guard.from_config("log-summarizer", config=example_config)
     assert isinstance(guard.ledger, DynamoLedger) and guard.ledger.table_name == "killswitch-ledger"
-    assert isinstance(guard.publisher, SnsPublisher) and guard.publisher.topic_arn == topic
+    # The guard publishes to its own agent's guard topic next to the kill topic, never to the kill topic itself.
+    own_topic = topic.rsplit(":", 1)[0] + ":killswitch-guard-log-summarizer"
+    assert isinstance(guard.publisher, SnsPublisher) and guard.publisher.topic_arn == own_topic
+    monkeypatch.setenv("KILLSWITCH_GUARD_TOPIC_ARN", topic + "-explicit")
+    assert Guard.from_config("log-summarizer", config=example_config).publisher.topic_arn == topic + "-explicit"  # type: ignore[attr-defined]
+    monkeypatch.delenv("KILLSWITCH_GUARD_TOPIC_ARN")
     assert (guard.caps.per_run_usd, guard.caps.per_period_usd) == (5, 50)
     assert guard.warn_at_pct == 80 and guard.leases is not None
     assert guard.route("high") == "anthropic.claude-sonnet-4-5"

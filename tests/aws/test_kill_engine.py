@@ -265,7 +265,7 @@ def test_dry_run_changes_nothing(aws: Clients, example_config: KillSwitchConfig)
     assert "would stop" in next(r.message for r in report.summary.results if r.resource_id == f["plain"])
 
 
-def test_levels_wiring_warn_none_kill_restore(aws: Clients, example_config: KillSwitchConfig) -> None:
+def test_levels_wiring_warn_none_kill_and_restore_only_by_ops(aws: Clients, example_config: KillSwitchConfig) -> None:
     f = build_fleet(aws)
     eng, ledger, pub = engine(example_config, aws)
     (below,) = eng.handle_event(budgets_sns_event("killswitch-log-summarizer", 100.0, 500.0, 50.0, "m-a"))
@@ -276,8 +276,13 @@ def test_levels_wiring_warn_none_kill_restore(aws: Clients, example_config: Kill
     assert instance_state(aws, EAST, f["plain"]) == "running"
     (kill,) = eng.handle_event(budgets_sns_event("killswitch-log-summarizer", 505.0, 500.0, 500.0, "m-c"))
     assert kill.operation is Operation.KILL and instance_state(aws, EAST, f["plain"]) == "stopped"
+    # A restore message is refused whatever it claims to be: the kill stays (issue 15 item 1) ...
     msg = {"source": "killswitch.cli", "action": "restore", "agent": AGENT, "reason": "budget raised"}
-    (restore,) = eng.handle_event({"Records": [{"Sns": {"MessageId": "r-1", "Message": json.dumps(msg)}}]})
+    (refused,) = eng.handle_event({"Records": [{"Sns": {"MessageId": "r-1", "Message": json.dumps(msg)}}]})
+    assert refused.operation is Operation.REJECTED and "ops run `killswitch restore`" in refused.reason
+    assert instance_state(aws, EAST, f["plain"]) == "stopped" and ledger.agent_state(AGENT)["state"] == "KILLED"
+    # ... and the ops path (`killswitch restore`, the engine called with ops credentials) restores.
+    restore = eng.restore(AGENT)
     assert restore.operation is Operation.RESTORE and instance_state(aws, EAST, f["plain"]) == "running"
     assert ledger.agent_state(AGENT)["state"] == "OK"
 

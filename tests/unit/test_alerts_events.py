@@ -157,12 +157,25 @@ def test_guard_kill_over_sns(example_config: KillSwitchConfig) -> None:
     assert a.raw == body
 
 
-def test_cli_restore_with_kill_id(example_config: KillSwitchConfig) -> None:
-    a = _alert(parse_message(json.dumps(fixture_json("event_cli_restore.json")), example_config))
-    assert a.source is AlertSource.CLI
-    assert a.action == "restore"
-    assert a.agent == "research-crawler"
-    assert a.kill_id == "01JD5QW8ZP3M7R2K9X4T6V8N0B"
+@pytest.mark.parametrize("source", ["killswitch.cli", "killswitch.guard", "test", "aws.budgets", None])
+@pytest.mark.parametrize("action", ["restore", "approve", "RESTORE "])
+def test_restore_and_approve_never_arrive_as_events(
+    example_config: KillSwitchConfig, source: str | None, action: str
+) -> None:
+    """Issue 15 item 1: undoing or releasing a kill is an ops command, whatever the message claims."""
+    body = {**fixture_json("event_cli_restore.json"), "action": action}
+    if source is None:
+        del body["source"]
+    else:
+        body["source"] = source
+    for result in (
+        parse_message(json.dumps(body), example_config),
+        _one(sns_event(sns_record(json.dumps(body))), example_config),
+        _one(body, example_config),
+    ):
+        assert isinstance(result, Rejected), result
+        assert "ops run `killswitch" in result.reason
+        assert "the kill stays" in result.reason
 
 
 def test_cli_warn_dry_run(example_config: KillSwitchConfig) -> None:

@@ -116,7 +116,7 @@ def test_no_amount_and_no_threshold_is_none(example_config: KillSwitchConfig) ->
     assert decide_level(alert, example_config).level is Level.NONE
 
 
-@pytest.mark.parametrize(("action", "level"), [("kill", Level.KILL), ("warn", Level.WARN), ("restore", Level.RESTORE)])
+@pytest.mark.parametrize(("action", "level"), [("kill", Level.KILL), ("warn", Level.WARN)])
 def test_explicit_action_is_the_level(example_config: KillSwitchConfig, action: str, level: Level) -> None:
     alert = Alert(
         source=AlertSource.GUARD,

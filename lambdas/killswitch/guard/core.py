@@ -222,21 +222,29 @@ class Guard:
         sns_client: Any = None,
         **overrides: Any,
     ) -> Guard:
-        """Guard on the stack's table (`KILLSWITCH_TABLE`) publishing to the kill topic (`KILLSWITCH_KILL_TOPIC_ARN`).
+        """Guard on the stack's table (`KILLSWITCH_TABLE`) publishing to this agent's own guard topic: `topic_arn`,
+        else `KILLSWITCH_GUARD_TOPIC_ARN`, else the `<prefix>-guard-<agent>` topic next to `KILLSWITCH_KILL_TOPIC_ARN`
+        (the alerts topic itself accepts only AWS Budgets and Cost Anomaly Detection).
 
         Caps, warn percentage, thrift models and loop limits come from the agent's entry in the config file.
         """
         from killswitch.config import load_config
         from killswitch.guard.dynamo import DynamoLedger
         from killswitch.guard.publisher import SnsPublisher
-        from killswitch.settings import ENV_KILL_TOPIC, ENV_TABLE, MissingEnvironment
+        from killswitch.intakes import guard_topic_arn
+        from killswitch.settings import ENV_GUARD_TOPIC, ENV_KILL_TOPIC, ENV_TABLE, MissingEnvironment
 
         cfg = config or load_config(config_path)
         agent_cfg = cfg.agent(agent)
         table = table_name or os.environ.get(ENV_TABLE)
         if not table:
             raise MissingEnvironment([ENV_TABLE])
-        topic = topic_arn or os.environ.get(ENV_KILL_TOPIC)
+        alerts_topic = os.environ.get(ENV_KILL_TOPIC)
+        topic = (
+            topic_arn
+            or os.environ.get(ENV_GUARD_TOPIC)
+            or (guard_topic_arn(alerts_topic, cfg.prefix, agent) if alerts_topic else None)
+        )
         ledger = DynamoLedger(table, client=dynamodb_client, region=cfg.deploy_region)
         kwargs: dict[str, Any] = {
             "publisher": SnsPublisher(topic, client=sns_client) if topic else NullPublisher(),

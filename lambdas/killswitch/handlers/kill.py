@@ -1,13 +1,16 @@
-"""Kill Lambda (SNS kill topic): thin adapter around `killswitch.kill.engine.KillEngine`.
+"""Kill Lambda (SNS alerts topic, guard intake queue): thin adapter around `killswitch.kill.engine.KillEngine`.
 
-event → `parse_event` → per alert: level → discover → plan → ledger → act → ledger → result event; returns the
-result events. Built once per container: the typed environment, the engine and its boto3 clients.
+event → `read_event` (each record through its intake, `killswitch.kill.intake`) → per alert: level → discover →
+plan → ledger → act → ledger → result event; returns the result events. Built once per container: the typed
+environment, the engine and its boto3 clients.
 
 Raise rule (see `killswitch.kill.engine`): rejected input is recorded in the ledger, forwarded to the DLQ
 (`KILLSWITCH_DLQ_URL`, whose depth alarm notifies ops) and never raised (SNS would retry a bad message for
 nothing); a transient AWS failure while acting raises `TransientKillFailure` AFTER the ledger and the result event
 are written and the dedupe marker is released, so SNS retries the event (the retry only handles what is left) and
-the DLQ keeps it in the end. A missing environment variable raises too (deploy error: the event must not be lost).
+the DLQ keeps it in the end. From the guard intake queue (SQS) nothing is raised: the records that failed
+transiently are returned as `batchItemFailures` and come back alone. A missing environment variable raises too
+(deploy error: the event must not be lost).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from killswitch.intakes import Intakes
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.model import KillReport, Operation
 from killswitch.kill.wiring import build_engine
@@ -47,6 +51,7 @@ def engine_for(env: KillSwitchEnv) -> KillEngine:
         dlq_url=env.dlq_url,
         scp_policy_name=env.scp_policy_name,
         org_role_arn=env.org_role_arn,
+        intakes=Intakes(env.config.prefix, tuple(env.config.agent_names()), env.kill_topic_arn),
     )
 
 
@@ -68,6 +73,9 @@ def record_metrics(reports: list[KillReport]) -> None:
     for r in reports:
         if r.operation is Operation.REJECTED:
             metrics.add_metric("AlertsRejected", MetricUnit.Count, 1)
+            continue
+        if r.status == "collapsed":
+            metrics.add_metric("GuardEventsCollapsed", MetricUnit.Count, 1)
             continue
         metrics.add_metric("AlertsReceived", MetricUnit.Count, 1)
         if r.operation is Operation.WARN and r.status == "thrift":
@@ -93,9 +101,27 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     eng, env = engine()
     reports = handle(event, eng, dry_run=env.dry_run)
     record_metrics(reports)
+    results = [r.to_event() for r in reports]
+    queue_ids = sqs_message_ids(event)
+    if queue_ids is not None:
+        # Guard intake queue: only the records that failed transiently come back (one report per record).
+        failed = [{"itemIdentifier": mid} for mid, r in zip(queue_ids, reports, strict=False) if r.transient_failure]
+        if failed:
+            logger.error("transient failure while acting: these queue messages come back", extra={"failed": failed})
+        return {"results": results, "batchItemFailures": failed}
     transient = [r for r in reports if r.transient_failure]
     if transient:
         ids = ", ".join(str(r.kill_id) for r in transient)
         logger.error("transient failure while acting: raising so SNS retries", extra={"kill_ids": ids})
         raise TransientKillFailure(f"transient AWS failure in kill {ids}; recorded, retry will handle the rest")
-    return {"results": [r.to_event() for r in reports]}
+    return {"results": results}
+
+
+def sqs_message_ids(event: Any) -> list[str] | None:
+    """The message ids of an SQS batch (the guard intake queue), in record order; None for any other event."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        return None
+    if not all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records):
+        return None
+    return [str(r.get("messageId", "")) for r in records]

@@ -41,6 +41,8 @@ MAX_RAW_BYTES = 64 * 1024
 logger = Logger(child=True)
 
 OWN_SOURCES = ("killswitch.guard", "killswitch.cli")
+# Undoing or releasing a kill is an authority over the agent: only the ops path (the CLI with ops credentials) has it.
+OPS_ONLY_ACTIONS = ("restore", "approve")
 AGENT_TAG_PREFIXES = ("user:agent-name$", "agent-name$")
 
 
@@ -59,7 +61,7 @@ class AlertKind(StrEnum):
     EXPLICIT = "EXPLICIT"  # our own events / test events: the action is stated, not derived
 
 
-AlertAction = Literal["kill", "warn", "restore"]
+AlertAction = Literal["kill", "warn"]  # restore/approve are ops commands, never events
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,6 @@ class Alert:
     threshold_pct: float | None = None  # threshold / budgeted * 100
     account_id: str | None = None
     run_id: str | None = None
-    kill_id: str | None = None  # restore of one kill
     cap_usd: float | None = None
     dry_run: bool = False
     alert_date: str | None = None  # ISO date from the letter or the event time
@@ -292,6 +293,9 @@ def _parse_event(event: Any, config: KillSwitchConfig, now: datetime | None) -> 
         return [_parse_record(i, record, config, now) for i, record in enumerate(records)]
     if isinstance(event.get("Sns"), Mapping):
         return [_parse_record(0, event, config, now)]
+    refused = _ops_only(event, _str_or_none(event.get("id")), _raw_of(event))
+    if refused:
+        return [refused]
     if event.get("source") in (*OWN_SOURCES, AlertSource.TEST.value):
         message_id = _str_or_none(event.get("id"))
         timestamp = _str_or_none(event.get("time"))
@@ -311,6 +315,17 @@ def _parse_event(event: Any, config: KillSwitchConfig, now: datetime | None) -> 
             _raw_of(event),
         )
     ]
+
+
+def parse_record(index: int, record: Any, config: KillSwitchConfig, *, now: datetime | None = None) -> ParseResult:
+    """Record `index` of an SNS Lambda event (the intake reads records one by one). Never raises."""
+    try:
+        return _parse_record(index, record, config, now)
+    except Exception as exc:  # safety net, see parse_event
+        logger.exception("alert parser failed; the record is rejected")
+        return Rejected(
+            f"internal error while reading record {index}: {type(exc).__name__}: {exc}", None, _raw_of(record)
+        )
 
 
 def _parse_record(index: int, record: Any, config: KillSwitchConfig, now: datetime | None) -> ParseResult:
@@ -450,6 +465,9 @@ def _parse_json_message(
 ) -> ParseResult:
     if not isinstance(obj, dict):
         return Rejected(f"JSON message is a {type(obj).__name__}, not an object", message_id, raw)
+    refused = _ops_only(obj, message_id, raw)
+    if refused:
+        return refused
     source = obj.get("source")
     if source in (*OWN_SOURCES, AlertSource.TEST.value):
         return _parse_own(obj, config, message_id=message_id, timestamp=timestamp, now=now, raw=raw)
@@ -491,6 +509,22 @@ def _validation_reason(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _ops_only(obj: Mapping[Any, Any], message_id: str | None, raw: str) -> Rejected | None:
+    """Restore and approve are refused whatever the message claims to be (its source, its wrapping)."""
+    action = obj.get("action")
+    if not isinstance(action, str) and isinstance(obj.get("detail"), Mapping):
+        action = obj["detail"].get("action")
+    ops_only = action.strip().lower() if isinstance(action, str) else None
+    if ops_only not in OPS_ONLY_ACTIONS:
+        return None
+    return Rejected(
+        f"{ops_only} never arrives as an event, whatever its source ({_short(obj.get('source'), 40)}): "
+        f"ops run `killswitch {ops_only}` with their own credentials; the kill stays",
+        message_id,
+        raw,
+    )
+
+
 def _parse_own(
     obj: Mapping[Any, Any],
     config: KillSwitchConfig,
@@ -505,6 +539,9 @@ def _parse_own(
     detail = data.get("detail")
     if "action" not in data and isinstance(detail, Mapping):  # one of our events routed through EventBridge
         data = {**{k: v for k, v in detail.items() if isinstance(k, str)}, "source": data.get("source")}
+    refused = _ops_only(data, message_id, raw)
+    if refused:
+        return refused
     is_test = data.get("source") == AlertSource.TEST.value
     if is_test:  # manual test events: same fields, source "test", reason optional
         data = {**data, "source": "killswitch.cli"}
@@ -537,7 +574,6 @@ def _parse_own(
         amount_usd=event.spend_usd,
         cap_usd=event.cap_usd,
         run_id=event.run_id,
-        kill_id=event.kill_id,
         dry_run=event.dry_run,
         alert_date=minute[:10],
         message_id=message_id,
@@ -651,6 +687,8 @@ _ACCOUNT_RE = re.compile(r"^AWS Account(?: ID)?\s*:?\s*(?P<id>\d{4}-?\d{4}-?\d{4
 _NUMBER_RE = re.compile(r"[+-]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
 _TOKEN_RE = re.compile(r"[A-Za-z]+\$|\$|[A-Za-z]+|\d+|[^\sA-Za-z\d]")
 _IGNORED_PUNCTUATION = set("><=()[],.:;*-+~")
+# AWS prints `$0.59`, `$1,234.56` and thresholds as `> $0.16`: digits grouped by three with commas, or not at all.
+_USD_AMOUNT_RE = re.compile(r"^\s*(?:>=?\s*)?\$(?P<number>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*$")
 _PERCENT_RE = re.compile(r"^\s*[>=]*\s*(?P<pct>\d[\d,]*(?:\.\d+)?)\s*%\s*$")
 _PROSE_AMOUNT_RE = re.compile(
     r"\bthe (?P<kind>ACTUAL|FORECASTED) (?P<what>Cost|Usage) associated with this budget (?:is|was) "
@@ -675,7 +713,13 @@ class Money:
 
 
 def parse_money(text: str) -> Money:
-    """`$1,234.56`, `> $0.16`, `USD 5`, `5` -> USD value; `€5`, `5 EUR`, `100 Hrs` -> a problem; `N/A` -> no value."""
+    """`$1,234.56`, `$0.59`, `> $0.16` -> USD value; `N/A` (no digit) -> no value. Anything else with a digit is a
+    problem, never a guess: `€5`, `5 EUR`, `100 Hrs`, and numbers not in AWS's `$1,234.56` form (`260,0`, `5`,
+    `USD 5`, `$1,23.4`), because a misread number decides a kill (`260,0` read as 2600 killed below the threshold)."""
+    strict = _USD_AMOUNT_RE.match(text)
+    if strict:
+        value = float(strict["number"].replace(",", ""))
+        return Money(value) if math.isfinite(value) else Money(None, f"{_short(text, 40)} is not a finite amount")
     m = _NUMBER_RE.search(text)
     if m is None:
         return Money(None)
@@ -702,10 +746,81 @@ def parse_money(text: str) -> Money:
         return Money(None, f"{_short(text, 40)} is in {currencies[0]}, not USD")
     if units:
         return Money(None, f"{_short(text, 40)} is not a dollar amount (unit {units[0]!r})")
-    value = float(m.group(0).replace(",", ""))
-    if not math.isfinite(value):
-        return Money(None, f"{_short(text, 40)} is not a finite amount")
-    return Money(value)
+    return Money(None, f"{_short(text, 40)} is not a dollar amount in AWS's `$1,234.56` form")
+
+
+# Lines whose value decides the alert: two different values for one of them is a letter that contradicts itself.
+_DECIDING_KEYS = (
+    "budget name",
+    "budget type",
+    "budgeted amount",
+    "alert type",
+    "alert threshold",
+    "actual amount",
+    "forecasted amount",
+)
+_KINDS = ("ACTUAL", "FORECASTED")
+
+
+def _same_money(a: float | None, b: float | None) -> bool:
+    return a is None or b is None or abs(a - b) < 0.005
+
+
+def _read_letter_lines(body_lines: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """(key -> every value it has, in order; account ids): `Key: value` lines and `AWS Account <id>` lines."""
+    fields: dict[str, list[str]] = {}
+    accounts: list[str] = []
+    for line in body_lines:
+        acct = _ACCOUNT_RE.match(line)
+        if acct:
+            accounts.append(acct["id"].replace("-", ""))
+            continue
+        m = _LINE_RE.match(line)
+        if m:
+            key = " ".join(m["key"].lower().split())
+            fields.setdefault(key, []).append(" ".join(m["value"].split()))
+    return fields, accounts
+
+
+def _letter_contradiction(
+    normalized: str, fields: dict[str, list[str]], accounts: list[str], prose: str, subject_name: str | None
+) -> str | None:
+    """Why the letter contradicts itself (refused, never guessed), or None. Genuine letters hold one of each."""
+    letters = len(_BUDGET_ANCHOR_RE.findall(normalized))
+    if letters > 1:
+        return f"message holds {letters} AWS Budgets letters ('AWS Budget Notification' lines); one letter per message"
+    if len(set(accounts)) > 1:
+        return f"conflicting 'AWS Account' lines: {', '.join(sorted(set(accounts)))}"
+    for key in _DECIDING_KEYS:
+        values = list(dict.fromkeys(fields.get(key, [])))
+        if len(values) > 1:
+            shown = ", ".join(_short(v, 30) for v in values[:3])
+            label = key.title().replace("Actual", "ACTUAL").replace("Forecasted", "FORECASTED")
+            return f"conflicting '{label}' lines: {shown}"
+    line_kind = fields["alert type"][0].upper() if "alert type" in fields else None
+    amount_kinds = [k for k in _KINDS if f"{k.lower()} amount" in fields]
+    if len(amount_kinds) > 1:
+        return "letter has both an 'ACTUAL Amount' and a 'FORECASTED Amount' line"
+    if line_kind in _KINDS and amount_kinds and amount_kinds[0] != line_kind:
+        return f"'Alert Type: {line_kind}' but the amount line is '{amount_kinds[0]} Amount'"
+    prose_amounts = {(m["kind"].upper(), m["amount"].rstrip(".")) for m in _PROSE_AMOUNT_RE.finditer(prose)}
+    if len(prose_amounts) > 1:
+        return "the letter's sentences state more than one amount: " + ", ".join(
+            f"{k} {_short(a, 20)}" for k, a in sorted(prose_amounts)
+        )
+    prose_kind = next(iter(prose_amounts))[0] if prose_amounts else None
+    if prose_kind and line_kind in _KINDS and prose_kind != line_kind:
+        return f"'Alert Type: {line_kind}' but the sentence speaks of the {prose_kind} cost"
+    names = {" ".join(m["name"].split()) for m in _PROSE_THRESHOLD_RE.finditer(prose)}
+    names.update(fields.get("budget name", []))
+    if subject_name:
+        names.add(" ".join(subject_name.split()))
+    if len(names) > 1:
+        return "the letter names more than one budget: " + ", ".join(_short(n, 40) for n in sorted(names)[:3])
+    thresholds = {m["threshold"].rstrip(".") for m in _PROSE_THRESHOLD_RE.finditer(prose)}
+    if len(thresholds) > 1:
+        return "the letter's sentences state more than one threshold: " + ", ".join(sorted(thresholds)[:3])
+    return None
 
 
 def _parse_budget_letter(
@@ -724,25 +839,22 @@ def _parse_budget_letter(
         return Rejected("no 'AWS Budget Notification' line", message_id, raw)
     body_lines = [line.strip() for line in normalized[anchor.end() :].split("\n")]
     prose = " ".join(" ".join(body_lines).split())
-
-    fields: dict[str, str] = {}
-    account_id: str | None = None
-    for line in body_lines:
-        acct = _ACCOUNT_RE.match(line)
-        if acct and account_id is None:
-            account_id = acct["id"].replace("-", "")
-            continue
-        m = _LINE_RE.match(line)
-        if m:
-            key = " ".join(m["key"].lower().split())
-            fields.setdefault(key, m["value"].strip())
+    all_fields, accounts = _read_letter_lines(body_lines)
+    fields = {key: values[0] for key, values in all_fields.items()}
+    account_id = accounts[0] if accounts else None
 
     def reject(reason: str) -> Rejected:
         return Rejected(reason, message_id, raw)
 
+    subject_match = _BUDGET_SUBJECT_RE.match(subject) if subject else None
+    contradiction = _letter_contradiction(
+        normalized, all_fields, accounts, prose, subject_match["name"].strip() if subject_match else None
+    )
+    if contradiction:
+        return reject(f"AWS Budgets letter contradicts itself: {contradiction}")
+
     # -- budget name: the line, else the subject, else the prose sentence --------------------------------
     threshold_prose = _PROSE_THRESHOLD_RE.search(prose)
-    subject_match = _BUDGET_SUBJECT_RE.match(subject) if subject else None
     name = (
         fields.get("budget name")
         or (subject_match["name"].strip() if subject_match else None)
@@ -762,33 +874,37 @@ def _parse_budget_letter(
     # -- alert type ----------------------------------------------------------------------------------------
     alert_type = fields.get("alert type", "").strip().upper()
     if not alert_type:
-        kinds = [k for k in ("ACTUAL", "FORECASTED") if f"{k.lower()} amount" in fields]
+        kinds = [k for k in _KINDS if f"{k.lower()} amount" in fields]
         if len(kinds) == 1:
             alert_type = kinds[0]
         elif amount_prose:
             alert_type = amount_prose["kind"].upper()
-    if alert_type not in ("ACTUAL", "FORECASTED"):
+    if alert_type not in _KINDS:
         shown = _short(fields.get("alert type"), 30) if fields.get("alert type") else "missing"
         return reject(
             f"AWS Budgets letter for {_short(name, 60)}: alert type is {shown} (expected ACTUAL or FORECASTED)"
         )
     kind = AlertKind(alert_type)
 
-    # -- amounts: the lines, else the prose sentence ------------------------------------------------------
-    def money(label: str, line_value: str | None, prose_value: str | None) -> float | Rejected | None:
-        for candidate in (line_value, prose_value):
+    # -- amounts: the lines and the prose sentence must agree ------------------------------------------------
+    def money(label: str, *candidates: str | None) -> float | Rejected | None:
+        values: list[float] = []
+        for candidate in candidates:
             if candidate is None:
                 continue
             parsed = parse_money(candidate)
             if parsed.problem:
                 return reject(f"budget {_short(name, 60)}: {label} {parsed.problem}; only USD cost budgets are handled")
             if parsed.value is not None:
-                return parsed.value
-        return None
+                values.append(parsed.value)
+        if len(values) > 1 and not _same_money(values[0], values[1]):
+            shown = " and ".join(f"${v:,.2f}" for v in values)
+            return reject(f"AWS Budgets letter contradicts itself: {label} is {shown} (line and sentence)")
+        return values[0] if values else None
 
     prose_amount = amount_prose["amount"] if amount_prose and amount_prose["kind"].upper() == alert_type else None
     amount = money(f"{alert_type} amount", fields.get(f"{alert_type.lower()} amount"), prose_amount)
-    budgeted = money("budgeted amount", fields.get("budgeted amount"), None)
+    budgeted = money("budgeted amount", fields.get("budgeted amount"))
     # The threshold is printed in dollars even when it was set as a percentage; accept `> 80%` all the same.
     threshold_texts = [fields.get("alert threshold"), threshold_prose["threshold"] if threshold_prose else None]
     threshold_pct: float | None = None
@@ -798,12 +914,17 @@ def _parse_budget_letter(
             threshold_pct = threshold_pct or float(pct_match["pct"].replace(",", ""))
             threshold_texts[i] = None
     threshold = money("alert threshold", threshold_texts[0], threshold_texts[1])
-    if isinstance(amount, Rejected):
-        return amount
-    if isinstance(threshold, Rejected):
-        return threshold
-    if isinstance(budgeted, Rejected):
-        return budgeted
+    for figure in (amount, threshold, budgeted):
+        if isinstance(figure, Rejected):
+            return figure
+    assert not isinstance(amount, Rejected) and not isinstance(threshold, Rejected)  # for the type checker
+    assert not isinstance(budgeted, Rejected)
+    agree = threshold is None or threshold_pct is None or budgeted is None
+    if not agree and not _same_money(round(budgeted * threshold_pct / 100, 2), threshold):  # type: ignore[operator]
+        return reject(
+            f"AWS Budgets letter contradicts itself: threshold ${threshold:,.2f} is not {threshold_pct:g}% "
+            f"of the ${budgeted:,.2f} budgeted"
+        )
     if threshold is None and threshold_pct is not None and budgeted is not None:
         threshold = round(budgeted * threshold_pct / 100, 2)
     if threshold_pct is None:

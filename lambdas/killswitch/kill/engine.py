@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from killswitch.config import Action, AgentConfig, KillSwitchConfig
+from killswitch.intakes import Intakes
 from killswitch.kill.act import (
     ActResult,
     AsgScaler,
@@ -36,8 +37,9 @@ from killswitch.kill.act import (
     execute,
     is_transient,
 )
-from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected, parse_event
+from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected
 from killswitch.kill.discover import ClientFactory, Clients, discover
+from killswitch.kill.intake import GuardCollapse, collapsed_report, read_event
 from killswitch.kill.ledger import KillLedger, KillRecord, ResourceEntry
 from killswitch.kill.levels import Level, decide_level
 from killswitch.kill.model import (
@@ -142,6 +144,7 @@ class KillEngine:
         dead_letter: DeadLetterSink | None = None,
         clock: Callable[[], datetime] = _utcnow,
         kill_ids: Callable[[datetime], str] = new_kill_id,
+        intakes: Intakes | None = None,
     ):
         self.config = config
         self.ledger = ledger
@@ -153,18 +156,27 @@ class KillEngine:
         self.clock = clock
         self.kill_ids = kill_ids
         self.stats = BisectStats()
+        # Which topic/queue is which intake (the handler pins the alerts topic ARN from its environment).
+        self.intakes = intakes or Intakes(config.prefix, tuple(config.agent_names()))
 
     # ------------------------------------------------------------------------------------------------------
     # events and alerts
     # ------------------------------------------------------------------------------------------------------
     def handle_event(self, event: Any, *, dry_run: bool = False) -> list[KillReport]:
-        """Every alert of a Lambda/SNS event; rejected inputs are recorded and reported, never raised."""
+        """Every alert of a Lambda event (one report per record), read through its intake (`kill.intake`): rejected
+        inputs are recorded and reported, never raised; repeated guard events of an agent collapse into one."""
         reports = []
-        for item in parse_event(event, self.config):
+        collapse = GuardCollapse(self.ledger, self.config, self.clock())
+        for item in read_event(event, self.config, self.intakes):
             if isinstance(item, Rejected):
                 reports.append(self.reject(item))
-            else:
-                reports.append(self.handle_alert(item, dry_run=dry_run))
+                continue
+            into = None if dry_run or item.dry_run else collapse.into(item)
+            if into is not None:
+                reports.append(collapsed_report(item, into))
+                continue
+            reports.append(self.handle_alert(item, dry_run=dry_run))
+            collapse.forget(item.agent)
         return reports
 
     def reject(self, item: Rejected) -> KillReport:
@@ -197,9 +209,6 @@ class KillEngine:
                 source=alert.source.value,
                 alert=_alert_summary(alert),
             )
-        elif level.level is Level.RESTORE:
-            report = self.restore(alert.agent, kill_id=alert.kill_id, dry_run=dry)
-            report.reason = level.reason
         elif level.level is Level.WARN:
             report = self.warn(alert.agent, level.reason, dry_run=dry, dedupe_key=alert.dedupe_key or None)
         else:

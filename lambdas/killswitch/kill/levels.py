@@ -1,7 +1,7 @@
-"""What an alert means for its agent: nothing, a warning, a kill or a restore. Pure: no AWS calls.
+"""What an alert means for its agent: nothing, a warning or a kill. Pure: no AWS calls.
 
 Rules (`decide_level`):
-- an explicit action (our own events, test events) is the level: kill -> KILL, warn -> WARN, restore -> RESTORE;
+- an explicit action (our own events, test events) is the level: kill -> KILL, warn -> WARN;
 - AWS Budgets ACTUAL/FORECASTED: percentage = amount / budgeted amount (the letter's figures; when the letter
   lacks the amount, the threshold; when it lacks the budgeted amount, the agent's configured `amount_usd`);
   below `warn_at_pct` -> NONE, from `warn_at_pct` -> WARN, from `kill_at_pct` -> KILL. A FORECASTED alert is a
@@ -23,7 +23,6 @@ class Level(StrEnum):
     NONE = "none"
     WARN = "warn"
     KILL = "kill"
-    RESTORE = "restore"
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,8 @@ class LevelDecision:
     reason: str
 
 
-_ACTION_LEVELS = {"kill": Level.KILL, "warn": Level.WARN, "restore": Level.RESTORE}
+# No restore level: undoing a kill is an ops command (`killswitch restore`), never the outcome of an alert.
+_ACTION_LEVELS = {"kill": Level.KILL, "warn": Level.WARN}
 
 
 def fmt_usd(value: float) -> str:

@@ -1,0 +1,126 @@
+"""Names of the kill Lambda's intakes, and which intake a delivery came through. Pure and stdlib-only (the guard
+SDK imports it inside agent processes).
+
+SNS tells a subscriber nothing about the publisher: trust comes from who may publish where (AWS_NOTES.md).
+- the alerts topic `<prefix>-kill`: only AWS Budgets and Cost Anomaly Detection may publish (topic policy);
+- one guard topic per agent, `<prefix>-guard-<agent>`: only principals tagged `agent-name=<agent>` may publish,
+  so the topic names the agent a guard event speaks for; every guard topic feeds the queue `<prefix>-guard-intake`,
+  which only those topics may send to, drained by the kill Lambda at a bounded concurrency (flood resistance);
+- no topic at all: a direct invoke (or `killswitch fire`), which only principals allowed `lambda:InvokeFunction`
+  (ops) can make.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+_NOT_IN_TOPIC_NAMES = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class Intake(StrEnum):
+    ALERTS = "alerts"  # AWS Budgets / Cost Anomaly Detection
+    GUARD = "guard"  # one agent's guard topic (through the guard intake queue)
+    DIRECT = "direct"  # no topic: a direct invoke by ops (or `killswitch fire`)
+    UNKNOWN = "unknown"  # a topic or queue that is not one of ours
+
+
+def alerts_topic_name(prefix: str) -> str:
+    return f"{prefix}-kill"
+
+
+def guard_topic_name(prefix: str, agent: str) -> str:
+    """`<prefix>-guard-<agent>`; an agent name with characters SNS refuses (`.+=@`) gets them replaced and a short
+    hash of the real name appended, so that two names never share a topic."""
+    slug = _NOT_IN_TOPIC_NAMES.sub("-", agent)
+    if slug != agent:
+        slug = f"{slug}-{hashlib.sha256(agent.encode('utf-8')).hexdigest()[:8]}"
+    return f"{prefix}-guard-{slug}"
+
+
+def guard_topic_pattern(prefix: str) -> str:
+    return f"{prefix}-guard-*"
+
+
+def guard_queue_name(prefix: str) -> str:
+    return f"{prefix}-guard-intake"
+
+
+@dataclass(frozen=True)
+class Arn:
+    partition: str
+    service: str
+    region: str
+    account: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: object) -> Arn | None:
+        if not isinstance(text, str):
+            return None
+        parts = text.strip().split(":")
+        if len(parts) != 6 or parts[0] != "arn" or not parts[5]:
+            return None
+        return cls(parts[1], parts[2], parts[3], parts[4], parts[5])
+
+    def sibling(self, service: str, name: str) -> str:
+        """The ARN of another resource in the same partition, region and account."""
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{name}"
+
+
+def guard_topic_arn(alerts_topic_arn: str, prefix: str, agent: str) -> str | None:
+    """The agent's guard topic, next to the alerts topic (the guard SDK derives it from `KILLSWITCH_KILL_TOPIC_ARN`)."""
+    arn = Arn.parse(alerts_topic_arn)
+    return arn.sibling("sns", guard_topic_name(prefix, agent)) if arn else None
+
+
+@dataclass(frozen=True)
+class Origin:
+    intake: Intake
+    agent: str | None = None  # GUARD: the agent whose topic it is
+    arn: str | None = None  # the topic (or queue) it came through
+
+    def describe(self) -> str:
+        if self.intake is Intake.GUARD:
+            return f"the guard topic of agent {self.agent!r}"
+        if self.intake is Intake.ALERTS:
+            return "the alerts topic (AWS Budgets and Cost Anomaly Detection only)"
+        if self.intake is Intake.DIRECT:
+            return "a direct invoke"
+        return f"{self.arn!r}, which is not one of the kill switch's intakes"
+
+
+@dataclass(frozen=True)
+class Intakes:
+    """Which intake a topic or queue ARN is. `alerts_topic_arn` (the Lambda's `KILLSWITCH_KILL_TOPIC_ARN`) pins the
+    partition, region and account; without it (local runs) names alone decide."""
+
+    prefix: str
+    agents: tuple[str, ...]
+    alerts_topic_arn: str | None = None
+
+    def _home(self, arn: Arn) -> bool:
+        home = Arn.parse(self.alerts_topic_arn)
+        return home is None or (arn.partition, arn.region, arn.account) == (home.partition, home.region, home.account)
+
+    def of_topic(self, topic_arn: object) -> Origin:
+        if topic_arn is None:
+            return Origin(Intake.DIRECT)
+        arn = Arn.parse(topic_arn)
+        shown = topic_arn if isinstance(topic_arn, str) else repr(topic_arn)
+        if arn is None or arn.service != "sns" or not self._home(arn):
+            return Origin(Intake.UNKNOWN, arn=shown[:200])
+        if arn.name == alerts_topic_name(self.prefix):
+            return Origin(Intake.ALERTS, arn=shown)
+        for agent in self.agents:
+            if arn.name == guard_topic_name(self.prefix, agent):
+                return Origin(Intake.GUARD, agent=agent, arn=shown)
+        return Origin(Intake.UNKNOWN, arn=shown[:200])
+
+    def is_guard_queue(self, queue_arn: object) -> bool:
+        arn = Arn.parse(queue_arn)
+        return (
+            arn is not None and arn.service == "sqs" and self._home(arn) and arn.name == guard_queue_name(self.prefix)
+        )
