@@ -1,8 +1,9 @@
-"""Business outcomes recorded by the guard (`run.outcome(...)`), next to the agent's spend entries.
+"""Business outcomes recorded by the guard (`run.outcome(...)`), next to the agent's guard spend entries.
 
-Items: pk `GUARD#<agent>` (the only partition an agent's guard may write, see `killswitch.keys`), sk `OUTCOME#<day>#<outcome id>`: the outcome id is the
-idempotency key (a retried record overwrites itself). Spend queries read `DAY#...` only, so outcomes never count
-as spend. `killswitch report` divides the agent's spend in the window by the outcomes in the same window.
+Items: pk `GUARD#<agent>` (the only partition an agent's guard may write, see `killswitch.keys`),
+sk `OUTCOME#<day>#<outcome id>`: the outcome id is the idempotency key (a retried record overwrites itself). Spend
+queries read `DAY#...` only, so outcomes never count as spend. `killswitch report` divides the agent's spend in the
+window by the outcomes in the same window.
 """
 
 from __future__ import annotations
