@@ -26,28 +26,15 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from killswitch.config import Action, AgentConfig, KillSwitchConfig
-from killswitch.kill.act import (
-    ActResult,
-    AsgScaler,
-    BisectStats,
-    Ec2Stopper,
-    EcsServiceScaler,
-    ScpActions,
-    execute,
-    is_transient,
-)
+from killswitch.kill.act import ActResult, BisectStats, ScpActions, execute, is_transient
 from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected, parse_event
 from killswitch.kill.discover import ClientFactory, Clients, discover
+from killswitch.kill.kinds import KILL_ORDER, ORDER_INDEX, ActContext, PlanRules, kind_of, restore_action
+from killswitch.kill.kinds.base import restore_decision
 from killswitch.kill.ledger import KillLedger, KillRecord, ResourceEntry
 from killswitch.kill.levels import Level, decide_level
 from killswitch.kill.model import (
     ACCOUNT,
-    ASG,
-    EC2_INSTANCE,
-    ECS_SERVICE,
-    ECS_TASK,
-    KILL_ORDER,
-    RESTORE_ACTION,
     Act,
     AgentState,
     Decision,
@@ -113,20 +100,8 @@ def _restore_text(e: ResourceEntry) -> str:
         return "nothing (never stopped; restore cancels the pending approval)"
     if not (e.changed or e.pending):
         return "nothing (the kill did not change it)"
-    if r.resource_type == EC2_INSTANCE:
-        return "start instance"
-    if r.resource_type == ECS_SERVICE:
-        st = r.scalable_target
-        extra = f", autoscaling min {st.min_capacity}/max {st.max_capacity}" if st else ""
-        return f"desired count → {r.desired_count}{extra}"
-    if r.resource_type == ASG:
-        resumed = f", resume {', '.join(e.suspended_by_us)}" if e.suspended_by_us else ""
-        return f"min {r.min_size}/max {r.max_size}/desired {r.desired_count}{resumed}"
-    if r.resource_type == ECS_TASK:
-        return "nothing (a stopped task cannot be restarted)"
-    if r.resource_type == ACCOUNT:
-        return "detach deny SCP" if e.attached_by_us else "nothing (SCP was attached before the kill)"
-    return "nothing"
+    kind = kind_of(r.resource_type)
+    return kind.restore_text(e) if kind else "nothing"
 
 
 class KillEngine:
@@ -308,8 +283,18 @@ class KillEngine:
             run_id=run_id,
             force=force,
             handled=self.handled_by_active_kills(agent),
+            rules=self.plan_rules(),
         )
         return plan, errors
+
+    def plan_rules(self) -> PlanRules:
+        """Principals a kill must never deny: this kill switch's own roles and the break-glass roles."""
+        own = (f"arn:*:iam::*:role/{self.config.prefix}-*", f"arn:*:iam::*:role/*/{self.config.prefix}-*")
+        glass = tuple(self.config.sandbox.break_glass_role_arns) if self.config.sandbox else ()
+        return PlanRules(protected_principals=own + glass)
+
+    def act_context(self, reason: str = "agent kill switch") -> ActContext:
+        return ActContext(self.clients, prefix=self.config.prefix, reason=reason, stats=self.stats, scp=self.scp)
 
     def kill(
         self,
@@ -448,6 +433,7 @@ class KillEngine:
             reason=f"killswitch {kill_id}",
             stats=self.stats,
             on_results=record,
+            prefix=self.config.prefix,
         )
         return {ar.decision.resource.key: ar for ar in results}
 
@@ -493,6 +479,7 @@ class KillEngine:
             force=True,
             handled=self.handled_by_active_kills(record.agent, exclude=kill_id),
             approved=True,
+            rules=self.plan_rules(),
         )
         report.plan = plan
         for e in waiting:
@@ -554,9 +541,8 @@ class KillEngine:
 
     def _restore_kill(self, record: KillRecord, dry_run: bool) -> list[ResourceResult]:
         entries = self.ledger.resources(record.kill_id)
-        order = {t: i for i, t in enumerate(KILL_ORDER)}
         entries.sort(
-            key=lambda e: (-order.get(e.resource.resource_type, 99), e.resource.region, e.resource.resource_id)
+            key=lambda e: (-ORDER_INDEX.get(e.resource.resource_type, 99), e.resource.region, e.resource.resource_id)
         )
         results: list[ResourceResult] = []
         todo: list[ResourceEntry] = []
@@ -571,12 +557,8 @@ class KillEngine:
                     self.ledger.put_resource(e)
             elif not (e.changed or e.pending):
                 results.append(_rres(d, Outcome.NO_ACTION, f"not changed by the kill ({e.outcome})"))
-            elif e.resource.resource_type == ECS_TASK:
-                results.append(
-                    _rres(d, Outcome.NO_ACTION, "a stopped task cannot be restarted: its launcher starts new ones")
-                )
-            elif e.resource.resource_type == ACCOUNT and not e.attached_by_us:
-                results.append(_rres(d, Outcome.NO_ACTION, "SCP was attached before the kill: left attached"))
+            elif why := _why_not_restorable(e):
+                results.append(_rres(d, Outcome.NO_ACTION, why))
             elif dry_run:
                 results.append(_rres(d, Outcome.NO_ACTION, f"dry run: would {_restore_text(e)}"))
             else:
@@ -598,29 +580,12 @@ class KillEngine:
 
     def _restore_entries(self, todo: Sequence[ResourceEntry]) -> list[ResourceResult]:
         out: list[ResourceResult] = []
+        ctx = self.act_context()
         for t in reversed(KILL_ORDER):
             group = [e for e in todo if e.resource.resource_type == t]
-            if not group:
-                continue
-            if t == EC2_INSTANCE:
-                out += [
-                    ar.result
-                    for ar in Ec2Stopper(self.clients, self.stats).start([_restore_decision(e) for e in group])
-                ]
-            elif t == ECS_SERVICE:
-                out += [EcsServiceScaler(self.clients).restore(_restore_decision(e)).result for e in group]
-            elif t == ASG:
-                out += [AsgScaler(self.clients).restore(_restore_decision(e), e.suspended_by_us).result for e in group]
-            elif t == ACCOUNT:
-                for e in group:
-                    d = _restore_decision(e)
-                    if self.scp is None:
-                        out.append(_rres(d, Outcome.ERROR, "no Organizations access configured", "NoOrgAccess"))
-                        continue
-                    try:
-                        out.append(self.scp.detach(e.resource))
-                    except Exception as exc:
-                        out.append(_rres(d, Outcome.ERROR, str(exc), _code(exc)))
+            kind = kind_of(t)
+            if group and kind is not None:
+                out += kind.restore(group, ctx)
         return out
 
     # ------------------------------------------------------------------------------------------------------
@@ -666,18 +631,22 @@ class KillEngine:
         return out
 
 
+def _why_not_restorable(e: ResourceEntry) -> str | None:
+    kind = kind_of(e.resource.resource_type)
+    return kind.not_restorable(e) if kind else "unsupported resource type"
+
+
 def _not_restorable(e: ResourceEntry) -> bool:
-    return e.resource.resource_type == ECS_TASK or (e.resource.resource_type == ACCOUNT and not e.attached_by_us)
+    return _why_not_restorable(e) is not None
 
 
-def _restore_decision(e: ResourceEntry) -> Decision:
-    return Decision(e.resource, Act(e.act) if e.act in Act.__members__.values() else Act.SKIP, e.reason)
+_restore_decision = restore_decision
 
 
 def _rres(d: Decision, outcome: Outcome, message: str, code: str | None = None) -> ResourceResult:
     """A restore result: named after the restore action of the resource type (start, restore_service, ...)."""
     r = result_for(d, outcome, message, code)
-    action = RESTORE_ACTION.get(r.resource_type, "none")
+    action = restore_action(r.resource_type)
     return ResourceResult(r.resource_id, r.resource_type, r.region, action, r.outcome, r.code, r.message)
 
 
@@ -727,7 +696,7 @@ def _alert_summary(alert: Alert) -> dict[str, Any]:
 
 
 def restore_action_name(resource_type: str) -> str:
-    return RESTORE_ACTION.get(resource_type, "none")
+    return restore_action(resource_type)
 
 
 __all__ = ["KillEngine", "KillReport", "SpendRecorder", "StatusLine"]

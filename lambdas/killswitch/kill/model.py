@@ -21,38 +21,25 @@ ECS_SERVICE = "ecs:service"
 ECS_TASK = "ecs:task"
 ASG = "autoscaling:group"
 ACCOUNT = "organizations:account"
+IAM_ROLE = "iam:role"
+IAM_USER = "iam:user"
+LAMBDA_FUNCTION = "lambda:function"
 GLOBAL_REGION = "global"
 EVENT_LIST_LIMIT = 100  # entries per list in a result event (failures, needs_approval)
 
 
 class Act(StrEnum):
-    """What the plan does to one resource. The first five change AWS; SKIP and NEEDS_APPROVAL do not."""
+    """What the plan does to one resource. Everything but SKIP and NEEDS_APPROVAL changes AWS."""
 
     ATTACH_SCP = "attach_scp"
     SCALE_TO_ZERO = "scale_to_zero"  # ECS service or Auto Scaling group
     STOP_TASK = "stop_task"
-    STOP = "stop"  # EC2 instance
+    STOP = "stop"  # EC2 instance, RDS instance/cluster, SageMaker notebook
+    DENY = "deny"  # IAM role/user: the deny policy attached
+    THROTTLE = "throttle"  # Lambda function: reserved concurrency 0
+    DISABLE = "disable"  # Batch job queue
     SKIP = "skip"
     NEEDS_APPROVAL = "needs_approval"
-
-
-# Kill order: first what would relaunch compute (groups, services), then tasks and instances, the SCP last
-# (our own restore must not be blocked by it). Restore runs in the reverse order: SCP detached first.
-KILL_ORDER: tuple[str, ...] = (ASG, ECS_SERVICE, ECS_TASK, EC2_INSTANCE, ACCOUNT)
-ACTION_FOR_TYPE: dict[str, Act] = {
-    EC2_INSTANCE: Act.STOP,
-    ECS_SERVICE: Act.SCALE_TO_ZERO,
-    ECS_TASK: Act.STOP_TASK,
-    ASG: Act.SCALE_TO_ZERO,
-    ACCOUNT: Act.ATTACH_SCP,
-}
-RESTORE_ACTION: dict[str, str] = {
-    EC2_INSTANCE: "start",
-    ECS_SERVICE: "restore_service",
-    ECS_TASK: "none",
-    ASG: "restore_group",
-    ACCOUNT: "detach_scp",
-}
 
 
 class KillStatus(StrEnum):
@@ -105,6 +92,9 @@ class Resource:
     suspended_processes: tuple[str, ...] = ()  # ASG
     scalable_target: ScalableTarget | None = None  # ECS service
     note: str = ""  # free text (e.g. why an account is a sandbox target)
+    # Kind-specific prior state (JSON values), e.g. a Lambda function's reserved concurrency or an IAM
+    # principal's attached deny policy: what restore puts back for the kinds added after the fields above.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -135,6 +125,7 @@ class Resource:
             "suspended_processes": list(self.suspended_processes),
             "scalable_target": self.scalable_target.to_dict() if self.scalable_target else None,
             "note": self.note,
+            "extra": dict(self.extra),
         }
 
     @classmethod
@@ -157,6 +148,7 @@ class Resource:
             suspended_processes=tuple(d.get("suspended_processes") or ()),
             scalable_target=ScalableTarget.from_dict(st) if st else None,
             note=d.get("note") or "",
+            extra=dict(d.get("extra") or {}),
         )
 
 
@@ -329,7 +321,7 @@ class KillReport:
         return d
 
 
-_STOPPING_ACTIONS = {a.value for a in (Act.STOP, Act.SCALE_TO_ZERO, Act.STOP_TASK, Act.ATTACH_SCP)}
+_STOPPING_ACTIONS = {a.value for a in Act if a not in (Act.SKIP, Act.NEEDS_APPROVAL)}
 
 
 def result_for(decision: Decision, outcome: Outcome, message: str = "", code: str | None = None) -> ResourceResult:
