@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
@@ -106,7 +107,7 @@ class KillFunction(Construct):
         self.policy = iam.Policy(
             self,
             "KillPolicy",
-            statements=kill_statements(org_role_arn=org_role_arn, direct_org_targets=direct_org_targets),
+            statements=kill_statements(org_role_arn=org_role_arn, direct_org_targets=direct_org_targets, prefix=prefix),
         )
         self.policy.attach_to_role(self.role)
         events_topic.grant_publish(self.role)
@@ -179,7 +180,20 @@ def acknowledge_kind_grants(policy: iam.Policy) -> None:
             nag.acknowledge(policy, "AwsSolutions-IAM5", f"{g.sid}: {why}", findings)
 
 
-def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[str] | None) -> list[iam.PolicyStatement]:
+def _fill(value: Any, prefix: str) -> Any:
+    """Fill `{partition}`, `{account}` and `{prefix}` in a registry condition (nested dicts/lists of strings)."""
+    if isinstance(value, str):
+        return value.format(partition=Aws.PARTITION, account=Aws.ACCOUNT_ID, prefix=prefix)
+    if isinstance(value, Mapping):
+        return {k: _fill(v, prefix) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fill(v, prefix) for v in value]
+    return value
+
+
+def kill_statements(
+    *, org_role_arn: str | None, direct_org_targets: Sequence[str] | None, prefix: str = "killswitch"
+) -> list[iam.PolicyStatement]:
     """The compute permissions come from the kind registry (`killswitch.kill.kinds`): each kind names the actions
     it calls and the tag condition on its writes; the Organizations ones depend on where the stack runs."""
     statements = [
@@ -187,7 +201,7 @@ def kill_statements(*, org_role_arn: str | None, direct_org_targets: Sequence[st
             sid=g.sid,
             actions=list(g.actions),
             resources=[r if r == "*" else nag.arn(r) for r in g.resources],
-            conditions=dict(g.conditions) if g.conditions else None,
+            conditions=_fill(g.conditions, prefix) if g.conditions else None,
         )
         for g in kinds.iam_grants()
     ]

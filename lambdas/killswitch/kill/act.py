@@ -50,7 +50,7 @@ def execute(
     reason: str = "agent kill switch",
     stats: BisectStats | None = None,
     on_results: Callable[[list[ActResult]], None] | None = None,
-    prefix: str = "killswitch",
+    ctx: ActContext | None = None,
 ) -> list[ActResult]:
     """Carry out the decisions that change AWS, kind by kind in `KILL_ORDER`.
 
@@ -58,7 +58,7 @@ def execute(
     call, or one service/task/group/account), so the engine writes them to the ledger in one batch write and a
     Lambda that dies half-way leaves a ledger that says what was already done.
     """
-    ctx = ActContext(clients, prefix=prefix, reason=reason, stats=stats or BisectStats(), scp=scp)
+    ctx = ctx or ActContext(clients, reason=reason, stats=stats or BisectStats(), scp=scp)
     by_type: dict[str, list[Decision]] = defaultdict(list)
     for d in decisions:
         if d.changes_aws:

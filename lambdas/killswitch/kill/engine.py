@@ -31,6 +31,7 @@ from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected, pars
 from killswitch.kill.discover import ClientFactory, Clients, discover
 from killswitch.kill.kinds import KILL_ORDER, ORDER_INDEX, ActContext, PlanRules, kind_of, restore_action
 from killswitch.kill.kinds.base import restore_decision
+from killswitch.kill.kinds.iam import deny_policy_name
 from killswitch.kill.ledger import KillLedger, KillRecord, ResourceEntry
 from killswitch.kill.levels import Level, decide_level
 from killswitch.kill.model import (
@@ -291,10 +292,17 @@ class KillEngine:
         """Principals a kill must never deny: this kill switch's own roles and the break-glass roles."""
         own = (f"arn:*:iam::*:role/{self.config.prefix}-*", f"arn:*:iam::*:role/*/{self.config.prefix}-*")
         glass = tuple(self.config.sandbox.break_glass_role_arns) if self.config.sandbox else ()
-        return PlanRules(protected_principals=own + glass)
+        return PlanRules(protected_principals=own + glass, deny_policy_name=deny_policy_name(self.config.prefix))
 
     def act_context(self, reason: str = "agent kill switch") -> ActContext:
-        return ActContext(self.clients, prefix=self.config.prefix, reason=reason, stats=self.stats, scp=self.scp)
+        return ActContext(
+            self.clients,
+            prefix=self.config.prefix,
+            reason=reason,
+            stats=self.stats,
+            scp=self.scp,
+            home_region=self.config.deploy_region,
+        )
 
     def kill(
         self,
@@ -433,7 +441,7 @@ class KillEngine:
             reason=f"killswitch {kill_id}",
             stats=self.stats,
             on_results=record,
-            prefix=self.config.prefix,
+            ctx=self.act_context(f"killswitch {kill_id}"),
         )
         return {ar.decision.resource.key: ar for ar in results}
 

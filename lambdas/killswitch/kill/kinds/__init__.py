@@ -12,15 +12,20 @@ from collections.abc import Iterable
 from killswitch.config import Action
 from killswitch.kill.kinds.account import SandboxAccounts
 from killswitch.kill.kinds.asg import AutoScalingGroups
+from killswitch.kill.kinds.awslambda import LambdaFunctions
 from killswitch.kill.kinds.base import ActContext, IamGrant, Kind, PlanRules, RegionScan
 from killswitch.kill.kinds.ec2 import Ec2Instances
 from killswitch.kill.kinds.ecs import EcsServices, EcsTasks
+from killswitch.kill.kinds.iam import IamRoles, IamUsers
 
 REGISTRY: tuple[Kind, ...] = (
+    IamRoles(),
+    IamUsers(),
     AutoScalingGroups(),
     EcsServices(),
     EcsTasks(),
     Ec2Instances(),
+    LambdaFunctions(),
     SandboxAccounts(),
 )
 KINDS: dict[str, Kind] = {k.resource_type: k for k in REGISTRY}

@@ -49,6 +49,7 @@ class PlanRules:
     """What the pure plan needs beyond the agent config: principals that must never be denied."""
 
     protected_principals: tuple[str, ...] = ()  # ARN patterns (`*` wildcards): own roles, break glass
+    deny_policy_name: str = "killswitch-deny-agent"  # the kill switch's IAM deny policy (already attached = skip)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class ActContext:
     reason: str = "agent kill switch"
     stats: BisectStats = field(default_factory=BisectStats)
     scp: Any = None  # `ScpActions` for the sandbox-account kind
+    home_region: str = "us-east-1"  # where global services (IAM) are called
 
 
 class Kind:
