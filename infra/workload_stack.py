@@ -11,6 +11,7 @@ from infra.constructs import lambda_common
 from infra.constructs.alarms import KillAlarms
 from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
+from infra.constructs.deny_policy import AgentDenyPolicy
 from infra.constructs.encryption import KillSwitchKey
 from infra.constructs.guard_policy import GuardPublisherPolicy
 from infra.constructs.kill_function import KillFunction, dlq_url
@@ -108,6 +109,7 @@ class WorkloadStack(Stack):
             self, "Alarms", prefix=prefix, function=self.kill.function, dlq=self.kill.dlq, topic=self.events_topic
         )
         self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
+        self.deny_policy = AgentDenyPolicy(self, "AgentDenyPolicy", prefix=prefix).policy
         self.budgets = AgentBudgets(self, "Budgets", config=config, kill_topic_arn=self.kill_topic.topic_arn).budgets
         self.guard_policy = GuardPublisherPolicy(
             self, "GuardPublisher", prefix=prefix, kill_topic=self.kill_topic, table=self.table, key=self.key

@@ -256,6 +256,12 @@ WRITE_ACTIONS = {
     "autoscaling:UpdateAutoScalingGroup": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
     "autoscaling:SuspendProcesses": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
     "autoscaling:ResumeProcesses": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
+    "lambda:PutFunctionConcurrency": TAG_CONDITION,
+    "lambda:DeleteFunctionConcurrency": TAG_CONDITION,
+}
+DENY_CONDITION = {
+    **TAG_CONDITION,
+    "ArnEquals": {"iam:PolicyARN": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/ks-deny-agent"},
 }
 
 
@@ -264,6 +270,27 @@ def test_every_grant_of_a_stop_action_requires_the_agent_tag(template: Template,
     grants = [s for s in statements(template) if s["Effect"] == "Allow" and action in as_list(s["Action"])]
     assert grants, f"{action} is not granted at all"
     assert all(s.get("Condition") == condition for s in grants)
+
+
+def test_iam_deny_attaches_only_the_deny_policy_to_tagged_principals(template: Template) -> None:
+    deny = statement(template, "DenyTaggedPrincipals")
+    assert set(deny["Action"]) == {
+        "iam:AttachRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:AttachUserPolicy",
+        "iam:DetachUserPolicy",
+    }
+    assert {k: {kk: render(vv) for kk, vv in v.items()} for k, v in deny["Condition"].items()} == DENY_CONDITION
+    grants = [s for s in statements(template) if "iam:AttachRolePolicy" in as_list(s["Action"])]
+    assert grants == [deny]
+    policies = [
+        p["Properties"]
+        for p in resources(template, "AWS::IAM::ManagedPolicy").values()
+        if p["Properties"].get("ManagedPolicyName") == "ks-deny-agent"
+    ]
+    assert policies and policies[0]["PolicyDocument"]["Statement"] == [
+        {"Sid": "KillSwitchDenyEverything", "Effect": "Deny", "Action": "*", "Resource": "*"}
+    ]
 
 
 def test_tagged_write_statements(template: Template) -> None:
@@ -279,7 +306,7 @@ def test_tagged_write_statements(template: Template) -> None:
 
 def test_discovery_app_autoscaling_and_kms_grant(template: Template) -> None:
     discover = statement(template, "Discover")
-    assert set(discover["Action"]) == {
+    assert set(discover["Action"]) >= {
         "tag:GetResources",
         "ec2:DescribeInstances",
         "ecs:Describe*",
@@ -287,6 +314,8 @@ def test_discovery_app_autoscaling_and_kms_grant(template: Template) -> None:
         "autoscaling:Describe*",
         "application-autoscaling:Describe*",
     }
+    # Discovery is read-only: every action the kinds add there lists, describes or gets.
+    assert all(a.split(":")[1].startswith(("List", "Describe", "Get")) for a in discover["Action"])
     scaling = statement(template, "EcsServiceScaling")
     assert set(scaling["Action"]) == {
         "application-autoscaling:RegisterScalableTarget",
@@ -449,8 +478,11 @@ def test_budget_notifications_alert_kill_topic_and_emails(template: Template, bu
 
 def test_guard_publisher_policy_limits_ledger_access_to_guard_keys(template: Template) -> None:
     ids = _ids(template)
-    policy = only(template, "AWS::IAM::ManagedPolicy")["Properties"]
-    assert policy["ManagedPolicyName"] == "ks-guard-publisher"
+    (policy,) = [
+        p["Properties"]
+        for p in resources(template, "AWS::IAM::ManagedPolicy").values()
+        if p["Properties"]["ManagedPolicyName"] == "ks-guard-publisher"
+    ]
     stmts = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert stmts["PublishKill"]["Action"] == "sns:Publish"
     assert stmts["PublishKill"]["Resource"] == {"Ref": ids["kill_topic"]}
