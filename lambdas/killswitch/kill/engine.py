@@ -48,6 +48,7 @@ from killswitch.kill.model import (
 )
 from killswitch.kill.plan import plan_kill
 from killswitch.kill.publish import DeadLetterSink, EventPublisher, NullPublisher
+from killswitch.kill.watch import KillWatch, is_watch_event
 from killswitch.results import Outcome, ResourceResult
 
 logger = Logger(child=True)
@@ -135,6 +136,8 @@ class KillEngine:
     # ------------------------------------------------------------------------------------------------------
     def handle_event(self, event: Any, *, dry_run: bool = False) -> list[KillReport]:
         """Every alert of a Lambda/SNS event; rejected inputs are recorded and reported, never raised."""
+        if is_watch_event(event):
+            return KillWatch(self).handle(event, dry_run=dry_run)
         reports = []
         for item in parse_event(event, self.config):
             if isinstance(item, Rejected):
@@ -412,6 +415,12 @@ class KillEngine:
             report.transient_failure = True
         report.message = _kill_message(report, plan)
         return self._finish(report, t0)
+
+    def execute_recorded(self, kill_id: str, plan: Plan) -> list[ActResult]:
+        return list(self._execute(kill_id, plan).values())
+
+    def publish(self, report: KillReport) -> None:
+        self._publish(report)
 
     def _execute(self, kill_id: str, plan: Plan) -> dict[tuple[str, str], ActResult]:
         """Act on the plan; the results of each API batch are written to the ledger as soon as they are known."""

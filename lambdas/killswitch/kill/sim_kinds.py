@@ -99,3 +99,33 @@ def kind_snapshot(
         "principals": {p: attached_policies(clients, p) for p in principals},
         "functions": {f"{r}/{f}": reserved_concurrency(clients, r, f) for r, f in functions},
     }
+
+
+def cloudtrail_event(
+    event_source: str, event_name: str, region: str, request: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """An EventBridge "AWS API Call via CloudTrail" event as the watch rules deliver it to the kill Lambda."""
+    return {
+        "version": "0",
+        "id": f"ct-{event_name}-{region}",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws." + event_source.split(".", maxsplit=1)[0],
+        "account": "123456789012",
+        "region": region,
+        "detail": {
+            "eventSource": event_source,
+            "eventName": event_name,
+            "awsRegion": region,
+            "requestParameters": dict(request or {}),
+        },
+    }
+
+
+def run_instances_request(tags: Mapping[str, str]) -> dict[str, Any]:
+    """RunInstances `requestParameters` with its tag specification (CloudTrail's spelling)."""
+    return {
+        "instanceType": "t3.micro",
+        "tagSpecificationSet": {
+            "items": [{"resourceType": "instance", "tags": [{"key": k, "value": v} for k, v in tags.items()]}]
+        },
+    }
