@@ -18,6 +18,7 @@ from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import LedgerTable
 from infra.constructs.spend_recorder import SpendRecorder
 from infra.constructs.topics import EventsTopic, KillTopic
+from infra.constructs.watch import KillWatch
 from killswitch import settings
 from killswitch.config import KillSwitchConfig
 
@@ -104,6 +105,9 @@ class WorkloadStack(Stack):
         )
         self.table.grant_read_write_data(self.kill.role)
         self.kill.finalize_dependencies()
+        self.watch = KillWatch(
+            self, "Watch", prefix=prefix, function=self.kill.function, dead_letter_queue=self.kill.dlq
+        )
         self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
         self.alarms = KillAlarms(
             self, "Alarms", prefix=prefix, function=self.kill.function, dlq=self.kill.dlq, topic=self.events_topic

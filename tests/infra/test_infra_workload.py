@@ -371,7 +371,11 @@ def test_lambda_asset_ships_the_package_without_caches(synthed: tuple[Template, 
 
 def test_spend_recorder_runs_daily_at_six_utc(template: Template) -> None:
     ids = _ids(template)
-    rule = only(template, "AWS::Events::Rule")["Properties"]
+    (rule,) = [
+        r["Properties"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression", "").startswith("cron(")
+    ]
     assert rule["ScheduleExpression"] == "cron(0 6 * * ? *)"
     assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [ids["spend_fn"], "Arn"]}]
     fn = resources(template, "AWS::Lambda::Function")[ids["spend_fn"]]["Properties"]
@@ -498,3 +502,23 @@ def test_outputs(template: Template) -> None:
     assert outputs["KillTopicArn"]["Value"] == {"Ref": ids["kill_topic"]}
     assert outputs["EventsTopicArn"]["Value"] == {"Ref": ids["events_topic"]}
     assert outputs["LedgerTableName"]["Value"] == {"Ref": ids["table"]}
+
+
+# -- watch ------------------------------------------------------------------------------------------------------
+
+
+def test_watch_rule_sends_compute_start_events_and_a_recheck_to_the_kill_lambda(template: Template) -> None:
+    rules = {r["Properties"].get("Name"): r["Properties"] for r in resources(template, "AWS::Events::Rule").values()}
+    watch = rules["ks-watch"]
+    pattern = watch["EventPattern"]
+    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+    assert {"RunInstances", "StartInstances", "RunTask", "UpdateService", "UpdateAutoScalingGroup"} <= set(
+        pattern["detail"]["eventName"]
+    )
+    assert all(s.startswith("aws.") for s in pattern["source"])
+    assert len(watch["Targets"]) == 1 and "DeadLetterConfig" in watch["Targets"][0]
+    assert watch["Targets"][0]["Arn"] == {"Fn::GetAtt": [_ids(template)["kill_fn"], "Arn"]}
+    recheck = rules["ks-recheck"]
+    assert recheck["ScheduleExpression"] == "rate(15 minutes)"
+    assert json.loads(recheck["Targets"][0]["Input"]) == {"killswitch": "recheck"}
+    assert recheck["Targets"][0]["Arn"] == watch["Targets"][0]["Arn"]
