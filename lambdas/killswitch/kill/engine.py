@@ -401,6 +401,8 @@ class KillEngine:
         for d in plan.decisions:
             ar = acted.get(d.resource.key)
             report.summary.add(ar.result if ar else _planned_result(d))
+        report.verification, report.still_running = self.verify(list(acted.values()))
+        record.verification = report.verification
         # Transient failures, including a region whose discovery was throttled, make the handler raise for a retry.
         failures = report.summary.failures
         status = (
@@ -415,6 +417,38 @@ class KillEngine:
             report.transient_failure = True
         report.message = _kill_message(report, plan)
         return self._finish(report, t0)
+
+    def verify(self, acted: Sequence[ActResult]) -> tuple[str, list[dict[str, str]]]:
+        """Re-describe what was changed successfully: ("verified" | "not_verified" | "", what still runs).
+
+        A stop in progress (EC2 `stopping`) counts as verified; a kind that cannot be re-read is not verified, with
+        the AWS error code."""
+        by_type: dict[str, list[Resource]] = {}
+        for ar in acted:
+            if ar.result.outcome is Outcome.SUCCESS:
+                by_type.setdefault(ar.decision.resource.resource_type, []).append(ar.decision.resource)
+        if not by_type:
+            return "", []
+        ctx = self.act_context()
+        running: list[dict[str, str]] = []
+        for t, rs in by_type.items():
+            kind = kind_of(t)
+            if kind is None:
+                continue
+            try:
+                left = kind.still_running(rs, ctx)
+            except Exception as exc:  # verification never undoes or blocks a kill: it is reported
+                code = _code(exc)
+                running += [
+                    {"resource_id": r.resource_id, "region": r.region, "why": f"not re-read: {code}"} for r in rs
+                ]
+                continue
+            running += [
+                {"resource_id": rid, "region": region, "why": why} for (region, rid), why in sorted(left.items())
+            ]
+        if running:
+            logger.warning("kill not verified", extra={"still_running": running[:20]})
+        return ("not_verified" if running else "verified"), running
 
     def execute_recorded(self, kill_id: str, plan: Plan) -> list[ActResult]:
         return list(self._execute(kill_id, plan).values())
@@ -618,7 +652,13 @@ class KillEngine:
             lines: list[StatusLine] = []
             for k in self.ledger.list_kills(name):
                 kills.append(
-                    {"kill_id": k.kill_id, "status": k.status.value, "created_at": k.created_at, "reason": k.reason}
+                    {
+                        "kill_id": k.kill_id,
+                        "status": k.status.value,
+                        "created_at": k.created_at,
+                        "reason": k.reason,
+                        "verification": k.verification or "",
+                    }
                 )
                 if not k.active:
                     continue

@@ -275,6 +275,8 @@ class KillReport:
     level: str = ""
     duration_ms: float = 0.0
     transient_failure: bool = False
+    verification: str = ""  # verified | not_verified (re-described after acting) | "" (nothing acted on)
+    still_running: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def needs_approval(self) -> list[str]:
@@ -312,6 +314,8 @@ class KillReport:
             "needs_approval": self.needs_approval[:EVENT_LIST_LIMIT],
             "needs_approval_total": len(self.needs_approval),
             "duration_ms": round(self.duration_ms, 1),
+            "verification": self.verification,
+            "still_running": self.still_running[:EVENT_LIST_LIMIT],
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -161,10 +161,11 @@ class KillWatch:
         entries = [ResourceEntry(record.kill_id, d.resource, d.act.value, d.reason) for d in plan_new.decisions]
         eng.ledger.put_resources([e for e in entries if e.act != "skip"])
         ctx = eng.act_context(f"killswitch {record.kill_id} (kept applied)")
-        for ar in eng.execute_recorded(record.kill_id, plan_new):
+        acted = eng.execute_recorded(record.kill_id, plan_new)
+        acted += execute(to_again, eng.clients, ctx=ctx)  # the ledger keeps the prior state from before the kill
+        for ar in acted:
             report.summary.add(ar.result)
-        for ar in execute(to_again, eng.clients, ctx=ctx):
-            report.summary.add(ar.result)  # the ledger keeps the prior state from before the kill
+        report.verification, report.still_running = eng.verify(acted)
         if waiting:
             eng.ledger.set_status(record, KillStatus.AWAITING_APPROVAL)
         stopped = sum(1 for r in report.summary.results if r.outcome is Outcome.SUCCESS)
