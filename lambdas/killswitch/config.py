@@ -46,6 +46,7 @@ class Action(StrEnum):
     APPLY_SCP = "apply_scp"
     DENY_IAM = "deny_iam"
     STOP_LAMBDA = "stop_lambda"
+    STOP_RDS = "stop_rds"
 
 
 ALL_ACTIONS: tuple[Action, ...] = tuple(Action)

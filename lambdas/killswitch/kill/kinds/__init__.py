@@ -17,6 +17,7 @@ from killswitch.kill.kinds.base import ActContext, IamGrant, Kind, PlanRules, Re
 from killswitch.kill.kinds.ec2 import Ec2Instances
 from killswitch.kill.kinds.ecs import EcsServices, EcsTasks
 from killswitch.kill.kinds.iam import IamRoles, IamUsers
+from killswitch.kill.kinds.rds import RdsClusters, RdsInstances
 
 REGISTRY: tuple[Kind, ...] = (
     IamRoles(),
@@ -26,6 +27,8 @@ REGISTRY: tuple[Kind, ...] = (
     EcsTasks(),
     Ec2Instances(),
     LambdaFunctions(),
+    RdsClusters(),
+    RdsInstances(),
     SandboxAccounts(),
 )
 KINDS: dict[str, Kind] = {k.resource_type: k for k in REGISTRY}
