@@ -54,7 +54,7 @@ pytest: $(BIN)/.installed
 synth: setup
 	rm -rf cdk.out
 	$(CDK) synth --no-notices --quiet > /dev/null
-	$(BIN)/killswitch validate killswitch.yaml scp_policies
+	$(BIN)/killswitch validate killswitch.yaml scp_policies iam_policies
 	$(BIN)/cfn-lint cdk.out/*.template.json
 	@echo "cdk synth OK: $$(ls cdk.out/*.template.json | xargs -n1 basename | tr '\n' ' ')"
 

@@ -12,6 +12,7 @@ from infra.constructs.agent_boundary import AgentBoundaryPolicy
 from infra.constructs.alarms import KillAlarms
 from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
+from infra.constructs.deny_policy import AgentDenyPolicy
 from infra.constructs.encryption import KillSwitchKey
 from infra.constructs.guard_intake import GuardIntake
 from infra.constructs.guard_policy import GuardPublisherPolicy, guard_policy_name
@@ -19,6 +20,7 @@ from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import KILL_LEDGER_ACTIONS, LedgerTable, grant_ledger_items
 from infra.constructs.spend_recorder import SpendRecorder
 from infra.constructs.topics import EventsTopic, KillTopic
+from infra.constructs.watch import KillWatch
 from killswitch import settings
 from killswitch.config import KillSwitchConfig
 
@@ -121,11 +123,15 @@ class WorkloadStack(Stack):
             dead_letter_queue=self.kill.dlq,
         )
         self.kill.finalize_dependencies()
+        self.watch = KillWatch(
+            self, "Watch", prefix=prefix, function=self.kill.function, dead_letter_queue=self.kill.dlq
+        )
         self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
         self.alarms = KillAlarms(
             self, "Alarms", prefix=prefix, function=self.kill.function, dlq=self.kill.dlq, topic=self.events_topic
         )
         self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
+        self.deny_policy = AgentDenyPolicy(self, "AgentDenyPolicy", prefix=prefix).policy
         self.budgets = AgentBudgets(self, "Budgets", config=config, kill_topic_arn=self.kill_topic.topic_arn).budgets
         self.guard_policy = GuardPublisherPolicy(
             self,

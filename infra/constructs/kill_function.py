@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
@@ -17,6 +18,7 @@ from constructs import Construct
 from infra import nag
 from infra.constructs import lambda_common
 from killswitch import tags
+from killswitch.kill import kinds
 
 KILL_HANDLER = "killswitch.handlers.kill.handler"
 # Kills are rare and idempotent; a small cap keeps a flood of alerts from fanning out into thousands of
@@ -36,14 +38,6 @@ def dlq_name(prefix: str) -> str:
 def dlq_url(prefix: str) -> str:
     """The DLQ's URL, known before the queue exists (so it is in the environment the size check sees)."""
     return f"https://sqs.{Aws.REGION}.{Aws.URL_SUFFIX}/{Aws.ACCOUNT_ID}/{dlq_name(prefix)}"
-
-
-ECS_SCALING_CONDITION = {
-    "application-autoscaling:service-namespace": "ecs",
-    "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
-}
-TAG_PRESENT = {"Null": {f"aws:ResourceTag/{tags.AGENT_NAME}": "false"}}
-ASG_TAG_PRESENT = {"Null": {f"autoscaling:ResourceTag/{tags.AGENT_NAME}": "false"}}
 
 
 def function_role(scope: Construct, construct_id: str, *, role_name: str, log_group: logs.ILogGroup) -> iam.Role:
@@ -121,7 +115,7 @@ class KillFunction(Construct):
             self,
             "KillPolicy",
             statements=kill_statements(
-                org_role_arn=org_role_arn, direct_org_targets=direct_org_targets, deny_scp_tag=prefix
+                org_role_arn=org_role_arn, direct_org_targets=direct_org_targets, prefix=prefix, deny_scp_tag=prefix
             ),
         )
         self.policy.attach_to_role(self.role)
@@ -135,28 +129,7 @@ class KillFunction(Construct):
         lambda_common.depend_on_policies(self.function, [default_policy, self.policy])
 
     def _acknowledge(self, direct_org_targets: Sequence[str] | None) -> None:
-        nag.acknowledge(
-            self.policy,
-            "AwsSolutions-IAM5",
-            "Discovery (tag:GetResources, Describe*/List*) and Application Auto Scaling have no resource-level "
-            "permissions; they are read-only or, for RegisterScalableTarget, only used on ECS services already "
-            "found by their agent-name tag",
-            ["Resource::*", *(f"Action::{a}" for a in DISCOVERY_ACTIONS if a.endswith("*"))],
-        )
-        nag.acknowledge(
-            self.policy,
-            "AwsSolutions-IAM5",
-            "Agent resources run in every configured region and have unknown ids; every write is conditioned on "
-            "the agent-name resource tag being present (Null: false)",
-            [nag.resource_finding(p) for p in TAGGED_WRITE_ARNS],
-        )
-        nag.acknowledge(
-            self.policy,
-            "AwsSolutions-IAM5",
-            "EBS volume keys are not known in advance; kms:CreateGrant is limited to grants for AWS resources "
-            "(kms:GrantIsForAWSResource) so that EC2 can start instances with encrypted volumes on restore",
-            [nag.resource_finding(KMS_KEYS)],
-        )
+        acknowledge_kind_grants(self.policy)
         if direct_org_targets is not None:
             nag.acknowledge(
                 self.policy,
@@ -172,21 +145,6 @@ class KillFunction(Construct):
         acknowledge_runtime(self.function)
 
 
-# Exactly the reads the kill makes (from the IAM coverage trace), no Describe*/List* families.
-DISCOVERY_ACTIONS = (
-    "tag:GetResources",
-    "ec2:DescribeInstances",
-    "ecs:DescribeServices",
-    "ecs:DescribeTasks",
-    "autoscaling:DescribeAutoScalingGroups",
-    "application-autoscaling:DescribeScalableTargets",
-)
-EC2_INSTANCES = "arn:{partition}:ec2:*:{account}:instance/*"
-ECS_SERVICES = "arn:{partition}:ecs:*:{account}:service/*"
-ECS_TASKS = "arn:{partition}:ecs:*:{account}:task/*"
-ASG_GROUPS = "arn:{partition}:autoscaling:*:{account}:autoScalingGroup:*:autoScalingGroupName/*"
-TAGGED_WRITE_ARNS = (EC2_INSTANCES, ECS_SERVICES, ECS_TASKS, ASG_GROUPS)
-KMS_KEYS = "arn:{partition}:kms:*:{account}:key/*"
 SCP_POLICIES = "arn:{partition}:organizations::{account}:policy/o-*/service_control_policy/p-*"
 ORG_ACCOUNT = "arn:{partition}:organizations::{account}:account/o-*/%s"
 ORG_READ_ACTIONS = (
@@ -217,51 +175,47 @@ def acknowledge_runtime(function: lambda_.IFunction) -> None:
     )
 
 
+def acknowledge_kind_grants(policy: iam.Policy) -> None:
+    """One acknowledgement per registry statement with a wildcard, with the reason its kind gives."""
+    for g in kinds.iam_grants():
+        findings = [f"Action::{a}" for a in g.actions if a.endswith("*")]
+        findings += ["Resource::*" if r == "*" else nag.resource_finding(r) for r in g.resources if "*" in r]
+        if findings:
+            why = g.why or (
+                "Discovery and Application Auto Scaling have no resource-level permissions; they are read-only or, "
+                "for RegisterScalableTarget, only used on ECS services already found by their agent-name tag"
+            )
+            nag.acknowledge(policy, "AwsSolutions-IAM5", f"{g.sid}: {why}", findings)
+
+
+def _fill(value: Any, prefix: str) -> Any:
+    """Fill `{partition}`, `{account}` and `{prefix}` in a registry condition (nested dicts/lists of strings)."""
+    if isinstance(value, str):
+        return value.format(partition=Aws.PARTITION, account=Aws.ACCOUNT_ID, prefix=prefix)
+    if isinstance(value, Mapping):
+        return {k: _fill(v, prefix) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fill(v, prefix) for v in value]
+    return value
+
+
 def kill_statements(
-    *, org_role_arn: str | None, direct_org_targets: Sequence[str] | None, deny_scp_tag: str = ""
+    *,
+    org_role_arn: str | None,
+    direct_org_targets: Sequence[str] | None,
+    prefix: str = "killswitch",
+    deny_scp_tag: str = "",
 ) -> list[iam.PolicyStatement]:
+    """The compute permissions come from the kind registry (`killswitch.kill.kinds`): each kind names the actions
+    it calls and the tag condition on its writes; the Organizations ones depend on where the stack runs."""
     statements = [
-        iam.PolicyStatement(sid="Discover", actions=list(DISCOVERY_ACTIONS), resources=["*"]),
         iam.PolicyStatement(
-            sid="StopStartTaggedInstances",
-            actions=["ec2:StopInstances", "ec2:StartInstances"],
-            resources=[nag.arn(EC2_INSTANCES)],
-            conditions=TAG_PRESENT,
-        ),
-        iam.PolicyStatement(
-            sid="ScaleStopTaggedEcs",
-            actions=["ecs:UpdateService", "ecs:StopTask"],
-            resources=[nag.arn(ECS_SERVICES), nag.arn(ECS_TASKS)],
-            conditions=TAG_PRESENT,
-        ),
-        iam.PolicyStatement(
-            sid="ScaleTaggedAutoScalingGroups",
-            actions=[
-                "autoscaling:UpdateAutoScalingGroup",
-                "autoscaling:SuspendProcesses",
-                "autoscaling:ResumeProcesses",
-            ],
-            resources=[nag.arn(ASG_GROUPS)],
-            conditions=ASG_TAG_PRESENT,
-        ),
-        # Application Auto Scaling identifies a scalable target by namespace/resource id/dimension; the ECS
-        # service's tags are not visible to it, so no tag condition can apply. The kill code only calls it for
-        # ECS services it has already found through their agent-name tag (to lower min capacity and suspend
-        # scaling before UpdateService, and to put them back on restore): only ECS service desired counts.
-        # (DescribeScalableTargets is part of Discover.)
-        iam.PolicyStatement(
-            sid="EcsServiceScaling",
-            actions=["application-autoscaling:RegisterScalableTarget"],
-            resources=["*"],
-            conditions={"StringEquals": ECS_SCALING_CONDITION},
-        ),
-        # Restarting an instance with KMS-encrypted EBS volumes needs a grant for EC2 on the volume keys.
-        iam.PolicyStatement(
-            sid="RestartEncryptedVolumes",
-            actions=["kms:CreateGrant"],
-            resources=[nag.arn(KMS_KEYS)],
-            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-        ),
+            sid=g.sid,
+            actions=list(g.actions),
+            resources=[r if r == "*" else nag.arn(r) for r in g.resources],
+            conditions=_fill(g.conditions, prefix) if g.conditions else None,
+        )
+        for g in kinds.iam_grants()
     ]
     if org_role_arn:
         statements.append(

@@ -44,6 +44,9 @@ class Action(StrEnum):
     STOP_ECS_TASKS = "stop_ecs_tasks"
     SCALE_ASG = "scale_asg"
     APPLY_SCP = "apply_scp"
+    DENY_IAM = "deny_iam"
+    STOP_LAMBDA = "stop_lambda"
+    STOP_RDS = "stop_rds"
 
 
 ALL_ACTIONS: tuple[Action, ...] = tuple(Action)

@@ -271,6 +271,12 @@ WRITE_ACTIONS = {
     "autoscaling:UpdateAutoScalingGroup": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
     "autoscaling:SuspendProcesses": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
     "autoscaling:ResumeProcesses": {"Null": {"autoscaling:ResourceTag/agent-name": "false"}},
+    "lambda:PutFunctionConcurrency": TAG_CONDITION,
+    "lambda:DeleteFunctionConcurrency": TAG_CONDITION,
+}
+DENY_CONDITION = {
+    **TAG_CONDITION,
+    "ArnEquals": {"iam:PolicyARN": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/ks-deny-agent"},
 }
 
 
@@ -279,6 +285,27 @@ def test_every_grant_of_a_stop_action_requires_the_agent_tag(template: Template,
     grants = [s for s in statements(template) if s["Effect"] == "Allow" and action in as_list(s["Action"])]
     assert grants, f"{action} is not granted at all"
     assert all(s.get("Condition") == condition for s in grants)
+
+
+def test_iam_deny_attaches_only_the_deny_policy_to_tagged_principals(template: Template) -> None:
+    deny = statement(template, "DenyTaggedPrincipals")
+    assert set(deny["Action"]) == {
+        "iam:AttachRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:AttachUserPolicy",
+        "iam:DetachUserPolicy",
+    }
+    assert {k: {kk: render(vv) for kk, vv in v.items()} for k, v in deny["Condition"].items()} == DENY_CONDITION
+    grants = [s for s in statements(template) if "iam:AttachRolePolicy" in as_list(s["Action"])]
+    assert grants == [deny]
+    policies = [
+        p["Properties"]
+        for p in resources(template, "AWS::IAM::ManagedPolicy").values()
+        if p["Properties"].get("ManagedPolicyName") == "ks-deny-agent"
+    ]
+    assert policies and policies[0]["PolicyDocument"]["Statement"] == [
+        {"Sid": "KillSwitchDenyEverything", "Effect": "Deny", "Action": "*", "Resource": "*"}
+    ]
 
 
 def test_tagged_write_statements(template: Template) -> None:
@@ -294,8 +321,8 @@ def test_tagged_write_statements(template: Template) -> None:
 
 def test_discovery_app_autoscaling_and_kms_grant(template: Template) -> None:
     discover = statement(template, "Discover")
-    # Exactly the reads the kill makes (IAM coverage trace), no Describe*/List* families.
-    assert set(discover["Action"]) == {
+    # The reads the kill makes (IAM coverage trace), no Describe*/List* families; the kinds add their own.
+    assert set(discover["Action"]) >= {
         "tag:GetResources",
         "ec2:DescribeInstances",
         "ecs:DescribeServices",
@@ -303,6 +330,8 @@ def test_discovery_app_autoscaling_and_kms_grant(template: Template) -> None:
         "autoscaling:DescribeAutoScalingGroups",
         "application-autoscaling:DescribeScalableTargets",
     }
+    # Discovery is read-only: every action the kinds add there lists, describes or gets.
+    assert all(a.split(":")[1].startswith(("List", "Describe", "Get")) for a in discover["Action"])
     scaling = statement(template, "EcsServiceScaling")
     assert scaling["Action"] == "application-autoscaling:RegisterScalableTarget"
     # Resource "*" (no resource-level permissions): only ECS service desired counts, nothing else scalable.
@@ -400,7 +429,11 @@ def test_lambda_asset_ships_the_package_without_caches(synthed: tuple[Template, 
 
 def test_spend_recorder_runs_daily_at_six_utc(template: Template) -> None:
     ids = _ids(template)
-    rule = only(template, "AWS::Events::Rule")["Properties"]
+    (rule,) = [
+        r["Properties"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression", "").startswith("cron(")
+    ]
     assert rule["ScheduleExpression"] == "cron(0 6 * * ? *)"
     assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [ids["spend_fn"], "Arn"]}]
     fn = resources(template, "AWS::Lambda::Function")[ids["spend_fn"]]["Properties"]
@@ -542,3 +575,23 @@ def test_outputs(template: Template) -> None:
     assert outputs["KillTopicArn"]["Value"] == {"Ref": ids["kill_topic"]}
     assert outputs["EventsTopicArn"]["Value"] == {"Ref": ids["events_topic"]}
     assert outputs["LedgerTableName"]["Value"] == {"Ref": ids["table"]}
+
+
+# -- watch ------------------------------------------------------------------------------------------------------
+
+
+def test_watch_rule_sends_compute_start_events_and_a_recheck_to_the_kill_lambda(template: Template) -> None:
+    rules = {r["Properties"].get("Name"): r["Properties"] for r in resources(template, "AWS::Events::Rule").values()}
+    watch = rules["ks-watch"]
+    pattern = watch["EventPattern"]
+    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+    assert {"RunInstances", "StartInstances", "RunTask", "UpdateService", "UpdateAutoScalingGroup"} <= set(
+        pattern["detail"]["eventName"]
+    )
+    assert all(s.startswith("aws.") for s in pattern["source"])
+    assert len(watch["Targets"]) == 1 and "DeadLetterConfig" in watch["Targets"][0]
+    assert watch["Targets"][0]["Arn"] == {"Fn::GetAtt": [_ids(template)["kill_fn"], "Arn"]}
+    recheck = rules["ks-recheck"]
+    assert recheck["ScheduleExpression"] == "rate(15 minutes)"
+    assert json.loads(recheck["Targets"][0]["Input"]) == {"killswitch": "recheck"}
+    assert recheck["Targets"][0]["Arn"] == watch["Targets"][0]["Arn"]

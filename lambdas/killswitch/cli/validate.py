@@ -1,7 +1,9 @@
 """`killswitch validate [PATH...]`: config files and SCP files; prints `file:line:col: CODE message`.
 
 `.yaml`/`.yml` paths are config files; `.json` paths and directories are SCP documents (every `*.json` directly in
-the directory). With no path: the config file and `scp_policies/` (when it exists). SCPs are checked against the
+the directory), except those in an `iam_policies` directory: the IAM deny policy a kill attaches to agent principals
+(`killswitch.scp.iam_deny`). With no path: the config file, `scp_policies/` and `iam_policies/` (when they exist).
+SCPs are checked against the
 break-glass roles of the config being validated (or of the default config file, when it loads).
 """
 
@@ -20,6 +22,7 @@ from killswitch.config import (
     load_config,
     resolve_config_path,
 )
+from killswitch.scp.iam_deny import validate_deny_path
 from killswitch.scp.validator import kill_switch_role_arns
 from killswitch.scp.validator import validate_path as validate_scp_path
 
@@ -27,6 +30,7 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
 DEFAULT_SCP_DIR = Path("scp_policies")
+DEFAULT_IAM_DIR = Path("iam_policies")
 CONFIG_SUFFIXES = {".yaml", ".yml"}
 
 
@@ -74,7 +78,10 @@ def validate_paths(paths: list[Path]) -> tuple[list[str], list[str]]:
         errors.extend(validate_config_file(path))
     break_glass, kill_switch_roles = _exemptions_from(configs) if scps else (None, None)
     for path in scps:
-        if path.suffix == ".json" or path.is_dir():
+        if DEFAULT_IAM_DIR.name in (path.name, path.parent.name):
+            for finding in validate_deny_path(path):
+                (errors if finding.severity == "error" else warnings).append(str(finding))
+        elif path.suffix == ".json" or path.is_dir():
             for finding in validate_scp_path(path, break_glass, kill_switch_roles):
                 (errors if finding.severity == "error" else warnings).append(str(finding))
         else:
@@ -86,6 +93,8 @@ def default_targets() -> list[Path]:
     targets = [resolve_config_path()]
     if DEFAULT_SCP_DIR.is_dir():
         targets.append(DEFAULT_SCP_DIR)
+    if DEFAULT_IAM_DIR.is_dir():
+        targets.append(DEFAULT_IAM_DIR)
     return targets
 
 

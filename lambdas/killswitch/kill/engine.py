@@ -27,29 +27,17 @@ from aws_lambda_powertools import Logger
 
 from killswitch.config import Action, AgentConfig, KillSwitchConfig
 from killswitch.intakes import Intakes
-from killswitch.kill.act import (
-    ActResult,
-    AsgScaler,
-    BisectStats,
-    Ec2Stopper,
-    EcsServiceScaler,
-    ScpActions,
-    execute,
-    is_transient,
-)
+from killswitch.kill.act import ActResult, BisectStats, ScpActions, execute, is_transient
 from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected
 from killswitch.kill.discover import ClientFactory, Clients, discover
 from killswitch.kill.intake import GuardCollapse, collapsed_report, read_event
+from killswitch.kill.kinds import KILL_ORDER, ORDER_INDEX, ActContext, PlanRules, kind_of, restore_action
+from killswitch.kill.kinds.base import restore_decision
+from killswitch.kill.kinds.iam import deny_policy_name
 from killswitch.kill.ledger import KillLedger, KillRecord, ResourceEntry
 from killswitch.kill.levels import Level, decide_level
 from killswitch.kill.model import (
     ACCOUNT,
-    ASG,
-    EC2_INSTANCE,
-    ECS_SERVICE,
-    ECS_TASK,
-    KILL_ORDER,
-    RESTORE_ACTION,
     Act,
     AgentState,
     Decision,
@@ -62,6 +50,7 @@ from killswitch.kill.model import (
 )
 from killswitch.kill.plan import plan_kill
 from killswitch.kill.publish import DeadLetterSink, EventPublisher, NullPublisher
+from killswitch.kill.watch import KillWatch, is_watch_event
 from killswitch.results import Outcome, ResourceResult
 
 logger = Logger(child=True)
@@ -115,20 +104,8 @@ def _restore_text(e: ResourceEntry) -> str:
         return "nothing (never stopped; restore cancels the pending approval)"
     if not (e.changed or e.pending):
         return "nothing (the kill did not change it)"
-    if r.resource_type == EC2_INSTANCE:
-        return "start instance"
-    if r.resource_type == ECS_SERVICE:
-        st = r.scalable_target
-        extra = f", autoscaling min {st.min_capacity}/max {st.max_capacity}" if st else ""
-        return f"desired count → {r.desired_count}{extra}"
-    if r.resource_type == ASG:
-        resumed = f", resume {', '.join(e.suspended_by_us)}" if e.suspended_by_us else ""
-        return f"min {r.min_size}/max {r.max_size}/desired {r.desired_count}{resumed}"
-    if r.resource_type == ECS_TASK:
-        return "nothing (a stopped task cannot be restarted)"
-    if r.resource_type == ACCOUNT:
-        return "detach deny SCP" if e.attached_by_us else "nothing (SCP was attached before the kill)"
-    return "nothing"
+    kind = kind_of(r.resource_type)
+    return kind.restore_text(e) if kind else "nothing"
 
 
 class KillEngine:
@@ -165,6 +142,8 @@ class KillEngine:
     def handle_event(self, event: Any, *, dry_run: bool = False) -> list[KillReport]:
         """Every alert of a Lambda event (one report per record), read through its intake (`kill.intake`): rejected
         inputs are recorded and reported, never raised; repeated guard events of an agent collapse into one."""
+        if is_watch_event(event):
+            return KillWatch(self).handle(event, dry_run=dry_run)
         reports = []
         collapse = GuardCollapse(self.ledger, self.config, self.clock())
         for item in read_event(event, self.config, self.intakes):
@@ -317,8 +296,25 @@ class KillEngine:
             run_id=run_id,
             force=force,
             handled=self.handled_by_active_kills(agent),
+            rules=self.plan_rules(),
         )
         return plan, errors
+
+    def plan_rules(self) -> PlanRules:
+        """Principals a kill must never deny: this kill switch's own roles and the break-glass roles."""
+        own = (f"arn:*:iam::*:role/{self.config.prefix}-*", f"arn:*:iam::*:role/*/{self.config.prefix}-*")
+        glass = tuple(self.config.sandbox.break_glass_role_arns) if self.config.sandbox else ()
+        return PlanRules(protected_principals=own + glass, deny_policy_name=deny_policy_name(self.config.prefix))
+
+    def act_context(self, reason: str = "agent kill switch") -> ActContext:
+        return ActContext(
+            self.clients,
+            prefix=self.config.prefix,
+            reason=reason,
+            stats=self.stats,
+            scp=self.scp,
+            home_region=self.config.deploy_region,
+        )
 
     def kill(
         self,
@@ -414,6 +410,8 @@ class KillEngine:
         for d in plan.decisions:
             ar = acted.get(d.resource.key)
             report.summary.add(ar.result if ar else _planned_result(d))
+        report.verification, report.still_running = self.verify(list(acted.values()))
+        record.verification = report.verification
         # Transient failures, including a region whose discovery was throttled, make the handler raise for a retry.
         failures = report.summary.failures
         status = (
@@ -428,6 +426,44 @@ class KillEngine:
             report.transient_failure = True
         report.message = _kill_message(report, plan)
         return self._finish(report, t0)
+
+    def verify(self, acted: Sequence[ActResult]) -> tuple[str, list[dict[str, str]]]:
+        """Re-describe what was changed successfully: ("verified" | "not_verified" | "", what still runs).
+
+        A stop in progress (EC2 `stopping`) counts as verified; a kind that cannot be re-read is not verified, with
+        the AWS error code."""
+        by_type: dict[str, list[Resource]] = {}
+        for ar in acted:
+            if ar.result.outcome is Outcome.SUCCESS:
+                by_type.setdefault(ar.decision.resource.resource_type, []).append(ar.decision.resource)
+        if not by_type:
+            return "", []
+        ctx = self.act_context()
+        running: list[dict[str, str]] = []
+        for t, rs in by_type.items():
+            kind = kind_of(t)
+            if kind is None:
+                continue
+            try:
+                left = kind.still_running(rs, ctx)
+            except Exception as exc:  # verification never undoes or blocks a kill: it is reported
+                code = _code(exc)
+                running += [
+                    {"resource_id": r.resource_id, "region": r.region, "why": f"not re-read: {code}"} for r in rs
+                ]
+                continue
+            running += [
+                {"resource_id": rid, "region": region, "why": why} for (region, rid), why in sorted(left.items())
+            ]
+        if running:
+            logger.warning("kill not verified", extra={"still_running": running[:20]})
+        return ("not_verified" if running else "verified"), running
+
+    def execute_recorded(self, kill_id: str, plan: Plan) -> list[ActResult]:
+        return list(self._execute(kill_id, plan).values())
+
+    def publish(self, report: KillReport) -> None:
+        self._publish(report)
 
     def _execute(self, kill_id: str, plan: Plan) -> dict[tuple[str, str], ActResult]:
         """Act on the plan; the results of each API batch are written to the ledger as soon as they are known."""
@@ -457,6 +493,7 @@ class KillEngine:
             reason=f"killswitch {kill_id}",
             stats=self.stats,
             on_results=record,
+            ctx=self.act_context(f"killswitch {kill_id}"),
         )
         return {ar.decision.resource.key: ar for ar in results}
 
@@ -502,6 +539,7 @@ class KillEngine:
             force=True,
             handled=self.handled_by_active_kills(record.agent, exclude=kill_id),
             approved=True,
+            rules=self.plan_rules(),
         )
         report.plan = plan
         for e in waiting:
@@ -563,9 +601,8 @@ class KillEngine:
 
     def _restore_kill(self, record: KillRecord, dry_run: bool) -> list[ResourceResult]:
         entries = self.ledger.resources(record.kill_id)
-        order = {t: i for i, t in enumerate(KILL_ORDER)}
         entries.sort(
-            key=lambda e: (-order.get(e.resource.resource_type, 99), e.resource.region, e.resource.resource_id)
+            key=lambda e: (-ORDER_INDEX.get(e.resource.resource_type, 99), e.resource.region, e.resource.resource_id)
         )
         results: list[ResourceResult] = []
         todo: list[ResourceEntry] = []
@@ -580,12 +617,8 @@ class KillEngine:
                     self.ledger.put_resource(e)
             elif not (e.changed or e.pending):
                 results.append(_rres(d, Outcome.NO_ACTION, f"not changed by the kill ({e.outcome})"))
-            elif e.resource.resource_type == ECS_TASK:
-                results.append(
-                    _rres(d, Outcome.NO_ACTION, "a stopped task cannot be restarted: its launcher starts new ones")
-                )
-            elif e.resource.resource_type == ACCOUNT and not e.attached_by_us:
-                results.append(_rres(d, Outcome.NO_ACTION, "SCP was attached before the kill: left attached"))
+            elif why := _why_not_restorable(e):
+                results.append(_rres(d, Outcome.NO_ACTION, why))
             elif dry_run:
                 results.append(_rres(d, Outcome.NO_ACTION, f"dry run: would {_restore_text(e)}"))
             else:
@@ -607,29 +640,12 @@ class KillEngine:
 
     def _restore_entries(self, todo: Sequence[ResourceEntry]) -> list[ResourceResult]:
         out: list[ResourceResult] = []
+        ctx = self.act_context()
         for t in reversed(KILL_ORDER):
             group = [e for e in todo if e.resource.resource_type == t]
-            if not group:
-                continue
-            if t == EC2_INSTANCE:
-                out += [
-                    ar.result
-                    for ar in Ec2Stopper(self.clients, self.stats).start([_restore_decision(e) for e in group])
-                ]
-            elif t == ECS_SERVICE:
-                out += [EcsServiceScaler(self.clients).restore(_restore_decision(e)).result for e in group]
-            elif t == ASG:
-                out += [AsgScaler(self.clients).restore(_restore_decision(e), e.suspended_by_us).result for e in group]
-            elif t == ACCOUNT:
-                for e in group:
-                    d = _restore_decision(e)
-                    if self.scp is None:
-                        out.append(_rres(d, Outcome.ERROR, "no Organizations access configured", "NoOrgAccess"))
-                        continue
-                    try:
-                        out.append(self.scp.detach(e.resource))
-                    except Exception as exc:
-                        out.append(_rres(d, Outcome.ERROR, str(exc), _code(exc)))
+            kind = kind_of(t)
+            if group and kind is not None:
+                out += kind.restore(group, ctx)
         return out
 
     # ------------------------------------------------------------------------------------------------------
@@ -645,7 +661,13 @@ class KillEngine:
             lines: list[StatusLine] = []
             for k in self.ledger.list_kills(name):
                 kills.append(
-                    {"kill_id": k.kill_id, "status": k.status.value, "created_at": k.created_at, "reason": k.reason}
+                    {
+                        "kill_id": k.kill_id,
+                        "status": k.status.value,
+                        "created_at": k.created_at,
+                        "reason": k.reason,
+                        "verification": k.verification or "",
+                    }
                 )
                 if not k.active:
                     continue
@@ -675,18 +697,22 @@ class KillEngine:
         return out
 
 
+def _why_not_restorable(e: ResourceEntry) -> str | None:
+    kind = kind_of(e.resource.resource_type)
+    return kind.not_restorable(e) if kind else "unsupported resource type"
+
+
 def _not_restorable(e: ResourceEntry) -> bool:
-    return e.resource.resource_type == ECS_TASK or (e.resource.resource_type == ACCOUNT and not e.attached_by_us)
+    return _why_not_restorable(e) is not None
 
 
-def _restore_decision(e: ResourceEntry) -> Decision:
-    return Decision(e.resource, Act(e.act) if e.act in Act.__members__.values() else Act.SKIP, e.reason)
+_restore_decision = restore_decision
 
 
 def _rres(d: Decision, outcome: Outcome, message: str, code: str | None = None) -> ResourceResult:
     """A restore result: named after the restore action of the resource type (start, restore_service, ...)."""
     r = result_for(d, outcome, message, code)
-    action = RESTORE_ACTION.get(r.resource_type, "none")
+    action = restore_action(r.resource_type)
     return ResourceResult(r.resource_id, r.resource_type, r.region, action, r.outcome, r.code, r.message)
 
 
@@ -736,7 +762,7 @@ def _alert_summary(alert: Alert) -> dict[str, Any]:
 
 
 def restore_action_name(resource_type: str) -> str:
-    return RESTORE_ACTION.get(resource_type, "none")
+    return restore_action(resource_type)
 
 
 __all__ = ["KillEngine", "KillReport", "SpendRecorder", "StatusLine"]

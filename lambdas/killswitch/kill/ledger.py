@@ -55,6 +55,7 @@ class KillRecord:
     dedupe_key: str | None = None
     alert: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] | None = None  # `Plan.summary()`; decisions dropped if the item would get too large
+    verification: str | None = None  # verified | not_verified, once the kill re-described what it changed
 
     @property
     def active(self) -> bool:
@@ -277,6 +278,8 @@ class ItemKillLedger:
             item["run_id"] = record.run_id
         if record.dedupe_key:
             item["dedupe_key"] = record.dedupe_key
+        if record.verification:
+            item["verification"] = record.verification
         self.store.put(item)
         self.store.put({PK: kill_pk(record.kill_id), SK: "RECORD", "agent": record.agent})
 
@@ -295,6 +298,7 @@ class ItemKillLedger:
             dedupe_key=item.get("dedupe_key"),
             alert=json.loads(item.get("alert") or "{}"),
             plan=json.loads(plan) if plan else None,
+            verification=item.get("verification"),
         )
 
     def get_kill(self, kill_id: str) -> KillRecord | None:

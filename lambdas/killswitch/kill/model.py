@@ -22,38 +22,25 @@ ECS_SERVICE = "ecs:service"
 ECS_TASK = "ecs:task"
 ASG = "autoscaling:group"
 ACCOUNT = "organizations:account"
+IAM_ROLE = "iam:role"
+IAM_USER = "iam:user"
+LAMBDA_FUNCTION = "lambda:function"
 GLOBAL_REGION = "global"
 EVENT_LIST_LIMIT = 100  # entries per list in a result event (failures, needs_approval)
 
 
 class Act(StrEnum):
-    """What the plan does to one resource. The first five change AWS; SKIP and NEEDS_APPROVAL do not."""
+    """What the plan does to one resource. Everything but SKIP and NEEDS_APPROVAL changes AWS."""
 
     ATTACH_SCP = "attach_scp"
     SCALE_TO_ZERO = "scale_to_zero"  # ECS service or Auto Scaling group
     STOP_TASK = "stop_task"
-    STOP = "stop"  # EC2 instance
+    STOP = "stop"  # EC2 instance, RDS instance/cluster, SageMaker notebook
+    DENY = "deny"  # IAM role/user: the deny policy attached
+    THROTTLE = "throttle"  # Lambda function: reserved concurrency 0
+    DISABLE = "disable"  # Batch job queue
     SKIP = "skip"
     NEEDS_APPROVAL = "needs_approval"
-
-
-# Kill order: first what would relaunch compute (groups, services), then tasks and instances, the SCP last
-# (our own restore must not be blocked by it). Restore runs in the reverse order: SCP detached first.
-KILL_ORDER: tuple[str, ...] = (ASG, ECS_SERVICE, ECS_TASK, EC2_INSTANCE, ACCOUNT)
-ACTION_FOR_TYPE: dict[str, Act] = {
-    EC2_INSTANCE: Act.STOP,
-    ECS_SERVICE: Act.SCALE_TO_ZERO,
-    ECS_TASK: Act.STOP_TASK,
-    ASG: Act.SCALE_TO_ZERO,
-    ACCOUNT: Act.ATTACH_SCP,
-}
-RESTORE_ACTION: dict[str, str] = {
-    EC2_INSTANCE: "start",
-    ECS_SERVICE: "restore_service",
-    ECS_TASK: "none",
-    ASG: "restore_group",
-    ACCOUNT: "detach_scp",
-}
 
 
 class KillStatus(StrEnum):
@@ -106,6 +93,9 @@ class Resource:
     suspended_processes: tuple[str, ...] = ()  # ASG
     scalable_target: ScalableTarget | None = None  # ECS service
     note: str = ""  # free text (e.g. why an account is a sandbox target)
+    # Kind-specific prior state (JSON values), e.g. a Lambda function's reserved concurrency or an IAM
+    # principal's attached deny policy: what restore puts back for the kinds added after the fields above.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -136,6 +126,7 @@ class Resource:
             "suspended_processes": list(self.suspended_processes),
             "scalable_target": self.scalable_target.to_dict() if self.scalable_target else None,
             "note": self.note,
+            "extra": dict(self.extra),
         }
 
     @classmethod
@@ -158,6 +149,7 @@ class Resource:
             suspended_processes=tuple(d.get("suspended_processes") or ()),
             scalable_target=ScalableTarget.from_dict(st) if st else None,
             note=d.get("note") or "",
+            extra=dict(d.get("extra") or {}),
         )
 
 
@@ -297,6 +289,8 @@ class KillReport:
     level: str = ""
     duration_ms: float = 0.0
     transient_failure: bool = False
+    verification: str = ""  # verified | not_verified (re-described after acting) | "" (nothing acted on)
+    still_running: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def needs_approval(self) -> list[str]:
@@ -336,6 +330,8 @@ class KillReport:
             # agent-name case/whitespace variants: left alone, ops fix the tag (or it was an escape attempt).
             "tag_variants": (self.plan.to_dict()["tag_variants"][:EVENT_LIST_LIMIT] if self.plan else []),
             "duration_ms": round(self.duration_ms, 1),
+            "verification": self.verification,
+            "still_running": self.still_running[:EVENT_LIST_LIMIT],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -345,7 +341,7 @@ class KillReport:
         return d
 
 
-_STOPPING_ACTIONS = {a.value for a in (Act.STOP, Act.SCALE_TO_ZERO, Act.STOP_TASK, Act.ATTACH_SCP)}
+_STOPPING_ACTIONS = {a.value for a in Act if a not in (Act.SKIP, Act.NEEDS_APPROVAL)}
 
 
 def result_for(decision: Decision, outcome: Outcome, message: str = "", code: str | None = None) -> ResourceResult:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from killswitch import tags as T
-from killswitch.kill.discover import SUSPENDED_KEYS, ClientFactory, service_resource_id
+from killswitch.kill.common import ClientFactory
+from killswitch.kill.kinds.ecs import SUSPENDED_KEYS, service_resource_id
 
 AMI = "ami-12c6146b"  # any id works in moto
 SG_NAME = "agent-workloads"

@@ -1,0 +1,178 @@
+"""A kill stays applied: what a killed agent (or run) launches or restarts afterwards is stopped on sight.
+
+Two inputs reach the kill Lambda:
+- watch events: EventBridge rules (one per configured region) on the CloudTrail management events of the kinds'
+  `watch_events` (RunInstances, StartInstances, CreateService/UpdateService, RunTask, UpdateAutoScalingGroup,
+  CreateFunction, PutFunctionConcurrency, ...). Only AWS can put `aws.*` events on a bus, so the event is trusted as
+  "something changed here", never as an order: it only makes the watch look again at agents that are killed.
+- the re-check: a schedule (default every 15 minutes) for what events miss (RDS restarts a stopped database after 7
+  days; CloudTrail delivery to EventBridge is best effort).
+
+Cost for agents that are not killed: an event whose request names an `agent-name` tag reads that agent's state item
+(one GetItem) and stops there; an event without the tag reads the state of each configured agent. Only for a killed
+agent does the watch discover (in the event's region) and act, under the agent's active kill:
+- something new (not in the kill's ledger) is planned like any kill (exempt/critical/other agents never touched) and
+  recorded under the active kill, so `restore` covers it;
+- something the kill already changed that runs again (an instance restarted, a deny policy detached, a function's
+  concurrency reset) is changed again; its ledger entry keeps the prior state from before the kill, so restore still
+  puts back the original settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from killswitch import tags as T
+from killswitch.config import Approval
+from killswitch.kill.act import execute
+from killswitch.kill.discover import discover
+from killswitch.kill.kinds import watch_events
+from killswitch.kill.ledger import KillRecord, ResourceEntry
+from killswitch.kill.model import AgentState, KillReport, KillStatus, Operation
+from killswitch.kill.plan import plan_kill
+from killswitch.results import Outcome
+
+if TYPE_CHECKING:
+    from killswitch.kill.engine import KillEngine
+
+logger = Logger(child=True)
+
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+RECHECK_KEY = "killswitch"
+RECHECK_VALUE = "recheck"
+RECHECK_EVENT: dict[str, str] = {RECHECK_KEY: RECHECK_VALUE}
+DEFAULT_RECHECK_MINUTES = 15
+
+
+def is_watch_event(event: Any) -> bool:
+    return isinstance(event, Mapping) and (
+        event.get("detail-type") == CLOUDTRAIL_DETAIL_TYPE or event.get(RECHECK_KEY) == RECHECK_VALUE
+    )
+
+
+def event_pattern() -> dict[str, Any]:
+    """The EventBridge pattern of the watch rules, built from the registry's `watch_events`."""
+    by_source = watch_events()
+    return {
+        "source": sorted({"aws." + s.split(".")[0] for s in by_source}),
+        "detail-type": [CLOUDTRAIL_DETAIL_TYPE],
+        "detail": {
+            "eventSource": sorted(by_source),
+            "eventName": sorted({n for names in by_source.values() for n in names}),
+        },
+    }
+
+
+def tagged_agents(value: Any) -> set[str]:
+    """`agent-name` values anywhere in a CloudTrail request: `{"agent-name": v}` maps (Lambda) and
+    `{"key"|"Key": "agent-name", "value"|"Value": v}` lists (EC2 tag specifications, ECS, Auto Scaling)."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        key = value.get("key", value.get("Key"))
+        if key == T.AGENT_NAME and isinstance(value.get("value", value.get("Value")), str):
+            found.add(value.get("value", value.get("Value")))
+        elif isinstance(value.get(T.AGENT_NAME), str):
+            found.add(value[T.AGENT_NAME])
+        for v in value.values():
+            found |= tagged_agents(v)
+    elif isinstance(value, list):
+        for v in value:
+            found |= tagged_agents(v)
+    return found
+
+
+class KillWatch:
+    def __init__(self, engine: KillEngine):
+        self.engine = engine
+
+    def handle(self, event: Mapping[str, Any], *, dry_run: bool = False) -> list[KillReport]:
+        config = self.engine.config
+        if event.get(RECHECK_KEY) == RECHECK_VALUE:
+            candidates, regions = config.agent_names(), list(config.regions)
+            what = "re-check"
+        else:
+            detail = event.get("detail") if isinstance(event.get("detail"), Mapping) else {}
+            assert isinstance(detail, Mapping)
+            region = str(detail.get("awsRegion") or event.get("region") or "")
+            named = tagged_agents(detail.get("requestParameters")) & set(config.agent_names())
+            candidates = sorted(named) or config.agent_names()
+            regions = [region] if region in config.regions else []
+            what = f"{detail.get('eventSource', '?')} {detail.get('eventName', '?')} in {region or '?'}"
+        killed = [a for a in candidates if self._killed(a)]
+        if not killed or not regions:
+            return [KillReport(Operation.NONE, None, status="no_action", message=f"{what}: no killed agent concerned")]
+        return [self.enforce(agent, regions, reason=what, dry_run=dry_run) for agent in killed]
+
+    def _killed(self, agent: str) -> bool:
+        state = self.engine.ledger.agent_state(agent) or {}
+        return state.get("state") == AgentState.KILLED.value
+
+    def _active_kill(self, agent: str) -> KillRecord | None:
+        active = [k for k in self.engine.ledger.list_kills(agent) if k.active]
+        return active[-1] if active else None
+
+    def _ledger_keys(self, agent: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """(every resource the active kills recorded, those they changed and restore has not put back yet: the
+        ones that must stay stopped)."""
+        ledger = self.engine.ledger
+        known: set[tuple[str, str]] = set()
+        changed: set[tuple[str, str]] = set()
+        for k in ledger.list_kills(agent):
+            if not k.active:
+                continue
+            for e in ledger.resources(k.kill_id):
+                known.add(e.resource.key)
+                if (e.changed or e.pending) and not e.restored:
+                    changed.add(e.resource.key)
+        return known, changed
+
+    def enforce(self, agent: str, regions: Sequence[str], *, reason: str, dry_run: bool = False) -> KillReport:
+        """Stop what is new or running again under the agent's latest carried-out kill, in `regions`."""
+        eng = self.engine
+        record = self._active_kill(agent)
+        report = KillReport(Operation.KILL, agent, reason=f"kill stays applied: {reason}", dry_run=dry_run)
+        report.level = "watch"
+        if record is None:
+            report.status, report.message = "no_action", "no active kill to keep applied"
+            return report
+        report.kill_id, report.run_id = record.kill_id, record.run_id
+        cfg = eng.config.agent(agent)
+        if cfg.approval is Approval.MANUAL and record.status in (KillStatus.DONE, KillStatus.PARTIAL):
+            # ops approved this kill: what is new follows it (critical resources still wait for approval)
+            cfg = cfg.model_copy(update={"approval": Approval.AUTOMATIC})
+        found = discover(agent, regions, eng.clients, run_id=record.run_id)
+        handled = eng.handled_by_active_kills(agent)
+        known, changed = self._ledger_keys(agent)
+        rules = eng.plan_rules()
+        # Known but unchanged (skipped, or failed with its error code in the ledger) is not retried on every event.
+        new = [r for r in found.resources if r.key not in known]
+        again = [r for r in found.resources if r.key in changed]
+        plan_new = plan_kill(cfg, new, limit=10**9, run_id=record.run_id, force=True, handled=handled, rules=rules)
+        plan_again = plan_kill(cfg, again, limit=10**9, run_id=record.run_id, force=True, rules=rules)
+        to_again = [d for d in plan_again.decisions if d.changes_aws]
+        waiting = plan_new.needs_approval
+        if dry_run:
+            report.status = "dry_run"
+            report.message = f"dry run: {len(plan_new.to_act)} new and {len(to_again)} running again would be stopped"
+            return report
+        entries = [ResourceEntry(record.kill_id, d.resource, d.act.value, d.reason) for d in plan_new.decisions]
+        eng.ledger.put_resources([e for e in entries if e.act != "skip"])
+        ctx = eng.act_context(f"killswitch {record.kill_id} (kept applied)")
+        acted = eng.execute_recorded(record.kill_id, plan_new)
+        acted += execute(to_again, eng.clients, ctx=ctx)  # the ledger keeps the prior state from before the kill
+        for ar in acted:
+            report.summary.add(ar.result)
+        report.verification, report.still_running = eng.verify(acted)
+        if waiting:
+            eng.ledger.set_status(record, KillStatus.AWAITING_APPROVAL)
+        stopped = sum(1 for r in report.summary.results if r.outcome is Outcome.SUCCESS)
+        report.status = "partial" if report.summary.failures else "done"
+        report.message = f"kill {record.kill_id} kept applied: {stopped} stopped (new or running again)" + (
+            f", {len(waiting)} wait for `killswitch approve {record.kill_id}`" if waiting else ""
+        )
+        logger.info("kill kept applied", extra={"result": report.to_event()})
+        eng.publish(report)
+        return report
