@@ -24,9 +24,11 @@ from killswitch import tags as T
 from killswitch.kill.common import ClientFactory, Clients, chunks
 from killswitch.kill.kinds import REGISTRY, Kind, RegionScan, tagging_types
 from killswitch.kill.kinds.ecs import ECS_DIMENSION, SUSPENDED_KEYS, service_resource_id
-from killswitch.kill.model import GLOBAL_REGION, Resource
+from killswitch.kill.model import EC2_INSTANCE, ECS_SERVICE, ECS_TASK, GLOBAL_REGION, Resource
 
 TAGGING_PAGE = 100
+# Kinds whose case/whitespace `agent-name` variants are looked for (see `tag_variants`).
+VARIANT_TYPES = [EC2_INSTANCE, ECS_SERVICE, ECS_TASK]
 
 __all__ = [
     "ECS_DIMENSION",
@@ -106,7 +108,7 @@ def tag_variants(agent: str, region: str, clients: ClientFactory) -> list[Resour
     for page in (
         clients("resourcegroupstaggingapi", region)
         .get_paginator("get_resources")
-        .paginate(TagFilters=[{"Key": T.AGENT_NAME}], ResourceTypeFilters=TAGGING_TYPES, ResourcesPerPage=100)
+        .paginate(TagFilters=[{"Key": T.AGENT_NAME}], ResourceTypeFilters=VARIANT_TYPES, ResourcesPerPage=TAGGING_PAGE)
     ):
         for mapping in page.get("ResourceTagMappingList", []):
             tags = T.tag_list_to_dict(mapping.get("Tags"))

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from killswitch import tags as T
 from killswitch.config import AgentConfig, Approval
 from killswitch.kill.kinds import ORDER_INDEX, PlanRules, kind_of
-from killswitch.kill.model import Act, Decision, Plan, Resource
+from killswitch.kill.model import ACCOUNT, Act, Decision, Plan, Resource
 
 
 def plan_kill(
