@@ -1,15 +1,18 @@
-"""Workload stack: everything one workload account needs (one per account, deployed in `config.deploy_region`)."""
+"""Workload stack: everything one workload account needs (one per account, deployed in `config.deploy_region`).
+
+The agents' budgets live in their own stacks (`infra.budget_stacks`), which alert this stack's kill topic."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra import nag
 from infra.constructs import lambda_common
 from infra.constructs.alarms import KillAlarms
-from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
 from infra.constructs.encryption import KillSwitchKey
 from infra.constructs.guard_policy import GuardPublisherPolicy
@@ -58,6 +61,8 @@ class WorkloadStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
+        # The budget stacks alerting this stack's kill topic (`infra.budget_stacks`), filled by `add_stacks`.
+        self.budget_stacks: list[Stack] = []
         prefix = config.prefix
 
         self.key = KillSwitchKey(self, "Encryption", prefix=prefix).key
@@ -71,7 +76,7 @@ class WorkloadStack(Stack):
             settings.ENV_TABLE: self.table.table_name,
             settings.ENV_EVENTS_TOPIC: self.events_topic.topic_arn,
             settings.ENV_KILL_TOPIC: self.kill_topic.topic_arn,
-            settings.ENV_CONFIG_JSON: config.to_json(),
+            settings.ENV_CONFIG_FILE: lambda_common.CONFIG_FILE_IN_LAMBDA,
             "POWERTOOLS_METRICS_NAMESPACE": lambda_common.METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
@@ -102,13 +107,18 @@ class WorkloadStack(Stack):
             direct_org_targets=direct_targets,
         )
         self.table.grant_read_write_data(self.kill.role)
+        if config.accounts is not None:
+            self._allow_spokes(config)
         self.kill.finalize_dependencies()
         self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
+        # The config rides in a layer, not in the environment (4 KB, about 14 agents).
+        self.config_layer = lambda_common.config_layer(self, "ConfigLayer", config)
+        for function in (self.kill.function, self.spend.function):
+            function.add_layers(self.config_layer)
         self.alarms = KillAlarms(
             self, "Alarms", prefix=prefix, function=self.kill.function, dlq=self.kill.dlq, topic=self.events_topic
         )
         self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
-        self.budgets = AgentBudgets(self, "Budgets", config=config, kill_topic_arn=self.kill_topic.topic_arn).budgets
         self.guard_policy = GuardPublisherPolicy(
             self, "GuardPublisher", prefix=prefix, kill_topic=self.kill_topic, table=self.table, key=self.key
         ).policy
@@ -121,4 +131,19 @@ class WorkloadStack(Stack):
             "GuardPublisherPolicyArn",
             value=self.guard_policy.managed_policy_arn,
             description="Attach to agent roles that run the guard SDK",
+        )
+
+    def _allow_spokes(self, config: KillSwitchConfig) -> None:
+        """The kill Lambda may assume the `<prefix>-spoke` role that the management stack's StackSet puts in every
+        organization account (accounts of an OU are unknown at synth, hence `*`; the spoke checks the ExternalId)."""
+        pattern = f"arn:{{partition}}:iam::*:role/{config.spoke_role_name()}"
+        self.kill.role.add_to_principal_policy(
+            iam.PolicyStatement(sid="AssumeSpokeRoles", actions=["sts:AssumeRole"], resources=[nag.arn(pattern)])
+        )
+        nag.acknowledge(
+            self.kill.role,
+            "AwsSolutions-IAM5",
+            "The spoke role has one name in every organization account, and the accounts of an OU are only known "
+            "at run time; each spoke trusts only this role and checks the ExternalId",
+            [nag.resource_finding(pattern)],
         )

@@ -6,12 +6,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from killswitch.config import KillSwitchConfig
 
 ENV_TABLE = "KILLSWITCH_TABLE"
 ENV_EVENTS_TOPIC = "KILLSWITCH_EVENTS_TOPIC_ARN"
 ENV_KILL_TOPIC = "KILLSWITCH_KILL_TOPIC_ARN"
+# The deployed Lambdas read the config from a file the stack ships in a layer (`/opt/...`): the 4 KB environment
+# holds about 14 agents, the file has no practical limit. The JSON variable stays for local runs (CLI, demo, tests).
+ENV_CONFIG_FILE = "KILLSWITCH_CONFIG_FILE"
 ENV_CONFIG_JSON = "KILLSWITCH_CONFIG_JSON"
 ENV_DRY_RUN = "KILLSWITCH_DRY_RUN"
 # Role in the management account that the kill Lambda assumes for Organizations calls (SCP attach/detach).
@@ -20,6 +24,10 @@ ENV_ORG_ROLE = "KILLSWITCH_ORG_ROLE_ARN"
 ENV_SCP_POLICY_NAME = "KILLSWITCH_SCP_POLICY_NAME"
 # The kill Lambda's dead-letter queue: unreadable alerts are forwarded there (its depth alarm tells ops).
 ENV_DLQ_URL = "KILLSWITCH_DLQ_URL"
+
+
+class ConfigUnreadable(RuntimeError):
+    """The config file named by the environment is missing or invalid (a deploy error: raise, keep the event)."""
 
 
 class MissingEnvironment(RuntimeError):
@@ -33,7 +41,8 @@ class KillSwitchEnv:
     table_name: str
     events_topic_arn: str
     kill_topic_arn: str | None
-    config_json: str = field(repr=False)
+    config_json: str | None = field(default=None, repr=False)
+    config_file: str | None = None
     dry_run: bool = False
     org_role_arn: str | None = None
     scp_policy_name: str | None = None
@@ -42,15 +51,18 @@ class KillSwitchEnv:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KillSwitchEnv:
         env = os.environ if environ is None else environ
-        required = (ENV_TABLE, ENV_EVENTS_TOPIC, ENV_CONFIG_JSON)
+        required = (ENV_TABLE, ENV_EVENTS_TOPIC)
         missing = [n for n in required if not env.get(n)]
+        if not env.get(ENV_CONFIG_FILE) and not env.get(ENV_CONFIG_JSON):
+            missing.append(f"{ENV_CONFIG_FILE} (or {ENV_CONFIG_JSON})")
         if missing:
             raise MissingEnvironment(missing)
         return cls(
             table_name=env[ENV_TABLE],
             events_topic_arn=env[ENV_EVENTS_TOPIC],
             kill_topic_arn=env.get(ENV_KILL_TOPIC) or None,
-            config_json=env[ENV_CONFIG_JSON],
+            config_json=env.get(ENV_CONFIG_JSON) or None,
+            config_file=env.get(ENV_CONFIG_FILE) or None,
             dry_run=env.get(ENV_DRY_RUN, "").lower() in {"1", "true", "yes"},
             org_role_arn=env.get(ENV_ORG_ROLE) or None,
             scp_policy_name=env.get(ENV_SCP_POLICY_NAME) or None,
@@ -59,4 +71,20 @@ class KillSwitchEnv:
 
     @cached_property
     def config(self) -> KillSwitchConfig:
+        """The file wins over the JSON variable: a deployed function only has the file."""
+        if self.config_file:
+            return read_config_file(self.config_file)
+        assert self.config_json is not None  # from_env guarantees one of the two
         return KillSwitchConfig.from_json(self.config_json)
+
+
+def read_config_file(path: str | Path) -> KillSwitchConfig:
+    """The validated config JSON the stack bundled (see `infra.constructs.lambda_common.config_layer`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigUnreadable(f"{ENV_CONFIG_FILE}={path}: cannot read the config file: {exc.strerror}") from exc
+    try:
+        return KillSwitchConfig.from_json(text)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigUnreadable(f"{ENV_CONFIG_FILE}={path}: not a valid config: {exc}") from exc
