@@ -71,7 +71,7 @@ def add_stacks(
         description=f"Agent Kill Switch ({config.prefix}): kill topic, kill Lambda, ledger, dashboard",
     )
     for budget_stack in add_budget_stacks(app, config, config_file=config_file, env=workload_env):
-        budget_stack.add_dependency(workload, "budgets alert the workload stack's kill topic")
+        budget_stack.add_stack_dependency(workload, "budgets alert the workload stack's kill topic")
         workload.budget_stacks.append(budget_stack)
     management = None
     if sandbox is not None or config.accounts is not None:

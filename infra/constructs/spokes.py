@@ -30,14 +30,28 @@ def hub_principal_arns(config: KillSwitchConfig, hub_account: str) -> list[str]:
 
 def _spoke_arns(value: Any) -> Any:
     """An ARN built for this stack (`nag.arn`: the stack's partition and account tokens) → the same ARN for the
-    stack instance it is deployed as (`Fn::Sub` with the spoke's own pseudo parameters)."""
+    stack instance it is deployed as (`Fn::Join` over the spoke's own pseudo parameters; `Fn::Join` rather than
+    `Fn::Sub`, so that no `${AWS::...}` text sits in this stack's template, where cfn-lint would take it for ours)."""
     if isinstance(value, list):
         return [_spoke_arns(v) for v in value]
-    if isinstance(value, str) and (Aws.PARTITION in value or Aws.ACCOUNT_ID in value):
-        return {
-            "Fn::Sub": value.replace(Aws.PARTITION, "${AWS::Partition}").replace(Aws.ACCOUNT_ID, "${AWS::AccountId}")
-        }
-    return value
+    if not isinstance(value, str) or (Aws.PARTITION not in value and Aws.ACCOUNT_ID not in value):
+        return value
+    pseudo = {Aws.PARTITION: {"Ref": "AWS::Partition"}, Aws.ACCOUNT_ID: {"Ref": "AWS::AccountId"}}
+    parts: list[Any] = [value]
+    for token, ref in pseudo.items():
+        split: list[Any] = []
+        for part in parts:
+            if not isinstance(part, str):
+                split.append(part)
+                continue
+            pieces = part.split(token)
+            for i, piece in enumerate(pieces):
+                if i:
+                    split.append(ref)
+                if piece:
+                    split.append(piece)
+        parts = split
+    return {"Fn::Join": ["", parts]}
 
 
 def spoke_statements(source: Sequence[iam.PolicyStatement]) -> list[dict[str, Any]]:

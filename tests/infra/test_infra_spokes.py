@@ -111,11 +111,12 @@ def test_the_spoke_permissions_are_the_kill_compute_statements_in_the_spoke_acco
     assert not {a for a in actions if a.startswith(("organizations:", "sts:", "iam:"))}
     stop = stmts["StopStartTaggedInstances"]
     assert stop["Condition"] == {"Null": {"aws:ResourceTag/agent-name": "false"}}
-    assert stop["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*"}
+    partition, account = {"Ref": "AWS::Partition"}, {"Ref": "AWS::AccountId"}  # the spoke's, at its deploy
+    assert stop["Resource"] == {"Fn::Join": ["", ["arn:", partition, ":ec2:*:", account, ":instance/*"]]}
     asg = stmts["ScaleTaggedAutoScalingGroups"]
     assert asg["Condition"] == {"Null": {"autoscaling:ResourceTag/agent-name": "false"}}
     for s in stmts.values():  # every ARN is the spoke's own, never the management account's
-        assert "Ref" not in json.dumps(s) and MANAGEMENT_ACCOUNT not in json.dumps(s)
+        assert MANAGEMENT_ACCOUNT not in json.dumps(s) and "Token[" not in json.dumps(s)
 
 
 def test_the_hub_kill_role_may_assume_the_spoke_role_in_any_account(templates: dict[str, Template]) -> None:
