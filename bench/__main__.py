@@ -26,6 +26,7 @@ SECTIONS: dict[str, str] = {
     "bedrock": "bench.bedrock_bench",
     "cold_start": "bench.cold_start",
     "tooling": "bench.tooling",
+    "scale_synth": "bench.scale_synth",
 }
 
 

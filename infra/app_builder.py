@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from infra.budget_stacks import add_budget_stacks
 from infra.management_stack import ManagementStack
 from infra.workload_stack import StackConfigError, WorkloadStack
 from killswitch.config import KillSwitchConfig
@@ -51,7 +52,7 @@ def add_stacks(
     config_file: str = "killswitch.yaml",
     scp_dir: Path | None = None,
 ) -> tuple[WorkloadStack, ManagementStack | None]:
-    """Workload stack always; management stack when the config has a sandbox section.
+    """Workload stack and its budget stacks always; management stack with a sandbox or an accounts section.
 
     Stacks are environment-agnostic unless the config names the account (`sandbox.workload_account_id`,
     `sandbox.management_account_id`): then `cdk deploy` refuses credentials for any other account. Without a
@@ -79,22 +80,26 @@ def add_stacks(
         config=config,
         config_file=config_file,
         env=workload_env,
-        description=f"Agent Kill Switch ({config.prefix}): kill topic, kill Lambda, ledger, budgets, dashboard",
+        description=f"Agent Kill Switch ({config.prefix}): kill topic, kill Lambda, ledger, dashboard",
     )
+    for budget_stack in add_budget_stacks(app, config, config_file=config_file, env=workload_env):
+        budget_stack.add_stack_dependency(workload, "budgets alert the workload stack's kill topic")
+        workload.budget_stacks.append(budget_stack)
     management = None
-    if sandbox is not None:
+    if sandbox is not None or config.accounts is not None:
         mgmt_env = (
             Environment(account=sandbox.management_account_id, region=config.deploy_region)
-            if sandbox.management_account_id
+            if sandbox and sandbox.management_account_id
             else None
         )
         management = ManagementStack(
             app,
             management_stack_name(config),
             config=config,
-            scp_dir=scp_dir if scp_dir is not None else Path(sandbox.scp).parent,
+            scp_dir=scp_dir if scp_dir is not None else Path(sandbox.scp if sandbox else ".").parent,
             env=mgmt_env,
-            description=f"Agent Kill Switch ({config.prefix}): SCPs and budget actions for sandbox accounts",
+            description=f"Agent Kill Switch ({config.prefix}): SCPs and budget actions for sandbox accounts, "
+            "spoke roles in organization accounts",
         )
     return workload, management
 

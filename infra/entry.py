@@ -10,6 +10,7 @@ from typing import TextIO
 from aws_cdk import App
 
 from infra.app_builder import add_stacks, enable_nag, new_app
+from infra.budget_stacks import BudgetStacksOverfull
 from infra.constructs.lambda_common import LambdaEnvironmentTooLarge
 from infra.workload_stack import StackConfigError
 from killswitch.config import CONFIG_PATH_ENV, DEFAULT_CONFIG_FILE, ConfigError, KillSwitchConfig, load_config
@@ -51,7 +52,7 @@ def main(app: App | None = None, *, out: TextIO = sys.stderr) -> int:
             return 1
     try:
         add_stacks(app, config, config_file=str(path), scp_dir=scp_dir)
-    except (StackConfigError, LambdaEnvironmentTooLarge) as exc:
+    except (StackConfigError, LambdaEnvironmentTooLarge, BudgetStacksOverfull) as exc:
         message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
         out.write(message + "\n")
         return 1

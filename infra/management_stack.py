@@ -1,5 +1,5 @@
-"""Management-account stack (only with a `sandbox` section): SCPs, budget actions applying the deny SCP, and the
-cross-account role the workload account's kill Lambda assumes."""
+"""Management-account stack (with a `sandbox` and/or an `accounts` section): SCPs, budget actions applying the deny
+SCP, the cross-account role the workload account's kill Lambda assumes, and the spoke StackSet (`accounts`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,18 @@ from constructs import Construct
 
 from infra import nag
 from infra.constructs.budgets import MAX_EMAIL_SUBSCRIBERS, cost_budget, notifications
-from infra.constructs.kill_function import ORG_ACCOUNT, kill_role_name, org_resource_patterns, org_statements
+from infra.constructs.kill_function import (
+    ORG_ACCOUNT,
+    kill_role_name,
+    kill_statements,
+    org_resource_patterns,
+    org_statements,
+)
+from infra.constructs.spokes import SpokeStackSet
 from infra.workload_stack import StackConfigError, org_role_name, sandbox_accounts
 from killswitch import tags
-from killswitch.config import KillSwitchConfig
+from killswitch.budget_names import budget_spec
+from killswitch.config import AgentConfig, KillSwitchConfig, SandboxConfig
 
 # Organizations quota (May 2026): 10,240 characters per SCP, measured on the submitted (minified) text.
 SCP_MAX_CHARS = 10_240
@@ -56,13 +64,21 @@ def load_scp_documents(scp_dir: Path, prefix: str) -> list[ScpDocument]:
     return docs
 
 
-BUDGET_NAME_MAX = 100
+def linked_budget_name(config: KillSwitchConfig, agent: AgentConfig, account: str) -> str:
+    """`<agent budget name>-<account>-<hash>` within Budgets' 100 characters; the hash changes with whatever
+    CloudFormation replaces the budget for (see `killswitch.budget_names`), so a replacement never collides."""
+    emails = config.notify.emails
+    return budget_spec(
+        config, agent, sns_subscriber=None, emails=emails, placement="management", suffix=f"-{account}"
+    ).name
 
 
-def linked_budget_name(agent_budget_name: str, account: str) -> str:
-    """`<agent budget name>-<account>`, the agent part shortened so that the whole fits Budgets' 100 characters."""
-    suffix = f"-{account}"
-    return agent_budget_name[: BUDGET_NAME_MAX - len(suffix)] + suffix
+def hub_account_id(config: KillSwitchConfig) -> str:
+    """The account of the kill Lambda: `accounts.hub_account_id`, else `sandbox.workload_account_id`, else this
+    (management) account."""
+    explicit = config.accounts.hub_account_id if config.accounts else None
+    workload = config.sandbox.workload_account_id if config.sandbox else None
+    return explicit or workload or Aws.ACCOUNT_ID
 
 
 class ManagementStack(Stack):
@@ -76,10 +92,24 @@ class ManagementStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        if config.sandbox is None:
-            raise StackConfigError("the management stack needs a sandbox section in the config")
+        if config.sandbox is None and config.accounts is None:
+            raise StackConfigError("the management stack needs a sandbox or an accounts section in the config")
         self.config = config
-        sandbox = config.sandbox
+        if config.sandbox is not None:
+            self._add_sandbox(config.sandbox, scp_dir)
+        self.spokes: SpokeStackSet | None = None
+        if config.accounts is not None:
+            self.spokes = SpokeStackSet(
+                self,
+                "Spokes",
+                config=config,
+                hub_account=hub_account_id(config),
+                statements=kill_statements(org_role_arn=None, direct_org_targets=None),
+            )
+
+    def _add_sandbox(self, sandbox: SandboxConfig, scp_dir: Path) -> None:
+        """SCPs, linked-account budgets with their Budgets actions, and the org-kill role."""
+        config = self.config
         prefix = config.prefix
         deny_name = config.scp_policy_name()
 
@@ -134,7 +164,7 @@ class ManagementStack(Stack):
         emails = list(config.notify.emails)
         for agent in config.agents:
             for account in agent.sandbox_accounts:
-                name = linked_budget_name(config.budget_name_for(agent), account)
+                name = linked_budget_name(config, agent, account)
                 budget = cost_budget(
                     self,
                     f"Budget-{agent.name}-{account}",

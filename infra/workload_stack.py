@@ -1,16 +1,19 @@
-"""Workload stack: everything one workload account needs (one per account, deployed in `config.deploy_region`)."""
+"""Workload stack: everything one workload account needs (one per account, deployed in `config.deploy_region`).
+
+The agents' budgets live in their own stacks (`infra.budget_stacks`), which alert this stack's kill topic."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra import nag
 from infra.constructs import lambda_common
 from infra.constructs.agent_boundary import AgentBoundaryPolicy
 from infra.constructs.alarms import KillAlarms
-from infra.constructs.budgets import AgentBudgets
 from infra.constructs.dashboard import AgentsDashboard
 from infra.constructs.deny_policy import AgentDenyPolicy
 from infra.constructs.encryption import KillSwitchKey
@@ -62,6 +65,8 @@ class WorkloadStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
+        # The budget stacks alerting this stack's kill topic (`infra.budget_stacks`), filled by `add_stacks`.
+        self.budget_stacks: list[Stack] = []
         prefix = config.prefix
 
         self.key = KillSwitchKey(self, "Encryption", prefix=prefix).key
@@ -74,7 +79,7 @@ class WorkloadStack(Stack):
         # What both Lambdas read (`killswitch.settings`); only the kill Lambda gets the topics.
         base_env = {
             settings.ENV_TABLE: self.table.table_name,
-            settings.ENV_CONFIG_JSON: config.to_json(),
+            settings.ENV_CONFIG_FILE: lambda_common.CONFIG_FILE_IN_LAMBDA,
             "POWERTOOLS_METRICS_NAMESPACE": lambda_common.METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
@@ -122,17 +127,22 @@ class WorkloadStack(Stack):
             function=self.kill.function,
             dead_letter_queue=self.kill.dlq,
         )
+        if config.accounts is not None:
+            self._allow_spokes(config)
         self.kill.finalize_dependencies()
         self.watch = KillWatch(
             self, "Watch", prefix=prefix, function=self.kill.function, dead_letter_queue=self.kill.dlq
         )
         self.spend = SpendRecorder(self, "SpendRecorder", prefix=prefix, table=self.table, environment=spend_env)
+        # The config rides in a layer, not in the environment (4 KB, about 14 agents).
+        self.config_layer = lambda_common.config_layer(self, "ConfigLayer", config)
+        for function in (self.kill.function, self.spend.function):
+            function.add_layers(self.config_layer)
         self.alarms = KillAlarms(
             self, "Alarms", prefix=prefix, function=self.kill.function, dlq=self.kill.dlq, topic=self.events_topic
         )
         self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
         self.deny_policy = AgentDenyPolicy(self, "AgentDenyPolicy", prefix=prefix).policy
-        self.budgets = AgentBudgets(self, "Budgets", config=config, kill_topic_arn=self.kill_topic.topic_arn).budgets
         self.guard_policy = GuardPublisherPolicy(
             self,
             "GuardPublisher",
@@ -170,4 +180,19 @@ class WorkloadStack(Stack):
             "AgentBoundaryPolicyArn",
             value=self.agent_boundary.managed_policy_arn,
             description="Attach to every agent role (tag agent-name=<agent> on the role too)",
+        )
+
+    def _allow_spokes(self, config: KillSwitchConfig) -> None:
+        """The kill Lambda may assume the `<prefix>-spoke` role that the management stack's StackSet puts in every
+        organization account (accounts of an OU are unknown at synth, hence `*`; the spoke checks the ExternalId)."""
+        pattern = f"arn:{{partition}}:iam::*:role/{config.spoke_role_name()}"
+        self.kill.role.add_to_principal_policy(
+            iam.PolicyStatement(sid="AssumeSpokeRoles", actions=["sts:AssumeRole"], resources=[nag.arn(pattern)])
+        )
+        nag.acknowledge(
+            self.kill.role,
+            "AwsSolutions-IAM5",
+            "The spoke role has one name in every organization account, and the accounts of an OU are only known "
+            "at run time; each spoke trusts only this role and checks the ExternalId",
+            [nag.resource_finding(pattern)],
         )

@@ -8,11 +8,15 @@ from typing import Any
 from aws_cdk import aws_budgets as budgets
 from constructs import Construct
 
+from killswitch.budget_names import (
+    MAX_EMAIL_SUBSCRIBERS,
+    BudgetSpec,
+    budget_spec,
+    kill_topic_subscriber,
+    notification_specs,
+)
 from killswitch.config import AgentConfig, KillSwitchConfig
 from killswitch.tags import cost_filter_value
-
-# AWS: one SNS subscriber and up to 10 email subscribers per notification.
-MAX_EMAIL_SUBSCRIBERS = 10
 
 
 def subscribers(sns_topic_arn: str | None, emails: Sequence[str]) -> list[budgets.CfnBudget.SubscriberProperty]:
@@ -29,21 +33,20 @@ def subscribers(sns_topic_arn: str | None, emails: Sequence[str]) -> list[budget
 def notifications(
     agent: AgentConfig, sns_topic_arn: str | None, emails: Sequence[str]
 ) -> list[budgets.CfnBudget.NotificationWithSubscribersProperty]:
-    """ACTUAL at warn and kill percentages, FORECASTED at both too when `budget.forecasted`."""
-    kinds = ["ACTUAL", "FORECASTED"] if agent.budget.forecasted else ["ACTUAL"]
+    """ACTUAL at warn and kill percentages, FORECASTED at both too when `budget.forecasted` (the same list the
+    budget name's hash is taken over, `killswitch.budget_names.notification_specs`)."""
     subs = subscribers(sns_topic_arn, emails)
     return [
         budgets.CfnBudget.NotificationWithSubscribersProperty(
             notification=budgets.CfnBudget.NotificationProperty(
                 comparison_operator="GREATER_THAN",
-                notification_type=kind,
-                threshold=pct,
+                notification_type=spec.kind,
+                threshold=spec.threshold_pct,
                 threshold_type="PERCENTAGE",
             ),
             subscribers=subs,
         )
-        for kind in kinds
-        for pct in (agent.budget.warn_at_pct, agent.budget.kill_at_pct)
+        for spec in notification_specs(agent)
     ]
 
 
@@ -71,15 +74,34 @@ def cost_budget(
 
 
 class AgentBudgets(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: KillSwitchConfig, kill_topic_arn: str) -> None:
+    """The budgets of `agents`, alerting the workload stack's kill topic (and `notify.emails`).
+
+    `placement` names the stack that holds them; it is part of each name's hash (see `killswitch.budget_names`)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: KillSwitchConfig,
+        agents: Sequence[AgentConfig],
+        kill_topic_arn: str,
+        placement: str,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.budgets: dict[str, budgets.CfnBudget] = {}
-        for agent in config.agents:
+        self.specs: dict[str, BudgetSpec] = {}
+        emails = config.notify.emails
+        for agent in agents:
+            spec = budget_spec(
+                config, agent, sns_subscriber=kill_topic_subscriber(config), emails=emails, placement=placement
+            )
+            self.specs[agent.name] = spec
             self.budgets[agent.name] = cost_budget(
                 self,
                 f"Budget-{agent.name}",
-                name=config.budget_name_for(agent),
+                name=spec.name,
                 agent=agent,
                 cost_filters={"TagKeyValue": [cost_filter_value(agent.name)]},
-                notifications_with_subscribers=notifications(agent, kill_topic_arn, config.notify.emails),
+                notifications_with_subscribers=notifications(agent, kill_topic_arn, emails),
             )

@@ -1,7 +1,12 @@
-"""What both Lambdas share: the code asset, the Powertools layer, the environment (and its 4 KB limit)."""
+"""What both Lambdas share: the code asset, the Powertools and config layers, the environment (4 KB limit)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,7 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from killswitch import settings
+from killswitch.config import KillSwitchConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_SOURCE = REPO_ROOT / "lambdas"
@@ -43,7 +48,7 @@ TOKEN_SIZE_ESTIMATE = 128
 
 
 class LambdaEnvironmentTooLarge(ValueError):
-    """The config JSON (and the rest of the environment) does not fit a Lambda's 4 KB environment."""
+    """The environment does not fit a Lambda's 4 KB."""
 
 
 def environment_size(env: Mapping[str, str]) -> int:
@@ -55,15 +60,52 @@ def environment_size(env: Mapping[str, str]) -> int:
 
 
 def check_environment_size(env: Mapping[str, str], *, function: str, config_file: str) -> None:
+    """The config itself is in a layer (`config_layer`); this guards the rest of the environment."""
     size = environment_size(env)
     if size > LAMBDA_ENV_LIMIT_BYTES:
-        config_bytes = len(env.get(settings.ENV_CONFIG_JSON, "").encode())
         raise LambdaEnvironmentTooLarge(
-            f"{config_file}: the config is too large for the {function} Lambda environment: "
-            f"{size} bytes of environment variables (config JSON {config_bytes} bytes, deploy-time values counted "
-            f"at {TOKEN_SIZE_ESTIMATE} bytes each) > the AWS limit of {LAMBDA_ENV_LIMIT_BYTES} bytes. "
-            "Shorten the config: fewer agents or workflow caps, shorter names."
+            f"{config_file}: the {function} Lambda environment is too large: {size} bytes of environment variables "
+            f"(deploy-time values counted at {TOKEN_SIZE_ESTIMATE} bytes each) > the AWS limit of "
+            f"{LAMBDA_ENV_LIMIT_BYTES} bytes. Shorten the prefix or names."
         )
+
+
+# Layers are extracted under /opt: the config layer holds exactly this one file.
+CONFIG_LAYER_FILE = "killswitch/config.json"
+CONFIG_FILE_IN_LAMBDA = f"/opt/{CONFIG_LAYER_FILE}"
+
+
+def config_bundle_dir(config: KillSwitchConfig) -> Path:
+    """A directory holding only `killswitch/config.json` (the validated config), named after its content hash.
+
+    Built once per config and reused (synth builds many stacks, tests many apps); written to a private
+    directory first and renamed, so parallel synths never see a half-written file."""
+    text = config.to_json()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    final = Path(tempfile.gettempdir()) / f"killswitch-config-{digest}"
+    if (final / CONFIG_LAYER_FILE).is_file():
+        return final
+    staging = Path(tempfile.mkdtemp(prefix="killswitch-config-"))
+    (staging / CONFIG_LAYER_FILE).parent.mkdir(parents=True)
+    (staging / CONFIG_LAYER_FILE).write_text(text, encoding="utf-8")
+    # Another synth may win the race: its directory has the same content.
+    with contextlib.suppress(OSError):
+        os.rename(staging, final)
+    shutil.rmtree(staging, ignore_errors=True)  # left over only when the rename lost
+    return final
+
+
+def config_layer(scope: Construct, construct_id: str, config: KillSwitchConfig) -> lambda_.LayerVersion:
+    """The config as a Lambda layer (read at `CONFIG_FILE_IN_LAMBDA`), so its size is not bound by the 4 KB
+    environment. A config change publishes a new layer version and so updates the functions that use it."""
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        code=lambda_.Code.from_asset(str(config_bundle_dir(config))),
+        compatible_runtimes=[RUNTIME],
+        description=f"Agent Kill Switch ({config.prefix}): validated killswitch.yaml as JSON",
+        removal_policy=RemovalPolicy.DESTROY,
+    )
 
 
 def function_log_group(scope: Construct, function_name: str) -> logs.LogGroup:

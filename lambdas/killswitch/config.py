@@ -28,6 +28,10 @@ REGION_RE = r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov)-[a-z]+-\d{1,2}$"
 # IAM role ARNs, with `*` allowed for the account and inside the role path/name (break-glass patterns).
 ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::(\d{12}|\*):role/[\w+=,.@*/-]+$"
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+OU_ID_RE = r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$"
+ROOT_ID_RE = r"^r-[0-9a-z]{4,32}$"
+# An STS external id: 2-1224 characters of [\w+=,.@:/-] (the length is checked separately).
+EXTERNAL_ID_RE = r"^[A-Za-z0-9_+=,.@:/-]+$"
 # A tag value that is also safe inside a budget name and a cost filter.
 AGENT_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.+=@-]{0,99}$"
 
@@ -175,6 +179,36 @@ class SandboxConfig(_Strict):
     workload_account_id: AccountId | None = None
 
 
+class AccountsConfig(_Strict):
+    """Hub and spokes: the organization accounts the kill reaches through a `<prefix>-spoke` role, which the
+    management stack deploys to them as a service-managed StackSet (new accounts of an OU get it automatically)."""
+
+    organizational_units: list[Annotated[str, StringConstraints(pattern=OU_ID_RE)]] = Field(default_factory=list)
+    account_ids: list[AccountId] = Field(default_factory=list)
+    # A service-managed StackSet reaches single accounts only through an OU: they are taken from the root.
+    organization_root_id: Annotated[str, StringConstraints(pattern=ROOT_ID_RE)] | None = None
+    # Account of the kill Lambda (the hub); default sandbox.workload_account_id, else the management account.
+    hub_account_id: AccountId | None = None
+    external_id: Annotated[str, StringConstraints(min_length=2, max_length=1224, pattern=EXTERNAL_ID_RE)] | None = None
+
+    @model_validator(mode="after")
+    def _targets(self) -> AccountsConfig:
+        if not self.organizational_units and not self.account_ids:
+            raise FieldError(("organizational_units",), "list at least one OU id (ou-...) or account id")
+        if self.account_ids and not self.organization_root_id:
+            raise FieldError(
+                ("organization_root_id",),
+                "account_ids need organization_root_id (r-...): a service-managed StackSet reaches single "
+                "accounts only through an organizational unit",
+            )
+        for field_name in ("organizational_units", "account_ids"):
+            values = getattr(self, field_name)
+            for i, v in enumerate(values):
+                if v in values[:i]:
+                    raise FieldError((field_name, i), f"{field_name} lists {v} more than once")
+        return self
+
+
 class KillSwitchConfig(_Strict):
     prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}$")] = "killswitch"
     regions: list[Region] = Field(min_length=1)
@@ -184,11 +218,24 @@ class KillSwitchConfig(_Strict):
     sandbox: SandboxConfig | None = None
     max_resources_per_kill: int = Field(default=1000, ge=1)
     ledger_retention_days: int = Field(default=400, ge=1, le=3650)
+    # Budgets are spread over this many stacks by a hash of the agent name (see infra/budget_stacks.py).
+    budget_stacks: int = Field(default=1, ge=1, le=100)
+    accounts: AccountsConfig | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> KillSwitchConfig:
+        from killswitch.budget_names import ambiguous_bases, base_name
+
         names = [a.name for a in self.agents]
-        budget_names = [self.budget_name_for(a) for a in self.agents]
+        # Deployed names are `<base cut to 91>-<hash>`: the cut bases must be unique and unambiguous too.
+        budget_names = [base_name(self, a) for a in self.agents]
+        clash = ambiguous_bases(budget_names)
+        if clash:
+            raise FieldError(
+                ("agents", clash[0], "budget_name"),
+                f"budget name {budget_names[clash[0]]!r} reads as agents[{clash[1]}]'s budget name plus a "
+                "hash suffix: alerts could not tell the two apart",
+            )
         for i, a in enumerate(self.agents):
             if a.name in names[:i]:
                 raise FieldError(
@@ -203,6 +250,11 @@ class KillSwitchConfig(_Strict):
             if r in self.regions[:i]:
                 raise FieldError(("regions", i), f"region {r} is listed more than once")
         mgmt = self.sandbox.management_account_id if self.sandbox else None
+        if mgmt and self.accounts and mgmt in self.accounts.account_ids:
+            raise FieldError(
+                ("accounts", "account_ids", self.accounts.account_ids.index(mgmt)),
+                f"{mgmt} is the management account: StackSets never deploy to it",
+            )
         for i, a in enumerate(self.agents):
             if a.sandbox_accounts and self.sandbox is None:
                 raise FieldError(
@@ -234,15 +286,20 @@ class KillSwitchConfig(_Strict):
         return [a.name for a in self.agents]
 
     def agent_for_budget(self, budget_name: str) -> AgentConfig | None:
-        """Budget name → agent: the config is the source of truth, not string parsing."""
-        for a in self.agents:
-            if self.budget_name_for(a) == budget_name:
-                return a
-        return None
+        """Budget name (plain or hashed, see `killswitch.budget_names`) → agent: the config is the source of truth."""
+        from killswitch.budget_names import agent_for_budget
+
+        return agent_for_budget(self, budget_name)
 
     def scp_policy_name(self) -> str | None:
         """Organizations name of the deny SCP the tag-path kill attaches: `<prefix>-<file stem>`."""
         return f"{self.prefix}-{Path(self.sandbox.scp).stem}" if self.sandbox else None
+
+    def spoke_role_name(self) -> str:
+        return f"{self.prefix}-spoke"
+
+    def spoke_external_id(self) -> str:
+        return (self.accounts.external_id if self.accounts else None) or f"{self.prefix}-hub"
 
     def max_resources_for(self, agent: AgentConfig) -> int:
         return agent.max_resources_per_kill or self.max_resources_per_kill
@@ -386,6 +443,11 @@ def _message(err: Any) -> str:
         hints = {
             "sandbox_accounts": "an AWS account id is 12 digits, quoted",
             "management_account_id": "an AWS account id is 12 digits, quoted",
+            "account_ids": "an AWS account id is 12 digits, quoted",
+            "hub_account_id": "an AWS account id is 12 digits, quoted",
+            "organizational_units": "not an organizational unit id like ou-ab12-cd34ef56",
+            "organization_root_id": "not an organization root id like r-ab12",
+            "external_id": "2-1224 letters, digits or _+=,.@:/-",
             "regions": "not an AWS region name like us-east-1",
             "home_region": "not an AWS region name like us-east-1",
             "break_glass_role_arns": "not an IAM role ARN like arn:aws:iam::*:role/BreakGlass",

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from killswitch.config import KillSwitchConfig
 
@@ -18,6 +19,9 @@ ENV_EVENTS_TOPIC = "KILLSWITCH_EVENTS_TOPIC_ARN"
 ENV_KILL_TOPIC = "KILLSWITCH_KILL_TOPIC_ARN"
 # The agent's own guard topic (guard SDK; default: `<prefix>-guard-<agent>` next to the kill topic).
 ENV_GUARD_TOPIC = "KILLSWITCH_GUARD_TOPIC_ARN"
+# The deployed Lambdas read the config from a file the stack ships in a layer (`/opt/...`): the 4 KB environment
+# holds about 14 agents, the file has no practical limit. The JSON variable stays for local runs (CLI, demo, tests).
+ENV_CONFIG_FILE = "KILLSWITCH_CONFIG_FILE"
 ENV_CONFIG_JSON = "KILLSWITCH_CONFIG_JSON"
 ENV_DRY_RUN = "KILLSWITCH_DRY_RUN"
 # Role in the management account that the kill Lambda assumes for Organizations calls (SCP attach/detach).
@@ -28,16 +32,31 @@ ENV_SCP_POLICY_NAME = "KILLSWITCH_SCP_POLICY_NAME"
 ENV_DLQ_URL = "KILLSWITCH_DLQ_URL"
 
 
+class ConfigUnreadable(RuntimeError):
+    """The config file named by the environment is missing or invalid (a deploy error: raise, keep the event)."""
+
+
 class MissingEnvironment(RuntimeError):
     def __init__(self, names: list[str]):
         self.names = names
         super().__init__(f"missing environment variable(s): {', '.join(names)}")
 
 
-def _missing(env: Mapping[str, str], required: tuple[str, ...]) -> None:
+def _require_config(env: Mapping[str, str], required: tuple[str, ...]) -> None:
+    """`required` plus the config: the file (deployed functions) or the JSON variable (local runs)."""
     missing = [n for n in required if not env.get(n)]
+    if not env.get(ENV_CONFIG_FILE) and not env.get(ENV_CONFIG_JSON):
+        missing.append(f"{ENV_CONFIG_FILE} (or {ENV_CONFIG_JSON})")
     if missing:
         raise MissingEnvironment(missing)
+
+
+def _load_config(config_file: str | None, config_json: str | None) -> KillSwitchConfig:
+    """The file wins over the JSON variable: a deployed function only has the file."""
+    if config_file:
+        return read_config_file(config_file)
+    assert config_json is not None  # from_env guarantees one of the two
+    return KillSwitchConfig.from_json(config_json)
 
 
 @dataclass(frozen=True)
@@ -45,17 +64,22 @@ class SpendRecorderEnv:
     """The spend recorder Lambda: the ledger table and the config, nothing else."""
 
     table_name: str
-    config_json: str = field(repr=False)
+    config_json: str | None = field(default=None, repr=False)
+    config_file: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SpendRecorderEnv:
         env = os.environ if environ is None else environ
-        _missing(env, (ENV_TABLE, ENV_CONFIG_JSON))
-        return cls(table_name=env[ENV_TABLE], config_json=env[ENV_CONFIG_JSON])
+        _require_config(env, (ENV_TABLE,))
+        return cls(
+            table_name=env[ENV_TABLE],
+            config_json=env.get(ENV_CONFIG_JSON) or None,
+            config_file=env.get(ENV_CONFIG_FILE) or None,
+        )
 
     @cached_property
     def config(self) -> KillSwitchConfig:
-        return KillSwitchConfig.from_json(self.config_json)
+        return _load_config(self.config_file, self.config_json)
 
 
 @dataclass(frozen=True)
@@ -65,7 +89,8 @@ class KillSwitchEnv:
     table_name: str
     events_topic_arn: str
     kill_topic_arn: str | None
-    config_json: str = field(repr=False)
+    config_json: str | None = field(default=None, repr=False)
+    config_file: str | None = None
     dry_run: bool = False
     org_role_arn: str | None = None
     scp_policy_name: str | None = None
@@ -74,12 +99,13 @@ class KillSwitchEnv:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KillSwitchEnv:
         env = os.environ if environ is None else environ
-        _missing(env, (ENV_TABLE, ENV_EVENTS_TOPIC, ENV_CONFIG_JSON))
+        _require_config(env, (ENV_TABLE, ENV_EVENTS_TOPIC))
         return cls(
             table_name=env[ENV_TABLE],
             events_topic_arn=env[ENV_EVENTS_TOPIC],
             kill_topic_arn=env.get(ENV_KILL_TOPIC) or None,
-            config_json=env[ENV_CONFIG_JSON],
+            config_json=env.get(ENV_CONFIG_JSON) or None,
+            config_file=env.get(ENV_CONFIG_FILE) or None,
             dry_run=env.get(ENV_DRY_RUN, "").lower() in {"1", "true", "yes"},
             org_role_arn=env.get(ENV_ORG_ROLE) or None,
             scp_policy_name=env.get(ENV_SCP_POLICY_NAME) or None,
@@ -88,4 +114,16 @@ class KillSwitchEnv:
 
     @cached_property
     def config(self) -> KillSwitchConfig:
-        return KillSwitchConfig.from_json(self.config_json)
+        return _load_config(self.config_file, self.config_json)
+
+
+def read_config_file(path: str | Path) -> KillSwitchConfig:
+    """The validated config JSON the stack bundled (see `infra.constructs.lambda_common.config_layer`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigUnreadable(f"{ENV_CONFIG_FILE}={path}: cannot read the config file: {exc.strerror}") from exc
+    try:
+        return KillSwitchConfig.from_json(text)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigUnreadable(f"{ENV_CONFIG_FILE}={path}: not a valid config: {exc}") from exc

@@ -144,4 +144,4 @@ def test_spend_recorder_environment_needs_only_the_table_and_the_config() -> Non
     assert env.table_name == "t" and env.config == CONFIG
     with pytest.raises(MissingEnvironment) as info:
         SpendRecorderEnv.from_env({"KILLSWITCH_EVENTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:events"})
-    assert info.value.names == ["KILLSWITCH_TABLE", "KILLSWITCH_CONFIG_JSON"]
+    assert info.value.names == ["KILLSWITCH_TABLE", "KILLSWITCH_CONFIG_FILE (or KILLSWITCH_CONFIG_JSON)"]

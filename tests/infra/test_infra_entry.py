@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,7 @@ def test_good_config_synthesizes_both_stacks(synthesized: tuple[App, Path, str])
     _, outdir, output = synthesized
     assert "error" not in output  # SCP warnings, if any, do not stop synth; errors would
     assert sorted(p.name for p in outdir.glob("*.template.json")) == [
+        "ks-budgets-0.template.json",
         "ks-management.template.json",
         "ks-workload.template.json",
     ]
@@ -63,9 +65,12 @@ def test_summary_describes_stacks_resources_and_budgets(synthesized: tuple[App, 
     assert "ks-management (aws://999988887777/us-east-1):" in text
     assert "    2  AWS::Lambda::Function" in text
     assert "    2  AWS::Organizations::Policy" in text
-    assert "ks-summarizer: 500 USD MONTHLY [TagKeyValue=user:agent-name$summarizer]" in text
+    assert "ks-budgets-0 (aws://444455556666/us-east-1):" in text
+    assert re.search(r"ks-summarizer-[0-9a-f]{8}: 500 USD MONTHLY \[TagKeyValue=user:agent-name\$summarizer\]", text)
     assert "FORECASTED>95% → 2 email+1 sns" in text
-    assert f"Crawler Budget-{SANDBOX_A}: APPLY_SCP_POLICY at 95% on {SANDBOX_A} (manual approval)" in text
+    assert re.search(
+        rf"Crawler Budget-{SANDBOX_A}-[0-9a-f]{{8}}: APPLY_SCP_POLICY at 95% on {SANDBOX_A} \(manual approval\)", text
+    )
 
 
 def test_config_errors_print_file_line_field_and_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

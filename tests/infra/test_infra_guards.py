@@ -13,13 +13,16 @@ from pydantic import ValidationError
 
 from infra.app_builder import add_stacks, new_app
 from infra.constructs.lambda_common import (
+    CONFIG_FILE_IN_LAMBDA,
     LAMBDA_ENV_LIMIT_BYTES,
     TOKEN_SIZE_ESTIMATE,
     LambdaEnvironmentTooLarge,
+    check_environment_size,
     environment_size,
 )
 from infra.management_stack import linked_budget_name
 from infra.workload_stack import StackConfigError
+from killswitch import settings
 from tests.infra.infra_support import (
     MANAGEMENT_ACCOUNT,
     config_dict,
@@ -54,11 +57,23 @@ def _huge_config_dict() -> dict[str, object]:
     return config_dict(agents=agents, sandbox=None)
 
 
-def test_config_too_large_for_the_lambda_environment_fails_clearly(tmp_path: Path) -> None:
+def test_a_config_far_over_4_kb_synthesizes_with_the_config_in_a_layer(tmp_path: Path) -> None:
     config = make_config(**_huge_config_dict())
     assert len(config.to_json()) > LAMBDA_ENV_LIMIT_BYTES
+    workload, _ = add_stacks(new_app(str(tmp_path)), config, config_file="big.yaml", scp_dir=tmp_path)
+    functions = Template.from_stack(workload).find_resources("AWS::Lambda::Function")
+    assert len(functions) == 2
+    for function in functions.values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert settings.ENV_CONFIG_JSON not in env
+        assert env[settings.ENV_CONFIG_FILE] == CONFIG_FILE_IN_LAMBDA
+        assert len(json.dumps(env)) < 1024
+
+
+def test_an_oversize_environment_still_fails_clearly() -> None:
+    env = {"POWERTOOLS_SERVICE_NAME": "x" * LAMBDA_ENV_LIMIT_BYTES}
     with pytest.raises(LambdaEnvironmentTooLarge) as info:
-        add_stacks(new_app(str(tmp_path)), config, config_file="big.yaml", scp_dir=tmp_path)
+        check_environment_size(env, function="kill", config_file="big.yaml")
     message = str(info.value)
     assert message.startswith("big.yaml: ")
     assert "kill Lambda environment" in message and f"> the AWS limit of {LAMBDA_ENV_LIMIT_BYTES} bytes" in message
@@ -114,6 +129,10 @@ def test_management_account_is_never_a_sandbox_target(tmp_path: Path) -> None:
 
 
 def test_linked_account_budget_names_fit_the_budgets_limit() -> None:
-    assert linked_budget_name("ks-bot", "111122223333") == "ks-bot-111122223333"
-    long_name = linked_budget_name("b" * 100, "111122223333")
-    assert len(long_name) == 100 and long_name.endswith("-111122223333")
+    config = make_config()
+    summarizer = config.agent("summarizer")
+    name = linked_budget_name(config, summarizer, "111122223333")
+    assert name.startswith("ks-summarizer-111122223333-") and len(name) == len("ks-summarizer-111122223333-") + 8
+    long_config = make_config(agents=[{**config_dict()["agents"][0], "budget_name": "b" * 100}])
+    long_name = linked_budget_name(long_config, long_config.agents[0], "111122223333")
+    assert len(long_name) == 100 and long_name.startswith("b" * 78 + "-111122223333-")

@@ -55,12 +55,16 @@ def test_one_scp_per_file_with_minified_content_and_prefixed_name(template: Temp
 
 
 def _actions(template: Template) -> dict[str, dict[str, Any]]:
-    return {a["Properties"]["BudgetName"]: a for a in resources(template, "AWS::Budgets::BudgetsAction").values()}
+    """Budget actions by their budget's name without the hash suffix."""
+    return {
+        a["Properties"]["BudgetName"].rsplit("-", 1)[0]: a
+        for a in resources(template, "AWS::Budgets::BudgetsAction").values()
+    }
 
 
 def test_one_linked_account_budget_and_action_per_agent_and_sandbox_account(template: Template) -> None:
     budgets = {
-        b["Properties"]["Budget"]["BudgetName"]: b["Properties"]
+        b["Properties"]["Budget"]["BudgetName"].rsplit("-", 1)[0]: b["Properties"]
         for b in resources(template, "AWS::Budgets::Budget").values()
     }
     expected = {
@@ -75,8 +79,8 @@ def test_one_linked_account_budget_and_action_per_agent_and_sandbox_account(temp
     budget_ids = {
         b["Properties"]["Budget"]["BudgetName"]: lid for lid, b in resources(template, "AWS::Budgets::Budget").items()
     }
-    for name, action in _actions(template).items():
-        assert budget_ids[name] in as_list(action["DependsOn"])
+    for action in _actions(template).values():
+        assert budget_ids[action["Properties"]["BudgetName"]] in as_list(action["DependsOn"])
 
 
 @pytest.mark.parametrize(

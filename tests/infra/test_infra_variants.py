@@ -51,6 +51,8 @@ def templates(stacks: Stacks) -> dict[str, Template]:
     out = {}
     for prefix, (workload, management) in stacks.items():
         out[f"{prefix}-workload"] = Template.from_stack(workload)
+        [budgets] = workload.budget_stacks
+        out[f"{prefix}-budgets-0"] = Template.from_stack(budgets)
         if management is not None:
             out[f"{prefix}-management"] = Template.from_stack(management)
     return out
@@ -82,7 +84,7 @@ def test_without_sandbox_there_is_no_management_stack_and_no_organizations_acces
 
 def test_without_emails_budgets_alert_only_the_kill_topic(templates: dict[str, Template]) -> None:
     workload = templates["solo-workload"]
-    [budget] = resources(workload, "AWS::Budgets::Budget").values()
+    [budget] = resources(templates["solo-budgets-0"], "AWS::Budgets::Budget").values()
     assert budget["Properties"]["Budget"]["TimeUnit"] == "DAILY"
     for note in budget["Properties"]["NotificationsWithSubscribers"]:
         assert [s["SubscriptionType"] for s in note["Subscribers"]] == ["SNS"]

@@ -11,7 +11,6 @@ import pytest
 from aws_cdk.assertions import Template
 
 from killswitch import settings
-from killswitch.config import KillSwitchConfig
 from tests.infra.infra_support import (
     MANAGEMENT_ACCOUNT,
     as_list,
@@ -201,7 +200,7 @@ def test_powertools_layer_is_pinned_to_the_release_the_tests_use(template: Templ
         if line.startswith("aws-lambda-powertools==")
     )
     assert pinned == importlib.metadata.version("aws-lambda-powertools")
-    [layer] = _kill_fn(template)["Layers"]
+    [layer] = [ref for ref in _kill_fn(template)["Layers"] if ref["Ref"] in template.to_json().get("Parameters", {})]
     param = layer["Ref"]
     assert template.to_json()["Parameters"][param] == {
         "Type": "AWS::SSM::Parameter::Value<String>",
@@ -215,7 +214,8 @@ def test_kill_lambda_environment(template: Template) -> None:
     assert env[settings.ENV_TABLE] == {"Ref": ids["table"]}
     assert env[settings.ENV_EVENTS_TOPIC] == {"Ref": ids["events_topic"]}
     assert env[settings.ENV_KILL_TOPIC] == {"Ref": ids["kill_topic"]}
-    assert KillSwitchConfig.from_json(env[settings.ENV_CONFIG_JSON]) == CONFIG
+    assert settings.ENV_CONFIG_JSON not in env
+    assert env[settings.ENV_CONFIG_FILE] == "/opt/killswitch/config.json"
     assert env[settings.ENV_ORG_ROLE] == f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/ks-org-kill"
     assert env[settings.ENV_SCP_POLICY_NAME] == "ks-deny-agent-compute" == CONFIG.scp_policy_name()
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "AgentKillSwitch"
@@ -227,6 +227,25 @@ def test_kill_lambda_environment(template: Template) -> None:
     region, suffix, account = ({"Ref": f"AWS::{name}"} for name in ("Region", "URLSuffix", "AccountId"))
     url_parts = ["https://sqs.", region, ".", suffix, "/", account, f"/{queue_name}"]
     assert env[settings.ENV_DLQ_URL] == {"Fn::Join": ["", url_parts]}
+
+
+def test_both_lambdas_read_the_config_from_one_layer(synthed: tuple[Template, Path]) -> None:
+    """The layer's content, extracted under /opt as Lambda does, is the validated config the Lambdas load."""
+    template, outdir = synthed
+    [(layer_id, layer)] = resources(template, "AWS::Lambda::LayerVersion").items()
+    functions = resources(template, "AWS::Lambda::Function").values()
+    assert all({"Ref": layer_id} in f["Properties"]["Layers"] for f in functions) and len(functions) == 2
+    asset_hash = layer["Properties"]["Content"]["S3Key"].removesuffix(".zip")
+    asset_dir = outdir / f"asset.{asset_hash}"
+    assert sorted(p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*") if p.is_file()) == [
+        "killswitch/config.json"
+    ]
+    env = {
+        settings.ENV_TABLE: "t",
+        settings.ENV_EVENTS_TOPIC: "arn:aws:sns:us-east-1:111122223333:ks-events",
+        settings.ENV_CONFIG_FILE: str(asset_dir / "killswitch/config.json"),
+    }
+    assert settings.KillSwitchEnv.from_env(env).config == CONFIG
 
 
 def test_kill_lambda_subscribed_to_kill_topic_with_dead_letter_queue(template: Template) -> None:
@@ -417,7 +436,7 @@ def test_no_managed_policies_on_function_roles(template: Template) -> None:
 
 def test_lambda_asset_ships_the_package_without_caches(synthed: tuple[Template, Path]) -> None:
     _, outdir = synthed
-    [asset] = [p for p in outdir.glob("asset.*") if (p / "killswitch").is_dir()]
+    [asset] = [p for p in outdir.glob("asset.*") if (p / "killswitch" / "__init__.py").is_file()]
     assert (asset / "killswitch" / "config.py").is_file()
     assert (asset / "killswitch" / "handlers").is_dir()
     assert not list(asset.rglob("__pycache__"))
@@ -443,7 +462,7 @@ def test_spend_recorder_runs_daily_at_six_utc(template: Template) -> None:
     # Exactly what `SpendRecorderEnv` reads: no topic ARNs it would never use.
     env = fn["Environment"]["Variables"]
     assert env[settings.ENV_TABLE] == {"Ref": ids["table"]}
-    assert settings.ENV_CONFIG_JSON in env
+    assert settings.ENV_CONFIG_FILE in env and settings.ENV_CONFIG_JSON not in env  # the config rides in a layer
     assert settings.ENV_EVENTS_TOPIC not in env and settings.ENV_KILL_TOPIC not in env
 
 
@@ -496,48 +515,6 @@ def test_dashboard_shows_spend_per_agent_against_budget_and_the_kill_metrics(tem
         "AgentsInThrift",
         "AlertsRejected",
     }
-
-
-# -- budgets ------------------------------------------------------------------------------------------------
-
-
-def _budgets(template: Template) -> dict[str, dict[str, Any]]:
-    return {
-        b["Properties"]["Budget"]["BudgetName"]: b["Properties"]
-        for b in resources(template, "AWS::Budgets::Budget").values()
-    }
-
-
-def test_one_cost_budget_per_agent_with_the_exact_tag_filter(template: Template) -> None:
-    budgets = _budgets(template)
-    assert set(budgets) == {CONFIG.budget_name_for(a) for a in CONFIG.agents} == {"ks-summarizer", "Crawler Budget"}
-    for agent in CONFIG.agents:
-        data = budgets[CONFIG.budget_name_for(agent)]["Budget"]
-        assert data["BudgetType"] == "COST"
-        assert data["TimeUnit"] == agent.budget.period.value
-        assert data["BudgetLimit"] == {"Amount": agent.budget.amount_usd, "Unit": "USD"}
-        assert data["CostFilters"] == {"TagKeyValue": [f"user:agent-name${agent.name}"]}
-
-
-@pytest.mark.parametrize(
-    ("budget", "expected"),
-    [
-        ("ks-summarizer", {("ACTUAL", 80), ("ACTUAL", 100)}),
-        ("Crawler Budget", {("ACTUAL", 75), ("ACTUAL", 95), ("FORECASTED", 75), ("FORECASTED", 95)}),
-    ],
-)
-def test_budget_notifications_alert_kill_topic_and_emails(template: Template, budget: str, expected: set[Any]) -> None:
-    kill_topic = _ids(template)["kill_topic"]
-    notes = _budgets(template)[budget]["NotificationsWithSubscribers"]
-    assert {(n["Notification"]["NotificationType"], n["Notification"]["Threshold"]) for n in notes} == expected
-    assert len(notes) == len(expected)
-    for n in notes:
-        assert n["Notification"]["ComparisonOperator"] == "GREATER_THAN"
-        assert n["Notification"]["ThresholdType"] == "PERCENTAGE"
-        sns = [s["Address"] for s in n["Subscribers"] if s["SubscriptionType"] == "SNS"]
-        emails = sorted(s["Address"] for s in n["Subscribers"] if s["SubscriptionType"] == "EMAIL")
-        assert sns == [{"Ref": kill_topic}]
-        assert emails == sorted(CONFIG.notify.emails)
 
 
 # -- guard policy and outputs -------------------------------------------------------------------------------
