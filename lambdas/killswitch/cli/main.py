@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from killswitch.cli import demo, ops, report, validate
+from killswitch.cli import demo, meter, ops, report, validate
 
 app = typer.Typer(
     name="killswitch",
@@ -20,7 +20,7 @@ def root() -> None:
     """Serverless AWS kill switch for AI agents that overspend."""
 
 
-for module in (validate, ops, report, demo):
+for module in (validate, ops, report, demo, meter):
     module.register(app)
 
 
