@@ -25,6 +25,7 @@ SECTIONS: dict[str, str] = {
     "guard": "bench.guard_section",
     "cold_start": "bench.cold_start",
     "tooling": "bench.tooling",
+    "meter": "bench.meter_bench",
 }
 
 

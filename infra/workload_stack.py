@@ -15,6 +15,7 @@ from infra.constructs.encryption import KillSwitchKey
 from infra.constructs.guard_policy import GuardPublisherPolicy
 from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import LedgerTable
+from infra.constructs.meter import Meter
 from infra.constructs.spend_recorder import SpendRecorder
 from infra.constructs.topics import EventsTopic, KillTopic
 from killswitch import settings
@@ -107,6 +108,23 @@ class WorkloadStack(Stack):
         self.alarms = KillAlarms(
             self, "Alarms", prefix=prefix, function=self.kill.function, dlq=self.kill.dlq, topic=self.events_topic
         )
+        if config.meter is not None:
+            meter_env = {k: v for k, v in kill_env.items() if k != settings.ENV_DLQ_URL}
+            meter_env["POWERTOOLS_SERVICE_NAME"] = f"{prefix}-meter"
+            lambda_common.check_environment_size(meter_env, function="meter", config_file=config_file)
+            self.meter = Meter(
+                self,
+                "Meter",
+                prefix=prefix,
+                meter=config.meter,
+                key=self.key,
+                table=self.table,
+                events_topic=self.events_topic,
+                environment=meter_env,
+                org_role_arn=role_arn,
+                direct_org_targets=direct_targets,
+            )
+            self.meter.finalize_dependencies()
         self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
         self.budgets = AgentBudgets(self, "Budgets", config=config, kill_topic_arn=self.kill_topic.topic_arn).budgets
         self.guard_policy = GuardPublisherPolicy(

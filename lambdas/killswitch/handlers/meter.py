@@ -25,6 +25,7 @@ from killswitch import aws
 from killswitch.guard.prices import default_prices
 from killswitch.handlers.kill import TransientKillFailure, build_engine
 from killswitch.kill.engine import KillEngine
+from killswitch.meter import logging_setup
 from killswitch.meter.callers import CallerDirectory, IamTagReader
 from killswitch.meter.compute import Ec2Source, FargateSource, PriceListPrices
 from killswitch.meter.pricing import BedrockProfileResolver, RecordPricer
@@ -119,6 +120,8 @@ def record_metrics(report: MeterReport) -> None:
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if logging_setup.is_custom_resource(event):  # the stack turning invocation logging on or off
+        return logging_setup.handle(event, aws.client("bedrock"))
     arn = getattr(context, "invoked_function_arn", "") or ""
     m, env = meter(arn.split(":")[4] if arn.count(":") >= 5 else None)
     report = handle(event, m, dry_run=env.dry_run)

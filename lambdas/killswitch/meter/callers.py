@@ -97,9 +97,18 @@ class CallerDirectory:
         self.ttl = ttl_seconds
         self.clock = clock
         self._cache: dict[tuple[str, str, str], tuple[float, Attribution]] = {}
+        self._by_arn: dict[str, tuple[float, Attribution]] = {}  # fast path: one dict hit per record
         self.lookups = 0
 
     def attribute(self, caller_arn: str) -> Attribution:
+        hit = self._by_arn.get(caller_arn)
+        if hit is not None and self.clock() - hit[0] < self.ttl:
+            return hit[1]
+        result = self._attribute(caller_arn)
+        self._by_arn[caller_arn] = (self.clock(), result)
+        return result
+
+    def _attribute(self, caller_arn: str) -> Attribution:
         principal = principal_of(caller_arn)
         if principal is None:
             return Attribution(None, "unknown_caller_kind")

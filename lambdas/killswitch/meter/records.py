@@ -117,13 +117,16 @@ def parse_batch(event: Any) -> LogBatch:
 
 
 def _count(obj: Any, *path: str) -> int | None:
+    # JSON objects are plain dicts: `type(...) is dict` is much cheaper than an ABC isinstance per field.
     for key in path:
-        if not isinstance(obj, Mapping):
+        if type(obj) is not dict:
             return None
         obj = obj.get(key)
-    if isinstance(obj, bool) or not isinstance(obj, int | float) or obj < 0 or math.isnan(obj):
-        return None
-    return int(obj)
+    if type(obj) is int:
+        return obj if obj >= 0 else None
+    if type(obj) is float and not math.isnan(obj) and obj >= 0:
+        return int(obj)
+    return None
 
 
 def _timestamp(record: Mapping[str, Any], log_event: Mapping[str, Any]) -> datetime:
@@ -142,7 +145,7 @@ def _timestamp(record: Mapping[str, Any], log_event: Mapping[str, Any]) -> datet
 
 def parse_log_event(log_event: Any, index: int = 0) -> InvocationRecord | Skipped:
     """One `logEvents[]` entry → a record, or a `Skipped` naming the line and what is wrong."""
-    if not isinstance(log_event, Mapping):
+    if type(log_event) is not dict:
         return Skipped("malformed_event", f"logEvents[{index}] is not an object")
     event_id = log_event.get("id")
     rid = str(event_id) if event_id else None
@@ -153,17 +156,17 @@ def parse_log_event(log_event: Any, index: int = 0) -> InvocationRecord | Skippe
         record = json.loads(message)
     except ValueError as exc:
         return Skipped("malformed_json", f"logEvents[{index}].message is not JSON: {exc}", rid)
-    if not isinstance(record, dict) or record.get("schemaType") != SCHEMA_TYPE:
+    if type(record) is not dict or record.get("schemaType") != SCHEMA_TYPE:
         return Skipped("not_invocation_log", f"logEvents[{index}] is not a {SCHEMA_TYPE} record", rid)
     rid = rid or (str(record["requestId"]) if record.get("requestId") else None)
     if not rid:
         return Skipped("missing_id", f"logEvents[{index}] has neither an event id nor a requestId")
     identity = record.get("identity")
-    caller = identity.get("arn") if isinstance(identity, Mapping) else None
-    if not isinstance(caller, str) or not caller:
+    caller = identity.get("arn") if type(identity) is dict else None
+    if type(caller) is not str or not caller:
         return Skipped("missing_caller", f"logEvents[{index}] has no identity.arn", rid)
     model = record.get("modelId")
-    if not isinstance(model, str) or not model:
+    if type(model) is not str or not model:
         return Skipped("missing_model", f"logEvents[{index}] has no modelId", rid)
     input_tokens = _count(record, "input", "inputTokenCount")
     output_tokens = _count(record, "output", "outputTokenCount")
@@ -171,16 +174,18 @@ def parse_log_event(log_event: Any, index: int = 0) -> InvocationRecord | Skippe
         return Skipped(
             "missing_tokens", f"logEvents[{index}] lacks input.inputTokenCount or output.outputTokenCount", rid
         )
-    usage = record.get("output", {}).get("outputBodyJson", {})
-    usage = usage.get("usage") if isinstance(usage, Mapping) else None
-    cache_read = _count(record, "input", "cacheReadInputTokenCount")
-    if cache_read is None:
-        cache_read = _count(usage, "cacheReadInputTokens") or 0
-    cache_write = _count(record, "input", "cacheWriteInputTokenCount")
-    if cache_write is None:
-        cache_write = _count(usage, "cacheWriteInputTokens") or 0
+    inp = record["input"]
+    cache_read = _count(inp, "cacheReadInputTokenCount")
+    cache_write = _count(inp, "cacheWriteInputTokenCount")
+    if cache_read is None or cache_write is None:
+        body = record["output"].get("outputBodyJson")
+        usage = body.get("usage") if type(body) is dict else None
+        if cache_read is None:
+            cache_read = _count(usage, "cacheReadInputTokens") or 0
+        if cache_write is None:
+            cache_write = _count(usage, "cacheWriteInputTokens") or 0
     meta = record.get("requestMetadata")
-    meta = meta if isinstance(meta, Mapping) else {}
+    meta = meta if type(meta) is dict else {}
     run_id = meta.get(AGENT_RUN_ID)
     claimed = meta.get(AGENT_NAME)
     return InvocationRecord(
@@ -195,8 +200,8 @@ def parse_log_event(log_event: Any, index: int = 0) -> InvocationRecord | Skippe
         output_tokens=output_tokens,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        run_id=str(run_id) if isinstance(run_id, str) and run_id else None,
-        claimed_agent=str(claimed) if isinstance(claimed, str) and claimed else None,
+        run_id=run_id if type(run_id) is str and run_id else None,
+        claimed_agent=claimed if type(claimed) is str and claimed else None,
     )
 
 

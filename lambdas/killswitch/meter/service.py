@@ -141,24 +141,37 @@ class Meter:
         for s in batch.skipped:
             report.skipped[s.reason] += 1
             logger.warning("log record skipped", extra={"reason": s.reason, "detail": s.detail, "record": s.record_id})
+        # Tokens are summed per (agent, day, run, model) and priced once per group: cost is linear in tokens, so
+        # this is the sum of the per-call costs without a Decimal computation per record.
         groups: dict[tuple[str, str, str | None], _Group] = {}
+        tokens: dict[tuple[str, str, str | None, str], list[int]] = {}
         for r in batch.records:
             agent = self._agent_of(r, report)
             if agent is None:
                 continue
             try:
-                cost = self.pricer.cost(r)
+                self.pricer.price_of(r.model_id)
             except UnknownModel:
                 report.skipped["unknown_model"] += 1
                 report.unknown_models[r.model_id] += 1
                 continue
             report.priced += 1
-            g = groups.setdefault((agent, r.timestamp.date().isoformat(), r.run_id), _Group())
-            g.amount += cost
-            g.input_tokens += r.input_tokens + r.cache_read_tokens + r.cache_write_tokens
-            g.output_tokens += r.output_tokens
-            g.latest = r.timestamp if g.latest is None else max(g.latest, r.timestamp)
+            day = r.timestamp.date().isoformat()
+            t = tokens.setdefault((agent, day, r.run_id, r.model_id), [0, 0, 0, 0])
+            t[0] += r.input_tokens
+            t[1] += r.output_tokens
+            t[2] += r.cache_read_tokens
+            t[3] += r.cache_write_tokens
+            g = groups.get((agent, day, r.run_id))
+            if g is None:
+                g = groups[(agent, day, r.run_id)] = _Group()
+            g.latest = r.timestamp if g.latest is None or r.timestamp > g.latest else g.latest
             g.ids.append(r.record_id)
+        for (agent, day, run_id, model), (i, o, cr, cw) in tokens.items():
+            g = groups[(agent, day, run_id)]
+            g.amount += self.pricer.price_of(model).cost(i, o, cr, cw)
+            g.input_tokens += i + cr + cw
+            g.output_tokens += o
         if report.unknown_models:
             logger.warning("unknown models: not priced", extra={"models": dict(report.unknown_models)})
         for (agent, day, run_id), g in groups.items():
