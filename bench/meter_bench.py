@@ -204,8 +204,8 @@ def _month(seed: int = 7) -> tuple[list[float], list[float]]:
         for k in range(288):  # a tick every 5 minutes: the tick's accrual (`Meter.tick` minus the ledger round trip)
             last = source.now
             source.now = d + timedelta(minutes=5 * (k + 1))
-            for a in accrue(source.running(REGION), snapshot, last, source.now, timedelta(minutes=5)):
-                compute[day] += float(a.amount_usd or 0)
+            for acc in accrue(source.running(REGION), snapshot, last, source.now, timedelta(minutes=5)):
+                compute[day] += float(acc.amount_usd or 0)
         for spans in intervals.values():
             for a, b in spans:
                 lo, hi = max(a, d), min(b, d + timedelta(days=1))
