@@ -168,3 +168,33 @@ def test_accrual_starts_at_launch_and_skips_unpriced_units() -> None:
         Decimal("0.04048") + 2 * Decimal("0.004445"),
         None,
     ]
+
+
+def test_reconciliation_per_day_and_cumulative() -> None:
+    entries = [
+        fact(D1, "meter", "9"),
+        fact(D1, "cost_explorer", "10"),
+        fact(D1, "cost_explorer", "99", run="r"),  # per-run breakdown: not the bill
+        fact(D2, "meter", "11"),
+        fact(D2, "cost_explorer", "10"),
+        fact(D3, "meter", "50"),  # Cost Explorer has no figure yet: not compared
+    ]
+    days = E.reconcile(entries)
+    assert [(d.day, d.error_pct) for d in days] == [(D1, Decimal("-10.00")), (D2, Decimal("10.00"))]
+    assert E.meter_error_pct(entries) == Decimal("0.00")
+    assert E.meter_error_pct([fact(D1, "meter", "1")]) is None
+
+
+def test_the_report_shows_the_meter_error_next_to_the_guard_factor() -> None:
+    from killswitch.cli.report import _accuracy
+    from killswitch.spend.report import build_agent_report
+
+    entries = [
+        fact(D1, "meter", "12"),
+        fact(D1, "guard", "5"),
+        fact(D1, "cost_explorer", "10"),
+    ]
+    r = build_agent_report(_agent(), entries, date(2026, 11, 1), D3)
+    assert r.meter_error_pct == Decimal("20.00") and r.to_dict()["meter_error_pct"] == 20.0
+    assert _accuracy(r) == "+20.00% · ×2.00"
+    assert _accuracy(build_agent_report(_agent(), [], date(2026, 11, 1), D3)) == "- · -"

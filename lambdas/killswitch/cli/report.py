@@ -40,6 +40,13 @@ def _money(v: Decimal | None) -> str:
     return "-" if v is None else f"${cents(v):,.2f}"
 
 
+def _accuracy(r: AgentReport) -> str:
+    """The meter's error against Cost Explorer next to the guard's correction factor (each where known)."""
+    meter = "-" if r.meter_error_pct is None else f"{r.meter_error_pct:+}%"
+    guard = "-" if r.correction_factor is None else f"×{r.correction_factor:.2f}"
+    return f"{meter} · {guard}"
+
+
 def _table(reports: list[AgentReport]) -> Table:
     table = Table(title="Agent spend", show_lines=False)
     for col, justify in (
@@ -54,6 +61,7 @@ def _table(reports: list[AgentReport]) -> Table:
         ("runs", "right"),
         ("per run", "right"),
         ("top services", "left"),
+        ("meter err · guard ×", "right"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     colors = {"ok": "green", "thrift": "yellow", "killed": "red"}
@@ -70,6 +78,7 @@ def _table(reports: list[AgentReport]) -> Table:
             str(r.runs),
             _money(r.cost_per_run_usd),
             ", ".join(f"{s} {_money(a)}" for s, a in r.top_services) or "-",
+            _accuracy(r),
         )
     return table
 

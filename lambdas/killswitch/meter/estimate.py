@@ -108,6 +108,40 @@ def estimate(agent: str, entries: Iterable[SpendEntry], since: date, until: date
     return Estimate(agent, ce + fast, ce, through, meter, guard, meter + guard - fast)
 
 
+@dataclass(frozen=True)
+class Reconciliation:
+    day: date
+    meter_usd: Decimal
+    cost_explorer_usd: Decimal
+    error_pct: Decimal | None  # (meter - Cost Explorer) / Cost Explorer, None when Cost Explorer says 0
+
+
+def reconcile(entries: Iterable[SpendEntry]) -> list[Reconciliation]:
+    """Per day where both the meter and Cost Explorer have figures: the meter's error against the bill."""
+    meter: dict[date, Decimal] = {}
+    ce: dict[date, Decimal] = {}
+    for e in entries:
+        if e.source == SOURCE_METER:
+            meter[e.day] = meter.get(e.day, ZERO) + e.amount_usd
+        elif e.source == SOURCE_COST_EXPLORER and not e.is_run_breakdown:
+            ce[e.day] = ce.get(e.day, ZERO) + e.amount_usd
+    return [Reconciliation(d, meter[d], ce[d], _error_pct(meter[d], ce[d])) for d in sorted(set(meter) & set(ce))]
+
+
+def meter_error_pct(entries: Iterable[SpendEntry]) -> Decimal | None:
+    """The meter's cumulative error (percent) over the days both sources cover; None without such days."""
+    days = reconcile(entries)
+    if not days:
+        return None
+    return _error_pct(sum((d.meter_usd for d in days), ZERO), sum((d.cost_explorer_usd for d in days), ZERO))
+
+
+def _error_pct(meter: Decimal, actual: Decimal) -> Decimal | None:
+    if actual <= 0:
+        return None
+    return ((meter - actual) * 100 / actual).quantize(Decimal("0.01"))
+
+
 def window_spend(entries: Iterable[SpendEntry], now: datetime, window: timedelta) -> Decimal:
     """Meter and guard spend recorded in (now - window, now], larger-of per (day, run id) bucket."""
     low = now - window
