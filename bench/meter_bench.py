@@ -17,6 +17,7 @@ import base64
 import gzip
 import json
 import logging
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -88,8 +89,6 @@ def _batch(n: int, start: int, model: str = SONNET, tokens: tuple[int, int] = (2
 
 # -- 1. time to kill ------------------------------------------------------------------------------------------------
 def _time_to_kill_once() -> tuple[float, int]:
-    import os
-
     import boto3
 
     from killswitch.handlers import meter as meter_handler
@@ -261,7 +260,9 @@ def run(quick: bool) -> Section:
         headers=["what", "figure", "detail", "goal / comparison"],
         rows=rows,
         notes=[
-            "`python -m bench --only meter`; in-process on moto, no AWS delivery latency in the measured figure.",
+            "`python -m bench --only meter`; in-process on moto, no AWS delivery latency in the measured figure. "
+            f"Load average when it ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (absolute figures "
+            "shrink with load; the ratio to decoding alone, measured in the same run, does not).",
             "Throughput: CloudWatch Logs batches of 1,000 records, half Sonnet (us.), half Haiku (global.), one agent "
             "role (warm caller cache); the baseline is base64 + gzip + JSON decoding of the same batches.",
             "Error: the meter under-counts calls to models the price table does not know (counted and reported, "
