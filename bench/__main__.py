@@ -27,6 +27,7 @@ SECTIONS: dict[str, str] = {
     "cold_start": "bench.cold_start",
     "tooling": "bench.tooling",
     "scale_synth": "bench.scale_synth",
+    "meter": "bench.meter_bench",
 }
 
 

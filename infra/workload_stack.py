@@ -21,6 +21,7 @@ from infra.constructs.guard_intake import GuardIntake
 from infra.constructs.guard_policy import GuardPublisherPolicy, guard_policy_name
 from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import KILL_LEDGER_ACTIONS, LedgerTable, grant_ledger_items
+from infra.constructs.meter import Meter
 from infra.constructs.spend_recorder import SpendRecorder
 from infra.constructs.topics import EventsTopic, KillTopic
 from infra.constructs.watch import KillWatch
@@ -141,6 +142,24 @@ class WorkloadStack(Stack):
         self.alarms = KillAlarms(
             self, "Alarms", prefix=prefix, function=self.kill.function, dlq=self.kill.dlq, topic=self.events_topic
         )
+        if config.meter is not None:
+            meter_env = {k: v for k, v in kill_env.items() if k != settings.ENV_DLQ_URL}
+            meter_env["POWERTOOLS_SERVICE_NAME"] = f"{prefix}-meter"
+            lambda_common.check_environment_size(meter_env, function="meter", config_file=config_file)
+            self.meter = Meter(
+                self,
+                "Meter",
+                prefix=prefix,
+                meter=config.meter,
+                key=self.key,
+                table=self.table,
+                events_topic=self.events_topic,
+                environment=meter_env,
+                org_role_arn=role_arn,
+                direct_org_targets=direct_targets,
+            )
+            self.meter.finalize_dependencies()
+            self.meter.function.add_layers(self.config_layer)
         self.dashboard = AgentsDashboard(self, "Dashboard", config=config).dashboard
         self.deny_policy = AgentDenyPolicy(self, "AgentDenyPolicy", prefix=prefix).policy
         self.guard_policy = GuardPublisherPolicy(

@@ -140,6 +140,25 @@ class LoopConfig(_Strict):
     max_steps_per_run: int = Field(default=200, ge=1, le=1_000_000)
 
 
+class BurnRateConfig(_Strict):
+    """Meter rule: kill when spend inside the last `window_minutes` passes `max_pct_of_budget` of the budget."""
+
+    window_minutes: int = Field(default=60, ge=5, le=1440)
+    max_pct_of_budget: float = Field(default=50, gt=0, le=1000)
+
+
+class MeterConfig(_Strict):
+    """The meter (Bedrock invocation logs + running compute → per-agent estimate). Off when the section is absent."""
+
+    # Adopt an existing invocation-log group; when absent the stack creates `/<prefix>/bedrock-invocations`.
+    log_group_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_#/.-]+$", max_length=512)] | None = None
+    # Turn on Bedrock model invocation logging to that group (one setting per account and region).
+    enable_invocation_logging: bool = True
+    compute: bool = True  # price running tagged compute every `tick_minutes`
+    tick_minutes: int = Field(default=5, ge=1, le=60)
+    caller_cache_seconds: int = Field(default=300, ge=0, le=86_400)
+
+
 class AgentConfig(_Strict):
     name: Annotated[str, StringConstraints(pattern=AGENT_NAME_RE)]
     budget: BudgetConfig
@@ -155,6 +174,7 @@ class AgentConfig(_Strict):
     # What a guard-fired kill stops: only the offending run's resources, or everything of the agent.
     kill_scope: Literal["run", "agent"] = "run"
     max_resources_per_kill: int | None = Field(default=None, ge=1)
+    burn_rate: BurnRateConfig | None = None  # meter rule, off by default
 
     @model_validator(mode="after")
     def _unique_lists(self) -> AgentConfig:
@@ -221,6 +241,7 @@ class KillSwitchConfig(_Strict):
     # Budgets are spread over this many stacks by a hash of the agent name (see infra/budget_stacks.py).
     budget_stacks: int = Field(default=1, ge=1, le=100)
     accounts: AccountsConfig | None = None
+    meter: MeterConfig | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> KillSwitchConfig:

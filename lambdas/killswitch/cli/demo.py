@@ -312,6 +312,10 @@ def demo(config: Path | None = ConfigOpt) -> None:
         raise typer.Exit(1) from exc
     with offline_env(EAST):
         code = run_demo(cfg, str(config or os.environ.get("KILLSWITCH_CONFIG") or "killswitch.yaml"))
+        if code == 0:
+            from killswitch.cli.demo_meter import run_meter_step
+
+            code = run_meter_step(console(), cfg)
     raise typer.Exit(code)
 
 

@@ -56,6 +56,13 @@ def kill_state_of(store: SpendStore, agent: str) -> str | None:
     return state
 
 
+def _accuracy(r: AgentReport) -> str:
+    """The meter's error against Cost Explorer next to the guard's correction factor (each where known)."""
+    meter = "-" if r.meter_error_pct is None else f"{r.meter_error_pct:+}%"
+    guard = "-" if r.correction_factor is None else f"×{r.correction_factor:.2f}"
+    return f"{meter} · {guard}"
+
+
 def _table(reports: list[AgentReport]) -> Table:
     table = Table(title="Agent spend", show_lines=False)
     for col, justify in (
@@ -70,6 +77,7 @@ def _table(reports: list[AgentReport]) -> Table:
         ("runs", "right"),
         ("per run", "right"),
         ("top services", "left"),
+        ("meter err · guard ×", "right"),
     ):
         # names and the window never break; the other cells wrap at word boundaries
         table.add_column(col, justify=justify, no_wrap=col in ("agent", "window"))  # type: ignore[arg-type]
@@ -87,6 +95,7 @@ def _table(reports: list[AgentReport]) -> Table:
             str(r.runs),
             _money(r.cost_per_run_usd),
             ", ".join(f"{s} {_money(a)}" for s, a in r.top_services) or "-",
+            _accuracy(r),
         )
     return table
 

@@ -72,6 +72,11 @@ def publish_metrics(reports: list[AgentReport]) -> int:
         metrics.add_metric(name="AgentBudgetPct", unit=MetricUnit.Percent, value=float(r.pct_of_budget))
         metrics.flush_metrics()
         sent += 1
+        if r.meter_error_pct is not None:  # reconciliation: the meter's estimate against Cost Explorer
+            metrics.add_dimension(name="agent", value=r.agent)
+            metrics.add_metric(name="MeterErrorPct", unit=MetricUnit.Percent, value=float(r.meter_error_pct))
+            metrics.flush_metrics()
+            sent += 1
     return sent
 
 
@@ -117,6 +122,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "spend_source": r.spend_source,
             "pct_of_budget": str(r.pct_of_budget),
             "state": r.state,
+            **({"meter_error_pct": str(r.meter_error_pct)} if r.meter_error_pct is not None else {}),
         }
         for r in reports
     }

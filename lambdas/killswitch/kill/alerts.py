@@ -52,6 +52,9 @@ class AlertSource(StrEnum):
     GUARD = "killswitch.guard"
     CLI = "killswitch.cli"
     TEST = "test"
+    # The meter raises its decisions in-process (a trusted AWS-side source); no message can claim this source:
+    # `KillSwitchEvent.source` only admits the guard and the CLI.
+    METER = "killswitch.meter"
 
 
 class AlertKind(StrEnum):
@@ -59,6 +62,7 @@ class AlertKind(StrEnum):
     FORECASTED = "FORECASTED"
     ANOMALY = "ANOMALY"
     EXPLICIT = "EXPLICIT"  # our own events / test events: the action is stated, not derived
+    METERED = "METERED"  # the meter's period-to-date estimate (compared with the budget like ACTUAL)
 
 
 AlertAction = Literal["kill", "warn"]  # restore/approve are ops commands, never events

@@ -6,6 +6,7 @@ Rules (`decide_level`):
   lacks the amount, the threshold; when it lacks the budgeted amount, the agent's configured `amount_usd`);
   below `warn_at_pct` -> NONE, from `warn_at_pct` -> WARN, from `kill_at_pct` -> KILL. A FORECASTED alert is a
   prediction: it is at most WARN unless the agent's `budget.kill_on_forecast` is true;
+- a meter estimate (METERED) is compared like ACTUAL: amount / budgeted amount against the same thresholds;
 - a cost anomaly -> WARN: it says spend is unusual, not how much of the budget is gone, so it has no percentage
   to compare with `kill_at_pct`; the budget alert (or the guard) does the killing.
 """
@@ -81,7 +82,7 @@ def decide_level(alert: Alert, config: KillSwitchConfig) -> LevelDecision:
             Level.WARN,
             f"{alert.reason}; anomalies have no budget percentage, so they warn and never kill",
         )
-    if alert.kind not in (AlertKind.ACTUAL, AlertKind.FORECASTED):
+    if alert.kind not in (AlertKind.ACTUAL, AlertKind.FORECASTED, AlertKind.METERED):
         return LevelDecision(Level.NONE, f"{alert.kind.value} alert without an action: nothing to do")
     computed = _budget_percentage(alert, agent)
     if computed is None:

@@ -8,6 +8,7 @@ agent's own role may write, see `killswitch.keys`), sk `DAY#<yyyy-mm-dd>#<source
 | `budget` | `<budget name>#<ACTUAL\\|FORECASTED>#<threshold>` | period-to-date figure printed in the alert |
 | `cost_explorer` | `<service>` or `run:<run_id>#<service>` | that day's UnblendedCost (per-run rows are a breakdown) |
 | `guard` | `<charge_id>` | one charge reported by the guard SDK |
+| `meter` | `logs:<batch id>#<run or ->`, `tick:<time>#<run or ->` | Bedrock calls of a log batch / compute of a tick |
 
 Every write is a put of the whole item under a key derived from the fact, so a re-read Cost Explorer day or a
 retried event overwrites the item instead of adding a second one. Amounts are `Decimal`, rounded half-even to
@@ -18,7 +19,8 @@ Aggregation rules (used by `daily_totals`, the report and the metrics):
   and a period's figure is the latest one, never a sum. FORECASTED figures are kept but are not spend.
 - `cost_explorer` per-run rows (`run_id` set) repeat cost that the per-service rows already hold: totals use the
   per-service rows only; the per-run rows feed cost-per-run.
-- `guard` charges add up.
+- `guard` charges add up; `meter` facts add up (the estimate's no-double-counting rule between `meter`, `guard` and
+  `cost_explorer` is in `killswitch.meter.estimate`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from killswitch.keys import PK, SK, TTL_ATTR, agent_pk, spend_fact_pk, spend_sk
 SOURCE_BUDGET = "budget"
 SOURCE_COST_EXPLORER = "cost_explorer"
 SOURCE_GUARD = "guard"
-SOURCES: tuple[str, ...] = (SOURCE_BUDGET, SOURCE_COST_EXPLORER, SOURCE_GUARD)
+SOURCE_METER = "meter"
+SOURCES: tuple[str, ...] = (SOURCE_BUDGET, SOURCE_COST_EXPLORER, SOURCE_GUARD, SOURCE_METER)
 
 ALERT_ACTUAL = "ACTUAL"
 ALERT_FORECASTED = "FORECASTED"
@@ -439,6 +442,42 @@ class SpendLedger:
                 workflow=workflow or None,
                 kind=kind,
                 name=name or None,
+                input_tokens=_opt_tokens(input_tokens, "input_tokens"),
+                output_tokens=_opt_tokens(output_tokens, "output_tokens"),
+            )
+        )
+
+    def record_meter(
+        self,
+        agent: str,
+        day: date,
+        detail: str,
+        amount_usd: Money,
+        *,
+        at: datetime,
+        kind: str,
+        service: str,
+        run_id: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        """One meter fact: the priced Bedrock calls of one log batch (`kind` "bedrock") or compute accrued in one
+        tick (`kind` "compute"). `detail` is derived from the batch's record ids / the tick time, so a redelivered
+        batch or a re-run tick overwrites its fact. `recorded_at` is `at` (the latest call / the tick), which the
+        burn-rate window reads."""
+        if kind not in ("bedrock", "compute"):
+            raise ValueError(f"kind must be 'bedrock' or 'compute' (got {kind!r})")
+        self._put(
+            SpendEntry(
+                agent=_require(agent, "agent"),
+                day=day,
+                source=SOURCE_METER,
+                detail=_require(detail, "detail"),
+                amount_usd=_non_negative(amount_usd, "amount_usd"),
+                recorded_at=at.astimezone(UTC).isoformat(timespec="seconds"),
+                run_id=run_id or None,
+                service=service,
+                kind=kind,
                 input_tokens=_opt_tokens(input_tokens, "input_tokens"),
                 output_tokens=_opt_tokens(output_tokens, "output_tokens"),
             )

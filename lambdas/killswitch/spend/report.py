@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from killswitch.config import AgentConfig, Period
+from killswitch.meter.estimate import meter_error_pct
 from killswitch.spend.economics import correction_factor, deviation_series, run_costs, unit_economics
 from killswitch.spend.ledger import (
     ALERT_ACTUAL,
@@ -86,6 +87,7 @@ class AgentReport:
     top_services: list[tuple[str, Decimal]]
     correction_factor: Decimal | None
     daily: dict[date, dict[str, Decimal]] = field(default_factory=dict)
+    meter_error_pct: Decimal | None = None  # the meter's estimate against Cost Explorer, over days both cover
     budget_state: str = "ok"  # from spend: ok | thrift | over budget
     kill_state: str | None = None  # from the kill ledger: ok | thrift | killed | restored
 
@@ -126,6 +128,7 @@ class AgentReport:
             "cost_per_run_usd": num(self.cost_per_run_usd),
             "top_services": [{"service": s, "amount_usd": num(a)} for s, a in self.top_services],
             "correction_factor": None if self.correction_factor is None else float(self.correction_factor),
+            "meter_error_pct": None if self.meter_error_pct is None else float(self.meter_error_pct),
             "daily": {
                 d.isoformat(): {s: num(v) for s, v in sorted(by_source.items())}
                 for d, by_source in sorted(self.daily.items())
@@ -194,6 +197,7 @@ def build_agent_report(
         daily=daily_totals(window),
         budget_state=spend_state,
         kill_state=kill_state,
+        meter_error_pct=meter_error_pct(window),
     )
 
 

@@ -1,0 +1,135 @@
+"""Meter Lambda: Bedrock invocation log batches (CloudWatch Logs subscription) and the compute schedule
+(EventBridge, every `meter.tick_minutes`) → spend facts → estimate → the kill engine, in-process.
+
+Thin: the typed environment is the kill Lambda's (`KillSwitchEnv.from_env()` names what is missing), the engine is
+built by `killswitch.handlers.kill.build_engine`, the work is `killswitch.meter.service.Meter`.
+
+Raise rule (like the kill Lambda): bad data never raises (counted, logged, skipped); an event that is neither a
+log batch nor a schedule is logged and dropped (nothing to retry); AWS failures (throttling after retries) raise so
+that the asynchronous invocation is retried, and a kill that failed transiently raises after it is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from killswitch import aws
+from killswitch.guard.prices import default_prices
+from killswitch.handlers.kill import TransientKillFailure, build_engine
+from killswitch.kill.engine import KillEngine
+from killswitch.meter import logging_setup
+from killswitch.meter.callers import CallerDirectory, IamTagReader
+from killswitch.meter.compute import Ec2Source, FargateSource, PriceListPrices
+from killswitch.meter.pricing import BedrockProfileResolver, RecordPricer
+from killswitch.meter.service import Meter, MeterReport
+from killswitch.meter.store import LedgerMeterState, LedgerPriceCache
+from killswitch.settings import KillSwitchEnv
+from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
+
+NAMESPACE = "AgentKillSwitch"
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "killswitch-meter")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
+
+_METER: Meter | None = None
+_ENV: KillSwitchEnv | None = None
+
+
+def build_meter(env: KillSwitchEnv, account_id: str | None, *, engine: KillEngine | None = None) -> Meter:
+    """The meter wired to the ledger table, IAM, Bedrock, the Price List API and the kill engine."""
+    config = env.config
+    session = boto3.Session()
+    eng = engine or build_engine(env)
+    store = DynamoSpendStore(env.table_name, session=session)
+    spend = SpendLedger(store, retention_days=config.ledger_retention_days)
+    meter_cfg = config.meter
+    ttl = meter_cfg.caller_cache_seconds if meter_cfg else 300
+    callers = CallerDirectory(IamTagReader(aws.client("iam", session=session)), account_id, ttl_seconds=ttl)
+    profiles = BedrockProfileResolver(lambda region: eng.clients("bedrock", region or config.deploy_region))
+    prices = None
+    if meter_cfg is None or meter_cfg.compute:
+        # The Price List API answers from us-east-1 (and a few other regions) for every region's prices.
+        prices = PriceListPrices(aws.client("pricing", "us-east-1", session=session), LedgerPriceCache(store))
+    return Meter(
+        config,
+        spend,
+        eng,
+        pricer=RecordPricer(default_prices(), profiles),
+        callers=callers,
+        compute_sources=[Ec2Source(eng.clients), FargateSource(eng.clients)],
+        compute_prices=prices,
+        state=LedgerMeterState(store),
+    )
+
+
+def meter(account_id: str | None) -> tuple[Meter, KillSwitchEnv]:
+    global _METER, _ENV
+    if _METER is None or _ENV is None:
+        _ENV = KillSwitchEnv.from_env()
+        _METER = build_meter(_ENV, account_id)
+    return _METER, _ENV
+
+
+def reset() -> None:
+    global _METER, _ENV
+    _METER, _ENV = None, None
+
+
+def is_schedule(event: Any) -> bool:
+    return isinstance(event, Mapping) and event.get("detail-type") == "Scheduled Event"
+
+
+def handle(event: Any, m: Meter, *, dry_run: bool = False) -> MeterReport | None:
+    """The handler's work without the Lambda wrapping (also `killswitch meter` and the demo)."""
+    if isinstance(event, Mapping) and "awslogs" in event:
+        report = m.process_logs(event, dry_run=dry_run)
+    elif is_schedule(event):
+        at = None
+        if isinstance(event.get("time"), str):
+            try:
+                at = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+            except ValueError:
+                at = None
+        report = m.tick(at, dry_run=dry_run)
+    else:
+        logger.warning(
+            "not a meter event: dropped",
+            extra={"keys": sorted(map(str, event))[:20] if isinstance(event, Mapping) else type(event).__name__},
+        )
+        return None
+    logger.info("meter pass", extra={"result": {k: v for k, v in report.to_dict().items() if k != "facts"}})
+    return report
+
+
+def record_metrics(report: MeterReport) -> None:
+    metrics.add_metric("MeterRecords", MetricUnit.Count, report.records)
+    metrics.add_metric("MeterRecordsPriced", MetricUnit.Count, report.priced)
+    metrics.add_metric("MeterRecordsSkipped", MetricUnit.Count, sum(report.skipped.values()))
+    metrics.add_metric("MeterUnknownModels", MetricUnit.Count, sum(report.unknown_models.values()))
+    metrics.add_metric("MeterComputeUnits", MetricUnit.Count, report.units)
+    metrics.add_metric("MeterDecisions", MetricUnit.Count, len(report.decisions))
+
+
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if logging_setup.is_custom_resource(event):  # the stack turning invocation logging on or off
+        return logging_setup.handle(event, aws.client("bedrock"))
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    m, env = meter(arn.split(":")[4] if arn.count(":") >= 5 else None)
+    report = handle(event, m, dry_run=env.dry_run)
+    if report is None:
+        return {"dropped": True}
+    record_metrics(report)
+    transient = [r for r in report.decisions if r.transient_failure]
+    if transient:
+        ids = ", ".join(str(r.kill_id) for r in transient)
+        raise TransientKillFailure(f"transient AWS failure in kill {ids}; recorded, retry will handle the rest")
+    return {k: v for k, v in report.to_dict().items() if k != "facts"}
