@@ -23,6 +23,7 @@ from infra.constructs.kill_function import (
     org_resource_patterns,
     org_statements,
 )
+from infra.constructs.meter import meter_role_name
 from infra.constructs.spokes import SpokeStackSet
 from infra.workload_stack import StackConfigError, org_role_name, sandbox_accounts
 from killswitch import tags
@@ -241,6 +242,16 @@ class ManagementStack(Stack):
         )
         return role
 
+    def _hub_role_arns(self, workload_account: str) -> str | list[str]:
+        """The workload stack's roles that act on the organization: the kill Lambda's and, with `meter:`, the
+        meter's (`infra.constructs.meter`)."""
+        region = self.config.deploy_region
+        base = f"arn:{Aws.PARTITION}:iam::{workload_account}:role/"
+        arns = [base + kill_role_name(self.config.prefix, region)]
+        if self.config.meter is not None:
+            arns.append(base + meter_role_name(self.config.prefix, region))
+        return arns[0] if len(arns) == 1 else arns
+
     def _org_kill_role(self, workload_account: str, targets: list[str]) -> iam.Role:
         prefix = self.config.prefix
         role = iam.Role(
@@ -248,14 +259,10 @@ class ManagementStack(Stack):
             "OrgKillRole",
             role_name=org_role_name(self.config),
             description=f"Assumed by the {prefix} kill Lambda in {workload_account} to attach/detach the deny SCP",
-            # Exactly the kill Lambda's role: a `<prefix>-*` pattern would trust any role an agent names that way.
+            # Exactly the kill Lambda's role (and the meter's, which kills in-process): a `<prefix>-*` pattern would
+            # trust any role an agent names that way.
             assumed_by=iam.AccountPrincipal(workload_account).with_conditions(
-                {
-                    "ArnEquals": {
-                        "aws:PrincipalArn": f"arn:{Aws.PARTITION}:iam::{workload_account}:role/"
-                        + kill_role_name(prefix, self.config.deploy_region)
-                    }
-                }
+                {"ArnEquals": {"aws:PrincipalArn": self._hub_role_arns(workload_account)}}
             ),
         )
         policy = iam.Policy(

@@ -39,6 +39,11 @@ LOGGING_ACTIONS = (
 )
 
 
+def meter_role_name(prefix: str, region: str) -> str:
+    """The meter Lambda's execution role (it kills in-process, so the org-kill role trusts it too)."""
+    return f"{prefix}-meter-{region}"
+
+
 def default_log_group_name(prefix: str) -> str:
     return f"/{prefix}/bedrock-invocations"
 
@@ -60,8 +65,10 @@ class Meter(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = lambda_common.function_log_group(self, f"{prefix}-meter")
-        # `<prefix>-*` role name: the management account's org-kill role trusts exactly that pattern.
-        self.role = K.function_role(self, "Role", role_name=f"{prefix}-meter-{Aws.REGION}", log_group=self.log_group)
+        # The management account's org-kill role trusts exactly this name (`meter_role_name`).
+        self.role = K.function_role(
+            self, "Role", role_name=meter_role_name(prefix, Aws.REGION), log_group=self.log_group
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -122,7 +129,9 @@ class Meter(Construct):
             filter_name=f"{prefix}-meter",
         )
 
-        statements = K.kill_statements(org_role_arn=org_role_arn, direct_org_targets=direct_org_targets)
+        statements = K.kill_statements(
+            org_role_arn=org_role_arn, direct_org_targets=direct_org_targets, prefix=prefix, deny_scp_tag=prefix
+        )
         statements += [
             iam.PolicyStatement(
                 sid="MeterCallerTags",
@@ -204,15 +213,15 @@ class Meter(Construct):
             "The meter raises kills in-process with the kill engine's permissions: discovery and Application Auto "
             "Scaling have no resource-level permissions; the Price List API and the Bedrock logging configuration "
             "(one per account and region) only work on *",
-            ["Resource::*", *(f"Action::{a}" for a in K.DISCOVERY_ACTIONS if a.endswith("*"))],
+            ["Resource::*"],
         )
+        K.acknowledge_kind_grants(self.policy)
         nag.acknowledge(
             self.policy,
             "AwsSolutions-IAM5",
-            "Agent resources have unknown ids: every kill write is conditioned on the agent-name resource tag; an "
-            "agent's caller may be any role or user of this account (only their tags are read); application "
+            "An agent's caller may be any role or user of this account (only their tags are read); application "
             "inference profile ids are created by teams at any time (only GetInferenceProfile is allowed)",
-            [nag.resource_finding(p) for p in (*K.TAGGED_WRITE_ARNS, K.KMS_KEYS, *IAM_PRINCIPALS, APP_PROFILES)],
+            [nag.resource_finding(p) for p in (*IAM_PRINCIPALS, APP_PROFILES)],
         )
         if direct_org_targets is not None:
             nag.acknowledge(

@@ -63,7 +63,7 @@ def test_meter_function_handler_environment_and_concurrency(templates: dict[str,
     assert fn["Handler"] == "killswitch.handlers.meter.handler" and fn["Runtime"] == "python3.13"
     assert fn["ReservedConcurrentExecutions"] == 5
     env = fn["Environment"]["Variables"]
-    assert {"KILLSWITCH_TABLE", "KILLSWITCH_EVENTS_TOPIC_ARN", "KILLSWITCH_CONFIG_JSON"} <= set(env)
+    assert {"KILLSWITCH_TABLE", "KILLSWITCH_EVENTS_TOPIC_ARN", "KILLSWITCH_CONFIG_FILE"} <= set(env)
     assert env["POWERTOOLS_SERVICE_NAME"] == "metered-meter" and "KILLSWITCH_DLQ_URL" not in env
 
 
