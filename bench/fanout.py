@@ -172,7 +172,14 @@ def config(n: int) -> KillSwitchConfig:
             "notify": {"emails": ["bench@example.com"]},
             "max_resources_per_kill": n + SERVICES + TASKS + 10,
             "agents": [
-                {"name": AGENT, "budget": {"amount_usd": 100, "period": "MONTHLY"}, "kill_scope": "agent"},
+                {
+                    "name": AGENT,
+                    "budget": {"amount_usd": 100, "period": "MONTHLY"},
+                    "kill_scope": "agent",
+                    # The compute kinds this fleet has (deny_iam would add a per-principal IAM read the naive
+                    # baseline does not make).
+                    "actions": ["stop_ec2", "scale_ecs", "stop_ecs_tasks", "scale_asg"],
+                },
                 {"name": OTHER, "budget": {"amount_usd": 100, "period": "MONTHLY"}},
             ],
         }

@@ -31,7 +31,15 @@ from killswitch.kill.act import ActResult, BisectStats, ScpActions, execute, is_
 from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected
 from killswitch.kill.discover import ClientFactory, Clients, discover
 from killswitch.kill.intake import GuardCollapse, collapsed_report, read_event
-from killswitch.kill.kinds import KILL_ORDER, ORDER_INDEX, ActContext, PlanRules, kind_of, restore_action
+from killswitch.kill.kinds import (
+    KILL_ORDER,
+    ORDER_INDEX,
+    ActContext,
+    PlanRules,
+    discovery_kinds,
+    kind_of,
+    restore_action,
+)
 from killswitch.kill.kinds.base import restore_decision
 from killswitch.kill.kinds.iam import deny_policy_name
 from killswitch.kill.ledger import KillLedger, KillRecord, ResourceEntry
@@ -277,7 +285,7 @@ class KillEngine:
     def plan(self, agent: str, *, run_id: str | None = None, force: bool = False) -> tuple[Plan, list[ResourceResult]]:
         """Discover and plan (no changes). Returns the plan and error results for regions that could not be read."""
         cfg = self.config.agent(agent)
-        found = discover(agent, self.config.regions, self.clients, run_id=run_id)
+        found = discover(agent, self.config.regions, self.clients, run_id=run_id, kinds=discovery_kinds(cfg.actions))
         errors = [
             ResourceResult(f"region/{f.region}", "region", f.region, "discover", Outcome.ERROR, f.code, f.message)
             for f in found.failures
@@ -522,7 +530,9 @@ class KillEngine:
         entries = self.ledger.resources(kill_id)
         waiting = [e for e in entries if e.awaiting_approval]
         # Re-discover: act on the current state, not on what was true when the kill was planned.
-        found = discover(record.agent, self.config.regions, self.clients, run_id=record.run_id)
+        found = discover(
+            record.agent, self.config.regions, self.clients, run_id=record.run_id, kinds=discovery_kinds(cfg.actions)
+        )
         current = {r.key: r for r in found.resources}
         if any(e.resource.resource_type == ACCOUNT for e in waiting):
             current.update({r.key: r for r in self._scp_targets(cfg)})

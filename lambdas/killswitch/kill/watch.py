@@ -29,7 +29,7 @@ from killswitch import tags as T
 from killswitch.config import Approval
 from killswitch.kill.act import execute
 from killswitch.kill.discover import discover
-from killswitch.kill.kinds import watch_events
+from killswitch.kill.kinds import discovery_kinds, watch_events
 from killswitch.kill.ledger import KillRecord, ResourceEntry
 from killswitch.kill.model import AgentState, KillReport, KillStatus, Operation
 from killswitch.kill.plan import plan_kill
@@ -143,7 +143,7 @@ class KillWatch:
         if cfg.approval is Approval.MANUAL and record.status in (KillStatus.DONE, KillStatus.PARTIAL):
             # ops approved this kill: what is new follows it (critical resources still wait for approval)
             cfg = cfg.model_copy(update={"approval": Approval.AUTOMATIC})
-        found = discover(agent, regions, eng.clients, run_id=record.run_id)
+        found = discover(agent, regions, eng.clients, run_id=record.run_id, kinds=discovery_kinds(cfg.actions))
         handled = eng.handled_by_active_kills(agent)
         known, changed = self._ledger_keys(agent)
         rules = eng.plan_rules()

@@ -48,6 +48,13 @@ def kinds_for(actions: Iterable[Action] | None = None) -> list[Kind]:
     return [k for k in REGISTRY if k.config_action in wanted]
 
 
+def discovery_kinds(actions: Iterable[Action]) -> list[Kind]:
+    """Every regional kind (a disabled one is still reported as "not enabled"); global kinds (IAM: one tag read per
+    principal of the account) only when the agent's actions enable them."""
+    enabled = set(actions)
+    return [k for k in REGISTRY if not k.is_global or k.config_action in enabled]
+
+
 def tagging_types(kinds: Iterable[Kind] | None = None) -> list[str]:
     """Resource Groups Tagging API ResourceTypeFilters shared by the kinds' discovery (one page walk per region)."""
     return sorted({k.tagging_type for k in (REGISTRY if kinds is None else kinds) if k.tagging_type})

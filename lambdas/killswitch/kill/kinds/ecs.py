@@ -156,12 +156,17 @@ class EcsServices(Kind):
         return f"desired count → {r.desired_count}{extra}"
 
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
+        """DescribeServices per cluster, 10 services per call (like discovery)."""
         out: dict[tuple[str, str], str] = {}
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         for r in resources:
-            resp = ctx.clients("ecs", r.region).describe_services(cluster=r.cluster, services=[r.resource_id])
-            for s in resp.get("services", []):
-                if int(s.get("desiredCount", 0)) > 0:
-                    out[r.key] = f"desired count {s['desiredCount']}"
+            groups[(r.region, r.cluster or "default")].append(r.resource_id)
+        for (region, cluster), arns in groups.items():
+            for batch in chunks(arns, ECS_SERVICE_BATCH):
+                resp = ctx.clients("ecs", region).describe_services(cluster=cluster, services=batch)
+                for s in resp.get("services", []):
+                    if int(s.get("desiredCount", 0)) > 0:
+                        out[(region, s["serviceArn"])] = f"desired count {s['desiredCount']}"
         return out
 
     def grants(self) -> list[IamGrant]:
