@@ -2,7 +2,8 @@
 (EventBridge, every `meter.tick_minutes`) → spend facts → estimate → the kill engine, in-process.
 
 Thin: the typed environment is the kill Lambda's (`KillSwitchEnv.from_env()` names what is missing), the engine is
-built by `killswitch.handlers.kill.build_engine`, the work is `killswitch.meter.service.Meter`.
+built by `killswitch.handlers.kill.engine_for` (the one factory, `killswitch.kill.wiring`), the work is
+`killswitch.meter.service.Meter`.
 
 Raise rule (like the kill Lambda): bad data never raises (counted, logged, skipped); an event that is neither a
 log batch nor a schedule is logged and dropped (nothing to retry); AWS failures (throttling after retries) raise so
@@ -23,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from killswitch import aws
 from killswitch.guard.prices import default_prices
-from killswitch.handlers.kill import TransientKillFailure, build_engine
+from killswitch.handlers.kill import TransientKillFailure, engine_for
 from killswitch.kill.engine import KillEngine
 from killswitch.meter import logging_setup
 from killswitch.meter.callers import CallerDirectory, IamTagReader
@@ -46,7 +47,7 @@ def build_meter(env: KillSwitchEnv, account_id: str | None, *, engine: KillEngin
     """The meter wired to the ledger table, IAM, Bedrock, the Price List API and the kill engine."""
     config = env.config
     session = boto3.Session()
-    eng = engine or build_engine(env)
+    eng = engine or engine_for(env)
     store = DynamoSpendStore(env.table_name, session=session)
     spend = SpendLedger(store, retention_days=config.ledger_retention_days)
     meter_cfg = config.meter
