@@ -56,13 +56,24 @@ def _spoke_arns(value: Any) -> Any:
 
 def spoke_statements(source: Sequence[iam.PolicyStatement]) -> list[dict[str, Any]]:
     """The spoke role's statements: `source` (today the kill Lambda's compute statements) as JSON, every resource
-    rewritten to the spoke account. Conditions (the `agent-name` tag checks) are kept as they are."""
+    rewritten to the spoke account. Conditions (the `agent-name` tag checks) are kept as they are.
+
+    IAM actions are left out: `deny_iam` attaches the workload stack's `<prefix>-deny-agent` policy, which does not
+    exist in a spoke account yet (it joins the spoke template with the hub kill across accounts)."""
     out = []
     for statement in source:
         doc = dict(statement.to_statement_json())
+        actions = [a for a in _as_list(doc.get("Action", [])) if not a.startswith("iam:")]
+        if not actions:
+            continue
+        doc["Action"] = actions[0] if len(actions) == 1 else actions
         doc["Resource"] = _spoke_arns(doc.get("Resource", "*"))
         out.append(doc)
     return out
+
+
+def _as_list(value: Any) -> list[str]:
+    return list(value) if isinstance(value, list) else [value]
 
 
 def spoke_template(config: KillSwitchConfig, *, hub_account: str, statements: list[dict[str, Any]]) -> dict[str, Any]:

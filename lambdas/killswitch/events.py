@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 EventSource = Literal["killswitch.guard", "killswitch.cli"]
-# restore/approve are not events: ops run `killswitch restore|approve` with their own credentials (DESIGN.md).
+# restore/approve are not events: ops run `killswitch restore|approve` with their own credentials (docs/contracts.md).
 EventAction = Literal["kill", "warn"]
 
 

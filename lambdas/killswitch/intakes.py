@@ -1,7 +1,7 @@
 """Names of the kill Lambda's intakes, and which intake a delivery came through. Pure and stdlib-only (the guard
 SDK imports it inside agent processes).
 
-SNS tells a subscriber nothing about the publisher: trust comes from who may publish where (AWS_NOTES.md).
+SNS tells a subscriber nothing about the publisher: trust comes from who may publish where (docs/aws-behaviour.md).
 - the alerts topic `<prefix>-kill`: only AWS Budgets and Cost Anomaly Detection may publish (topic policy);
 - one guard topic per agent, `<prefix>-guard-<agent>`: only principals tagged `agent-name=<agent>` may publish,
   so the topic names the agent a guard event speaks for; every guard topic feeds the queue `<prefix>-guard-intake`,

@@ -145,7 +145,8 @@ def bind(call: Call, template: dict[str, Any], where: Where) -> Call:
         props = res.get("Properties", {})
         if res["Type"] == "AWS::DynamoDB::Table":
             names["TableName"] = props["TableName"]
-        elif res["Type"] == "AWS::SQS::Queue":
+        elif res["Type"] == "AWS::SQS::Queue" and str(props.get("QueueName", "")).endswith("-dlq"):
+            # The queue the Lambdas send to (the guard intake queue is only read, by its event source mapping).
             names["QueueUrl"] = resolve({"Ref": lid}, resources, where)
         elif res["Type"] == "AWS::SNS::Topic" and str(props.get("TopicName", "")).endswith("-events"):
             names["TopicArn"] = resolve({"Ref": lid}, resources, where)

@@ -106,7 +106,8 @@ def test_the_spoke_permissions_are_the_kill_compute_statements_in_the_spoke_acco
     [policy] = _body(templates["ks-management"])["Resources"]["SpokeRole"]["Properties"]["Policies"]
     stmts = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     source = {s.sid: s for s in kill_statements(org_role_arn=None, direct_org_targets=None)}
-    assert set(stmts) == set(source)
+    # Every kill statement with a non-IAM action (deny_iam needs the deny policy in the spoke: not there yet).
+    assert set(stmts) == {sid for sid, s in source.items() if any(not a.startswith("iam:") for a in s.actions)}
     actions = {a for s in stmts.values() for a in as_list(s["Action"])}
     assert not {a for a in actions if a.startswith(("organizations:", "sts:", "iam:"))}
     stop = stmts["StopStartTaggedInstances"]

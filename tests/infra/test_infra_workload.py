@@ -417,8 +417,28 @@ def test_function_roles_get_only_the_ledger_and_queue_actions_their_code_calls(t
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
     }
-    sqs = {a for s in statements(template) for a in as_list(s["Action"]) if a.startswith("sqs:")}
-    assert sqs == {"sqs:SendMessage"}
+    # Queues: send to the DLQ (rejected alerts); consume the guard intake queue (its event source mapping) only.
+    [intake] = [
+        qid
+        for qid, q in resources(template, "AWS::SQS::Queue").items()
+        if str(q["Properties"].get("QueueName", "")).endswith("guard-intake")
+    ]
+    consume = {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
+    for s in statements(template):
+        sqs = {a for a in as_list(s["Action"]) if a.startswith("sqs:")}
+        if not sqs:
+            continue
+        targets = as_list(s["Resource"])
+        if targets == [{"Fn::GetAtt": [ids["dlq"], "Arn"]}]:
+            assert sqs == {"sqs:SendMessage"}
+        else:
+            assert targets == [{"Fn::GetAtt": [intake, "Arn"]}] and sqs <= consume, s
 
 
 def _function_roles(template: Template) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """Issue 15 item 2: a Budgets letter that contradicts itself is refused with a reason, never guessed.
 
-Every genuine variant of AWS_NOTES.md (monthly, daily, FORECASTED, CRLF, thousands separators, a missing amount
+Every genuine variant of docs/aws-behaviour.md (monthly, daily, FORECASTED, CRLF, thousands separators, a missing amount
 line, a threshold as a percentage) keeps parsing: see test_alerts_budgets.py.
 """
 

@@ -3,7 +3,7 @@
 A subscription event is `{"awslogs": {"data": base64(gzip(JSON))}}`; the JSON holds `messageType`
 (`DATA_MESSAGE`, or `CONTROL_MESSAGE` for the delivery check AWS sends when the subscription is created),
 `logGroup`, `logStream` and `logEvents[]` (`id`, `timestamp`, `message`). Each message is one invocation record
-(AWS_NOTES.md "Bedrock model invocation logs").
+(docs/aws-behaviour.md "Bedrock model invocation logs").
 
 Every line either becomes an `InvocationRecord` or a `Skipped` with a reason; nothing here raises on bad data,
 so one malformed line never costs the rest of the batch.
