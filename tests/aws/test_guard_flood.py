@@ -140,7 +140,12 @@ def test_a_thousand_guard_messages_do_not_delay_a_budget_kill(env: None, monkeyp
     assert quiet["operation"] == flooded["operation"] == "kill"
     assert quiet["counts"] == flooded["counts"] and flooded["counts"]["success"] >= 7
     # The same AWS calls, one for one, whether 1,000 guard messages wait or none: no work stands in front of it.
-    assert flooded_calls == quiet_calls
+    # (Except how often StopInstances bisects: that depends on where the stop-protected instance's random id sorts.)
+    bisected = "ec2:StopInstances"
+    assert flooded_calls[bisected] and quiet_calls[bisected]
+    assert {k: v for k, v in flooded_calls.items() if k != bisected} == {
+        k: v for k, v in quiet_calls.items() if k != bisected
+    }
     assert not any(op.startswith("sqs:") for op in flooded_calls)
 
 

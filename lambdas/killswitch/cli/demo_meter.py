@@ -17,7 +17,7 @@ from rich.table import Table
 
 from killswitch.config import KillSwitchConfig
 from killswitch.guard.prices import default_prices
-from killswitch.kill import sim
+from killswitch.kill import sim, sim_kinds
 from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import InMemoryKillLedger
@@ -68,6 +68,7 @@ def run_meter_step(con: Console, config: KillSwitchConfig, number: int = 10) -> 
             RoleName="agent-role", AssumeRolePolicyDocument="{}", Tags=[{"Key": "agent-name", "Value": agent.name}]
         )
         iam.create_role(RoleName="ci-runner", AssumeRolePolicyDocument="{}")
+        sim_kinds.deny_policy(c, config.prefix)  # the deny policy the workload stack deploys (`deny_iam`)
         caller = f"arn:aws:sts::{ACCOUNT}:assumed-role/agent-role/run-42"
         untagged = f"arn:aws:sts::{ACCOUNT}:assumed-role/ci-runner/build"
         mine = [sim.run_instance(c, REGION, sim.agent_tags(agent.name)) for _ in range(2)]
