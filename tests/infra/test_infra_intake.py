@@ -71,7 +71,8 @@ def test_alerts_topic_denies_every_publisher_that_is_not_an_aws_service(template
 
 def test_guard_publisher_policy_cannot_reach_the_alerts_topic(template: Template) -> None:
     [policy] = [
-        p for p in resources(template, "AWS::IAM::ManagedPolicy").values()
+        p
+        for p in resources(template, "AWS::IAM::ManagedPolicy").values()
         if p["Properties"]["ManagedPolicyName"] == "ks-guard-publisher"
     ]
     stmts = policy["Properties"]["PolicyDocument"]["Statement"]
