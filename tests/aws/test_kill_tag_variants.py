@@ -32,6 +32,9 @@ def test_variants_are_reported_in_the_plan_and_the_result_event_and_left_running
     assert variants == {spaced: f"{AGENT} ", upper: AGENT.upper()}
     event = pub.events[-1]
     assert {v["resource_id"] for v in event["tag_variants"]} == {spaced, upper}
+    # `killswitch status` lists them too, from the kill record, for as long as the kill is active.
+    [row] = eng.status(AGENT)
+    assert {v["resource_id"]: v["agent-name"] for v in row["tag_variants"]} == variants
 
 
 def test_plan_skips_a_variant_with_its_reason(example_config: KillSwitchConfig) -> None:

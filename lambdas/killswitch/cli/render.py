@@ -161,6 +161,12 @@ def print_status(con: Console, rows: list[dict[str, Any]]) -> None:
         style = {"KILLED": "bold red", "THRIFT": "yellow"}.get(row["state"], "green")
         agents.add_row(row["agent"], f"[{style}]{row['state']}[/]", row["updated_at"], row["state_reason"], kills)
     con.print(agents)
+    for row in rows:
+        for v in row.get("tag_variants", []):
+            con.print(
+                f"[yellow]{row['agent']}: {v.get('resource_id')} ({v.get('region')}) is tagged agent-name="
+                f"{v.get('agent-name')!r}, a case/whitespace variant: not stopped, fix the tag[/]"
+            )
     lines = [(row["agent"], r) for row in rows for r in row["resources"]]
     if not lines:
         con.print("No resource is held by an active kill.")

@@ -669,6 +669,7 @@ class KillEngine:
             state = self.ledger.agent_state(name) or {}
             kills = []
             lines: list[StatusLine] = []
+            variants: dict[str, dict[str, Any]] = {}
             for k in self.ledger.list_kills(name):
                 kills.append(
                     {
@@ -681,6 +682,8 @@ class KillEngine:
                 )
                 if not k.active:
                     continue
+                for v in (k.plan or {}).get("tag_variants", []):
+                    variants[str(v.get("resource_id"))] = v
                 for e in self.ledger.resources(k.kill_id):
                     lines.append(
                         StatusLine(
@@ -702,6 +705,8 @@ class KillEngine:
                     "updated_at": state.get("updated_at", ""),
                     "kills": kills,
                     "resources": [line.to_dict() for line in lines],
+                    # `agent-name` case/whitespace variants the active kills left alone (an escape or a typo).
+                    "tag_variants": list(variants.values()),
                 }
             )
         return out

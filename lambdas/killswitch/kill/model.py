@@ -219,6 +219,16 @@ class Plan:
         """Resources whose `agent-name` differs from the agent only by case or whitespace (left alone, reported)."""
         return [d for d in self.decisions if T.is_name_variant(d.resource.tags.get(T.AGENT_NAME), self.agent)]
 
+    def tag_variant_dicts(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "region": d.resource.region,
+                "resource_id": d.resource.resource_id,
+                T.AGENT_NAME: d.resource.tags.get(T.AGENT_NAME),
+            }
+            for d in self.tag_variants
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "agent": self.agent,
@@ -226,14 +236,7 @@ class Plan:
             "limit": self.limit,
             "refused": self.refused,
             "decisions": [d.to_dict() for d in self.decisions],
-            "tag_variants": [
-                {
-                    "region": d.resource.region,
-                    "resource_id": d.resource.resource_id,
-                    T.AGENT_NAME: d.resource.tags.get(T.AGENT_NAME),
-                }
-                for d in self.tag_variants
-            ],
+            "tag_variants": self.tag_variant_dicts(),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -244,6 +247,7 @@ class Plan:
             "limit": self.limit,
             "refused": self.refused,
             "counts": {a.value: len(self.of(a)) for a in Act if self.of(a)},
+            "tag_variants": self.tag_variant_dicts(),  # kept by `killswitch status`
             "decisions": [
                 [d.act.value, d.resource.resource_type, d.resource.region, d.resource.resource_id, d.reason]
                 for d in self.decisions
