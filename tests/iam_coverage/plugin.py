@@ -124,12 +124,15 @@ def synthesize() -> dict[str, dict[str, Any]]:
 def role_template(call: Call) -> tuple[str, dict[str, str]]:
     """(template key, role lookup) for the role a call runs under."""
     from infra.constructs.kill_function import KILL_HANDLER
+    from infra.constructs.meter import METER_HANDLER
     from infra.constructs.spend_recorder import SPEND_RECORDER_HANDLER
 
     if call.role == "org-kill":
         return "cross-management", {"role_name": "killswitch-org-kill"}
     if call.role == "spend":
         return "shared-workload", {"handler": SPEND_RECORDER_HANDLER}
+    if call.role == "meter":
+        return "shared-workload", {"handler": METER_HANDLER}
     if call.service == "sts":
         return "cross-workload", {"handler": KILL_HANDLER}
     return "shared-workload", {"handler": KILL_HANDLER}

@@ -25,6 +25,9 @@ from tests.iam_coverage.policy import IAM_PREFIX, Call
 LAMBDA_MODULES = {
     "killswitch.handlers.kill": "kill",
     "killswitch.handlers.spend_recorder": "spend",
+    "killswitch.handlers.meter": "meter",
+    # The meter's service raises kills in-process: everything under it runs as the meter Lambda.
+    "killswitch.meter.service": "meter",
 }
 LAMBDA_FUNCTIONS = {
     ("killswitch.kill.engine", "handle_event"): "kill",

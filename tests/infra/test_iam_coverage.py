@@ -109,3 +109,21 @@ def test_the_lambdas_own_resources_are_bound_to_the_stacks(templates: dict[str, 
         [Call("sqs", "SendMessage", {"QueueUrl": "https://sqs/q"}, "us-east-1", ACCOUNT, role="spend")], templates
     )
     assert "spend Lambda: sqs:SendMessage" in spend_sqs
+
+
+def test_meter_calls_are_checked_against_the_meter_role(templates: dict[str, dict[str, Any]]) -> None:
+    """The meter Lambda (it reads caller tags and prices, and kills in-process) has its own role in the check."""
+
+    def meter(service: str, operation: str, **params: Any) -> Call:
+        return Call(service, operation, params, "us-east-1", ACCOUNT, role="meter")
+
+    assert check_calls([meter("iam", "ListRoleTags", RoleName="agent-role")], templates) == []
+    assert check_calls([meter("ec2", "StopInstances", InstanceIds=["i-1"])], templates) == []
+    (problem,) = check_calls([meter("ec2", "TerminateInstances", InstanceIds=["i-1"])], templates)
+    assert problem.startswith("meter Lambda: ec2:TerminateInstances")
+
+
+def test_calls_under_the_meter_service_belong_to_the_meter() -> None:
+    from tests.iam_coverage.recorder import LAMBDA_MODULES
+
+    assert LAMBDA_MODULES["killswitch.handlers.meter"] == LAMBDA_MODULES["killswitch.meter.service"] == "meter"
