@@ -4,7 +4,7 @@ or a typo, invisible to the budget's exact tag filter too: the kill leaves it al
 from __future__ import annotations
 
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim
+from killswitch.kill import sim, sim_kinds
 from killswitch.kill.discover import Clients
 from killswitch.kill.model import Resource
 from killswitch.kill.plan import plan_kill
@@ -20,6 +20,7 @@ def test_variants_are_reported_in_the_plan_and_the_result_event_and_left_running
     spaced = sim.run_instance(aws, EAST, {"agent-name": f"{AGENT} "})
     upper = sim.run_instance(aws, EAST, {"agent-name": AGENT.upper()})
     other = sim.run_instance(aws, EAST, {"agent-name": "research-crawler"})
+    function = sim_kinds.lambda_function(aws, EAST, "summarize-variant", {"agent-name": f" {AGENT.title()}"})
     eng, _, pub = engine(example_config, aws)
 
     report = eng.kill(AGENT, reason="test")
@@ -29,9 +30,9 @@ def test_variants_are_reported_in_the_plan_and_the_result_event_and_left_running
         assert instance_state(aws, EAST, instance) == "running"
     assert report.plan is not None
     variants = {v["resource_id"]: v["agent-name"] for v in report.plan.to_dict()["tag_variants"]}
-    assert variants == {spaced: f"{AGENT} ", upper: AGENT.upper()}
+    assert variants == {spaced: f"{AGENT} ", upper: AGENT.upper(), function: f" {AGENT.title()}"}
     event = pub.events[-1]
-    assert {v["resource_id"] for v in event["tag_variants"]} == {spaced, upper}
+    assert {v["resource_id"] for v in event["tag_variants"]} == {spaced, upper, function}
     # `killswitch status` lists them too, from the kill record, for as long as the kill is active.
     [row] = eng.status(AGENT)
     assert {v["resource_id"]: v["agent-name"] for v in row["tag_variants"]} == variants

@@ -24,11 +24,9 @@ from killswitch import tags as T
 from killswitch.kill.common import ClientFactory, Clients, chunks
 from killswitch.kill.kinds import REGISTRY, Kind, RegionScan, tagging_types
 from killswitch.kill.kinds.ecs import ECS_DIMENSION, SUSPENDED_KEYS, service_resource_id
-from killswitch.kill.model import EC2_INSTANCE, ECS_SERVICE, ECS_TASK, GLOBAL_REGION, Resource
+from killswitch.kill.model import EC2_INSTANCE, GLOBAL_REGION, Resource
 
 TAGGING_PAGE = 100
-# Kinds whose case/whitespace `agent-name` variants are looked for (see `tag_variants`).
-VARIANT_TYPES = [EC2_INSTANCE, ECS_SERVICE, ECS_TASK]
 
 __all__ = [
     "ECS_DIMENSION",
@@ -102,21 +100,23 @@ def discover(
 
 def tag_variants(agent: str, region: str, clients: ClientFactory) -> list[Resource]:
     """Resources tagged with a case/whitespace variant of `agent` (`log-summarizer `): GetResources matches values
-    exactly, so every `agent-name` value is read once and the variants kept. The plan reports them, never acts."""
-    kinds = {"instance": EC2_INSTANCE, "service": ECS_SERVICE, "task": ECS_TASK}
+    exactly, so every `agent-name` value of the kinds the Tagging API lists is read once and the variants kept.
+    The plan reports them, never acts."""
     out: list[Resource] = []
     for page in (
         clients("resourcegroupstaggingapi", region)
         .get_paginator("get_resources")
-        .paginate(TagFilters=[{"Key": T.AGENT_NAME}], ResourceTypeFilters=VARIANT_TYPES, ResourcesPerPage=TAGGING_PAGE)
+        .paginate(
+            TagFilters=[{"Key": T.AGENT_NAME}], ResourceTypeFilters=tagging_types(), ResourcesPerPage=TAGGING_PAGE
+        )
     ):
         for mapping in page.get("ResourceTagMappingList", []):
             tags = T.tag_list_to_dict(mapping.get("Tags"))
             if T.is_name_variant(tags.get(T.AGENT_NAME), agent):
                 arn = mapping["ResourceARN"]
-                kind, _, rest = arn.split(":", 5)[-1].partition("/")
-                rid = rest if kind == "instance" else arn
-                out.append(Resource(kinds.get(kind, kind), rid, region, tags=tags, name=arn))
+                rtype = arn_type(arn)
+                rid = arn.rsplit("/", 1)[-1] if rtype == EC2_INSTANCE else arn
+                out.append(Resource(rtype, rid, region, tags=tags, name=arn))
     return out
 
 
