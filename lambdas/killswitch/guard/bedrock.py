@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from killswitch.guard.usage import Usage, estimate_tokens
+from killswitch.guard.usage import settle_from_usage as _settle
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
 if TYPE_CHECKING:
@@ -175,19 +176,6 @@ class MeteredEventStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-def _settle(call: Call, usage: Usage | None) -> None:
-    if usage is None:
-        log.warning("no usage reported for charge %s (%s); settled at the estimate", call.charge_id, call.name)
-        call.settle(usd_amount=call.estimate, output_tokens=call.max_output_tokens)
-        return
-    call.settle(
-        usage.output_tokens,
-        input_tokens=usage.input_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-    )
 
 
 def _json_body(body: Any) -> Any:

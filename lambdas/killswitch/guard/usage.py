@@ -5,10 +5,16 @@ Shared by the Bedrock meter and the client/framework adapters. Pure functions, n
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from killswitch.guard.core import Call
+
+log = logging.getLogger("killswitch.guard")
 
 # ~3 characters per token is on the dear side of every current tokenizer for English text and code (4 is typical):
 # the reservation is a worst case, the settle uses the reported count.
@@ -139,3 +145,17 @@ def _size(value: Any) -> tuple[int, int]:
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and value > 0 else 0
+
+
+def settle_from_usage(call: Call, usage: Usage | None) -> None:
+    """Settle `call` from the reported usage, or at its estimate when none was reported (never under-count)."""
+    if usage is None:
+        log.warning("no usage reported for charge %s (%s); settled at the estimate", call.charge_id, call.name)
+        call.settle(usd_amount=call.estimate, output_tokens=call.max_output_tokens)
+        return
+    call.settle(
+        usage.output_tokens,
+        input_tokens=usage.input_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )

@@ -8,6 +8,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from killswitch.guard.usage import Usage
+from killswitch.guard.usage import settle_from_usage as settle
 
 if TYPE_CHECKING:
     from killswitch.guard.core import Call
@@ -50,16 +51,3 @@ class PendingCalls:
     def __len__(self) -> int:
         with self._lock:
             return len(self._calls)
-
-
-def settle(call: Call, usage: Usage | None) -> None:
-    """Settle from the reported usage, or at the estimate when the framework reported none (never under-count)."""
-    if usage is None:
-        call.settle(usd_amount=call.estimate, output_tokens=call.max_output_tokens)
-        return
-    call.settle(
-        usage.output_tokens,
-        input_tokens=usage.input_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-    )

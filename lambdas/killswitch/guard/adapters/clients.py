@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from killswitch.guard.usage import Usage, estimate_tokens
+from killswitch.guard.usage import Usage, estimate_tokens, settle_from_usage
 
 if TYPE_CHECKING:
     from killswitch.guard.core import Call, Run
@@ -118,19 +118,7 @@ class _Meter:
         return self.run.charge(str(body["model"]), input_tokens, max_tokens or self.default_max_tokens)
 
     def settle(self, call: Call, reader: _UsageReader) -> None:
-        usage = reader.usage()
-        if usage is None:
-            log.warning(
-                "no usage in the response of charge %s (%s); settled at the estimate", call.charge_id, call.name
-            )
-            call.settle(usd_amount=call.estimate, output_tokens=call.max_output_tokens)
-            return
-        call.settle(
-            usage.output_tokens,
-            input_tokens=usage.input_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-        )
+        settle_from_usage(call, reader.usage())
 
 
 class _UsageReader:
