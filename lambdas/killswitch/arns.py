@@ -29,11 +29,18 @@ class Arn:
         _, sep, rest = self.resource.partition("/")
         return rest.split("/") if sep else [self.resource]
 
+    def sibling(self, service: str, resource: str) -> str:
+        """The ARN of another resource in the same partition, region and account."""
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{resource}"
 
-def parse_arn(value: str) -> Arn | None:
-    """The parts of an ARN, or None when `value` is not one (fewer than six `:`-separated fields)."""
-    parts = value.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn":
+
+def parse_arn(value: object) -> Arn | None:
+    """The parts of an ARN, or None when `value` is not one (not a string, fewer than six `:`-separated fields, or
+    no resource)."""
+    if not isinstance(value, str):
+        return None
+    parts = value.strip().split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or not parts[5]:
         return None
     return Arn(*parts[1:])
 

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from killswitch.arns import Arn, parse_arn
+
 _NOT_IN_TOPIC_NAMES = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -48,31 +50,9 @@ def guard_queue_name(prefix: str) -> str:
     return f"{prefix}-guard-intake"
 
 
-@dataclass(frozen=True)
-class Arn:
-    partition: str
-    service: str
-    region: str
-    account: str
-    name: str
-
-    @classmethod
-    def parse(cls, text: object) -> Arn | None:
-        if not isinstance(text, str):
-            return None
-        parts = text.strip().split(":")
-        if len(parts) != 6 or parts[0] != "arn" or not parts[5]:
-            return None
-        return cls(parts[1], parts[2], parts[3], parts[4], parts[5])
-
-    def sibling(self, service: str, name: str) -> str:
-        """The ARN of another resource in the same partition, region and account."""
-        return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{name}"
-
-
 def guard_topic_arn(alerts_topic_arn: str, prefix: str, agent: str) -> str | None:
     """The agent's guard topic, next to the alerts topic (the guard SDK derives it from `KILLSWITCH_KILL_TOPIC_ARN`)."""
-    arn = Arn.parse(alerts_topic_arn)
+    arn = parse_arn(alerts_topic_arn)
     return arn.sibling("sns", guard_topic_name(prefix, agent)) if arn else None
 
 
@@ -102,25 +82,28 @@ class Intakes:
     alerts_topic_arn: str | None = None
 
     def _home(self, arn: Arn) -> bool:
-        home = Arn.parse(self.alerts_topic_arn)
+        home = parse_arn(self.alerts_topic_arn)
         return home is None or (arn.partition, arn.region, arn.account) == (home.partition, home.region, home.account)
 
     def of_topic(self, topic_arn: object) -> Origin:
         if topic_arn is None:
             return Origin(Intake.DIRECT)
-        arn = Arn.parse(topic_arn)
+        arn = parse_arn(topic_arn)
         shown = topic_arn if isinstance(topic_arn, str) else repr(topic_arn)
         if arn is None or arn.service != "sns" or not self._home(arn):
             return Origin(Intake.UNKNOWN, arn=shown[:200])
-        if arn.name == alerts_topic_name(self.prefix):
+        if arn.resource == alerts_topic_name(self.prefix):
             return Origin(Intake.ALERTS, arn=shown)
         for agent in self.agents:
-            if arn.name == guard_topic_name(self.prefix, agent):
+            if arn.resource == guard_topic_name(self.prefix, agent):
                 return Origin(Intake.GUARD, agent=agent, arn=shown)
         return Origin(Intake.UNKNOWN, arn=shown[:200])
 
     def is_guard_queue(self, queue_arn: object) -> bool:
-        arn = Arn.parse(queue_arn)
+        arn = parse_arn(queue_arn)
         return (
-            arn is not None and arn.service == "sqs" and self._home(arn) and arn.name == guard_queue_name(self.prefix)
+            arn is not None
+            and arn.service == "sqs"
+            and self._home(arn)
+            and arn.resource == guard_queue_name(self.prefix)
         )
