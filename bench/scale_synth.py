@@ -29,7 +29,7 @@ def scale_config(agents: int) -> dict[str, Any]:
         "prefix": "scale",
         "regions": ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"],
         "notify": {"emails": ["finops@example.com", "oncall@example.com"]},
-        "budget_stacks": max(1, -(-agents // 300)),
+        "budget_stacks": max(1, -(-agents // 100)),  # ≤ 133 agents (3 resources each) a stack
         "agents": [
             {
                 "name": f"agent-{i:04d}",

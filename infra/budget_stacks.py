@@ -1,8 +1,9 @@
-"""Budget stacks: the agents' `AWS::Budgets::Budget` resources, spread over `budget_stacks` stacks.
+"""Budget stacks: the agents' per-agent resources (the `AWS::Budgets::Budget` and the guard topic with its policy),
+spread over `budget_stacks` stacks.
 
-CloudFormation allows 500 resources per stack; a budget is one resource, so a thousand agents need several
-stacks. An agent's stack is a hash of its name modulo `budget_stacks`: it depends on nothing else, so adding,
-removing or reordering other agents never moves it (a move would delete the budget in one stack and create it in
+CloudFormation allows 500 resources per stack; an agent takes three (`RESOURCES_PER_AGENT`), so a thousand agents
+need several stacks. An agent's stack is a hash of its name modulo `budget_stacks`: it depends on nothing else, so
+adding, removing or reordering other agents never moves it (a move would delete the budget in one stack and create it in
 another). Only changing `budget_stacks` moves budgets; each moved budget then gets a new name (the stack is part of
 the name's hash, see `killswitch.budget_names`), so the create in the new stack never collides with the delete in
 the old one. Every stack is synthesized even when empty, so that its budgets are deleted when its last agent goes
@@ -19,10 +20,14 @@ from aws_cdk import CfnResource, Stack
 from constructs import Construct
 
 from infra.constructs.budgets import AgentBudgets
+from infra.constructs.guard_intake import AgentGuardTopics
 from killswitch.config import AgentConfig, KillSwitchConfig
 
 # CloudFormation's limit is 500 resources per stack; keep room for metadata and later additions.
-MAX_BUDGETS_PER_STACK = 400
+MAX_RESOURCES_PER_STACK = 400
+# Per agent: its budget, its guard topic and the topic's policy (the SQS subscription is a property of the topic).
+RESOURCES_PER_AGENT = 3
+MAX_AGENTS_PER_STACK = MAX_RESOURCES_PER_STACK // RESOURCES_PER_AGENT
 
 
 class BudgetStacksOverfull(ValueError):
@@ -43,9 +48,9 @@ def assign_budgets(agents: Sequence[AgentConfig], stack_count: int) -> list[list
 
 
 def check_capacity(
-    agents: Sequence[AgentConfig], stack_count: int, *, limit: int = MAX_BUDGETS_PER_STACK, config_file: str = ""
+    agents: Sequence[AgentConfig], stack_count: int, *, limit: int = MAX_AGENTS_PER_STACK, config_file: str = ""
 ) -> None:
-    """Refuse an assignment with a stack over `limit`, naming the smallest `budget_stacks` that fits."""
+    """Refuse an assignment with a stack over `limit` agents, naming the smallest `budget_stacks` that fits."""
     sizes = [len(s) for s in assign_budgets(agents, stack_count)]
     if max(sizes, default=0) <= limit:
         return
@@ -55,8 +60,9 @@ def check_capacity(
     fullest = sizes.index(max(sizes))
     where = f"{config_file}: " if config_file else ""
     raise BudgetStacksOverfull(
-        f"{where}budget_stacks: {stack_count} budget stack(s) cannot hold {len(agents)} budgets (stack {fullest} "
-        f"would hold {sizes[fullest]}, over {limit}); set budget_stacks to {needed} or more. Changing it moves "
+        f"{where}budget_stacks: {stack_count} budget stack(s) cannot hold {len(agents)} agents (stack {fullest} "
+        f"would hold {sizes[fullest]}, over {limit}: {RESOURCES_PER_AGENT} resources each, at most "
+        f"{MAX_RESOURCES_PER_STACK} a stack); set budget_stacks to {needed} or more. Changing it moves "
         "budgets between stacks: each moved budget is replaced under a new name and its history restarts."
     )
 
@@ -66,7 +72,8 @@ def budget_stack_name(config: KillSwitchConfig, index: int) -> str:
 
 
 class BudgetStack(Stack):
-    """One share of the agents' budgets, alerting the workload stack's kill topic (same account and region)."""
+    """One share of the agents: their budgets, alerting the workload stack's kill topic, and their guard topics,
+    feeding its guard intake queue (same account and region)."""
 
     def __init__(
         self,
@@ -84,6 +91,7 @@ class BudgetStack(Stack):
         self.budgets = AgentBudgets(
             self, "Budgets", config=config, agents=agents, kill_topic_arn=topic_arn, placement=construct_id
         ).budgets
+        self.guard_topics = AgentGuardTopics(self, "GuardTopics", config=config, agents=agents).topics
         if not agents:
             # A template needs one resource; a wait condition handle is CloudFormation's own no-op.
             CfnResource(self, "Empty", type="AWS::CloudFormation::WaitConditionHandle")
@@ -102,8 +110,8 @@ def add_budget_stacks(
                 name,
                 config=config,
                 agents=agents,
-                description=f"Agent Kill Switch ({config.prefix}): agent budgets, share {index + 1} of "
-                f"{config.budget_stacks}",
+                description=f"Agent Kill Switch ({config.prefix}): agent budgets and guard topics, "
+                f"share {index + 1} of {config.budget_stacks}",
                 **kwargs,
             )
         )

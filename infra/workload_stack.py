@@ -166,7 +166,6 @@ class WorkloadStack(Stack):
             self,
             "GuardPublisher",
             prefix=prefix,
-            guard_topics=list(self.guard_intake.topics.values()),
             table=self.table,
             key=self.key,
         ).policy

@@ -1,6 +1,10 @@
 """Guard intake: one SNS topic per agent that only that agent's principals may publish to, all feeding one queue the
 kill Lambda drains at a bounded concurrency (issue 15 items 3 and 6).
 
+The queue lives in the workload stack; each agent's topic (a topic and its policy: two resources per agent) lives in
+that agent's budget stack (`infra/budget_stacks.py`), so a thousand agents never push one stack past CloudFormation's
+500 resources. Topics and queue find each other by name (`killswitch.intakes`), never by cross-stack reference.
+
 - The topic names the agent: `sns:Publish` is denied to every principal whose `aws:PrincipalTag/agent-name` is not
   exactly that agent (untagged principals included), so the kill Lambda reads the agent from the `TopicArn` and
   refuses a body naming another one. Agent roles must carry the `agent-name` principal tag.
@@ -13,18 +17,19 @@ kill Lambda drains at a bounded concurrency (issue 15 items 3 and 6).
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
+from collections.abc import Sequence
+
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from killswitch import tags
-from killswitch.config import KillSwitchConfig
+from killswitch.config import AgentConfig, KillSwitchConfig
 from killswitch.intakes import guard_queue_name, guard_topic_name, guard_topic_pattern
 
 # Of the kill function's reserved concurrency (5), guard batches may use at most 2 (the SQS event source minimum):
@@ -75,8 +80,39 @@ class GuardIntake(Construct):
                 conditions={"ArnNotLike": {"aws:SourceArn": guard_topic_arn_pattern(prefix)}},
             )
         )
+        # The agents' topics (in the budget stacks) subscribe by name; the Deny above keeps every other sender out.
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="GuardTopicsSend",
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions={"ArnLike": {"aws:SourceArn": guard_topic_arn_pattern(prefix)}},
+            )
+        )
+        function.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=GUARD_BATCH_SIZE,
+                max_batching_window=GUARD_BATCHING_WINDOW,
+                max_concurrency=GUARD_MAX_CONCURRENCY,
+                report_batch_item_failures=True,
+            )
+        )
+
+
+class AgentGuardTopics(Construct):
+    """The guard topics of `agents` (each publishable only by principals tagged with its agent), subscribed to the
+    workload stack's guard intake queue. Built in the agents' budget stack; key and queue are found by name."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: KillSwitchConfig, agents: Sequence[AgentConfig]):
+        super().__init__(scope, construct_id)
+        prefix = config.prefix
+        stack = Stack.of(self)
+        key = kms.Alias.from_alias_name(self, "Key", f"alias/{prefix}")  # KillSwitchKey's alias (workload stack)
+        queue_arn = f"arn:{stack.partition}:sqs:{stack.region}:{stack.account}:{guard_queue_name(prefix)}"
         self.topics: dict[str, sns.Topic] = {}
-        for agent in config.agents:
+        for agent in agents:
             name = guard_topic_name(prefix, agent.name)
             topic = sns.Topic(
                 self,
@@ -96,14 +132,8 @@ class GuardIntake(Construct):
                     conditions={"StringNotEquals": {f"aws:PrincipalTag/{tags.AGENT_NAME}": agent.name}},
                 )
             )
-            topic.add_subscription(subs.SqsSubscription(self.queue, raw_message_delivery=False))
+            # The subscription rides on the topic itself (no third resource per agent).
+            cfn = topic.node.default_child
+            assert isinstance(cfn, sns.CfnTopic)
+            cfn.subscription = [sns.CfnTopic.SubscriptionProperty(endpoint=queue_arn, protocol="sqs")]
             self.topics[agent.name] = topic
-        function.add_event_source(
-            sources.SqsEventSource(
-                self.queue,
-                batch_size=GUARD_BATCH_SIZE,
-                max_batching_window=GUARD_BATCHING_WINDOW,
-                max_concurrency=GUARD_MAX_CONCURRENCY,
-                report_batch_item_failures=True,
-            )
-        )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import nag
+from infra.constructs.guard_intake import guard_topic_arn_pattern
 from killswitch import tags
+from killswitch.intakes import guard_topic_pattern
 from killswitch.keys import guard_pk
 
 # IAM resolves the variable from the caller's `agent-name` principal tag; a role without the tag matches nothing.
@@ -42,7 +41,6 @@ class GuardPublisherPolicy(Construct):
         construct_id: str,
         *,
         prefix: str,
-        guard_topics: Sequence[sns.ITopic],
         table: dynamodb.ITable,
         key: kms.IKey,
     ) -> None:
@@ -53,9 +51,10 @@ class GuardPublisherPolicy(Construct):
             managed_policy_name=guard_policy_name(prefix),
             description="Attach to agent roles (tagged agent-name): publish guard events, keep guard/spend items",
             statements=[
-                # Every agent's guard topic; each topic's policy lets only principals tagged with its agent through.
+                # Every agent's guard topic, by name pattern (a list of 1,000 ARNs would pass the 6,144-character
+                # managed policy limit); each topic's own policy lets only principals tagged with its agent through.
                 iam.PolicyStatement(
-                    sid="PublishGuardEvents", actions=["sns:Publish"], resources=[t.topic_arn for t in guard_topics]
+                    sid="PublishGuardEvents", actions=["sns:Publish"], resources=[guard_topic_arn_pattern(prefix)]
                 ),
                 iam.PolicyStatement(
                     sid="GuardLedgerItems",
@@ -74,6 +73,11 @@ class GuardPublisherPolicy(Construct):
         nag.acknowledge(
             self.policy,
             "AwsSolutions-IAM5",
-            "kms:GenerateDataKey* on the one customer-managed key that encrypts the kill topic and the ledger",
-            ["Action::kms:GenerateDataKey*"],
+            "kms:GenerateDataKey* on the one customer-managed key that encrypts the kill topic and the ledger; "
+            "sns:Publish on the `<prefix>-guard-*` topics, each of which denies every principal not tagged with its "
+            "own agent",
+            [
+                "Action::kms:GenerateDataKey*",
+                f"Resource::arn:<AWS::Partition>:sns:<AWS::Region>:<AWS::AccountId>:{guard_topic_pattern(prefix)}",
+            ],
         )

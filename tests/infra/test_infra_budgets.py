@@ -11,7 +11,8 @@ from aws_cdk.assertions import Template
 
 from infra.app_builder import add_stacks, new_app
 from infra.budget_stacks import (
-    MAX_BUDGETS_PER_STACK,
+    MAX_RESOURCES_PER_STACK,
+    RESOURCES_PER_AGENT,
     BudgetStack,
     BudgetStacksOverfull,
     assign_budgets,
@@ -182,15 +183,15 @@ def test_adding_an_agent_never_moves_another_one() -> None:
 
 
 def test_a_thousand_agents_spread_under_the_limit_and_an_overfull_stack_names_the_count_needed() -> None:
-    config = make_config(agents=_agents(1000), sandbox=None, budget_stacks=4)
-    sizes = [len(s) for s in assign_budgets(config.agents, 4)]
-    assert sum(sizes) == 1000 and max(sizes) <= MAX_BUDGETS_PER_STACK
-    check_capacity(config.agents, 4)
+    config = make_config(agents=_agents(1000), sandbox=None, budget_stacks=10)
+    sizes = [len(s) for s in assign_budgets(config.agents, 10)]
+    assert sum(sizes) == 1000 and max(sizes) * RESOURCES_PER_AGENT <= MAX_RESOURCES_PER_STACK
+    check_capacity(config.agents, 10)
     with pytest.raises(BudgetStacksOverfull) as info:
-        check_capacity(config.agents, 2, config_file="big.yaml")
+        check_capacity(config.agents, 4, config_file="big.yaml")
     message = str(info.value)
-    assert message.startswith("big.yaml: budget_stacks: 2 budget stack(s) cannot hold 1000 budgets")
-    assert "set budget_stacks to 3 or more" in message
+    assert message.startswith("big.yaml: budget_stacks: 4 budget stack(s) cannot hold 1000 agents")
+    assert "set budget_stacks to 9 or more" in message
 
 
 def test_budgets_are_synthesized_in_their_stacks_and_empty_stacks_stay(tmp_path: Path) -> None:
@@ -207,3 +208,20 @@ def test_budgets_are_synthesized_in_their_stacks_and_empty_stacks_stay(tmp_path:
         assert tagged == sorted(f"user:agent-name${a.name}" for a in agents)
         if not agents:  # kept so that deploying deletes the budgets of its last agent
             assert list(resources(template, "AWS::CloudFormation::WaitConditionHandle")) == ["Empty"]
+
+
+def test_per_agent_resources_live_in_the_budget_stacks_never_in_the_workload_stack(tmp_path: Path) -> None:
+    """The workload stack's size does not grow with the agents (1,000 agents once put 3,041 resources there: a guard
+    topic, its policy and its subscription each); every budget stack stays within its resource budget."""
+
+    def sizes(n: int, stacks: int) -> tuple[int, list[int]]:
+        config = make_config(agents=_agents(n), sandbox=None, budget_stacks=stacks)
+        workload, _ = add_stacks(new_app(str(tmp_path / str(n)), builtin_validation=False), config, scp_dir=tmp_path)
+        count = lambda stack: len(Template.from_stack(stack).to_json()["Resources"])  # noqa: E731
+        return count(workload), [count(s) for s in workload.budget_stacks]
+
+    few, [few_agents] = sizes(2, 1)
+    many, per_stack = sizes(140, 2)
+    assert many == few
+    assert few_agents == 2 * RESOURCES_PER_AGENT
+    assert sum(per_stack) == 140 * RESOURCES_PER_AGENT and max(per_stack) <= MAX_RESOURCES_PER_STACK

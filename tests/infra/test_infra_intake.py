@@ -14,6 +14,7 @@ from tests.infra.infra_support import (
     config_dict,
     logical_id,
     make_config,
+    only,
     render,
     resources,
     synth_app,
@@ -24,13 +25,25 @@ AGENTS = ["summarizer", "crawler", "triage.bot@v2"]  # the last one has characte
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Template]:
+    """The workload template and the (one) budget stack's, which holds the agents' guard topics."""
     base = tmp_path_factory.mktemp("intake")
     data = config_dict()
     extra = {**data["agents"][0], "name": "triage.bot@v2", "sandbox_accounts": []}
     config = make_config(agents=[*data["agents"], extra])
     _, [(workload, _)] = synth_app([config], write_scps(base / "scp"), base / "cdk.out")
-    return Template.from_stack(workload)
+    [budget_stack] = workload.budget_stacks
+    return Template.from_stack(workload), Template.from_stack(budget_stack)
+
+
+@pytest.fixture(scope="module")
+def template(stacks: tuple[Template, Template]) -> Template:
+    return stacks[0]
+
+
+@pytest.fixture(scope="module")
+def agent_stack(stacks: tuple[Template, Template]) -> Template:
+    return stacks[1]
 
 
 def _topic_id(template: Template, name: str) -> str:
@@ -78,20 +91,25 @@ def test_guard_publisher_policy_cannot_reach_the_alerts_topic(template: Template
     stmts = policy["Properties"]["PolicyDocument"]["Statement"]
     publish = [s for s in stmts if "sns:Publish" in as_list(s["Action"])]
     assert len(publish) == 1
-    targets = as_list(publish[0]["Resource"])
-    assert sorted(t["Ref"] for t in targets) == sorted(_topic_id(template, guard_topic_name("ks", a)) for a in AGENTS)
-    assert {"Ref": _topic_id(template, "ks-kill")} not in targets
+    # The guard topics by name (each one's policy admits only its agent); `ks-kill` does not match `ks-guard-*`.
+    assert render(publish[0]["Resource"]) == "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:ks-guard-*"
 
 
 # -- item 3: one guard topic per agent, only that agent publishes ---------------------------------------------
 
 
 @pytest.mark.parametrize("agent", AGENTS)
-def test_each_agent_has_a_guard_topic_only_its_own_principals_may_publish_to(template: Template, agent: str) -> None:
-    topic_id = _topic_id(template, guard_topic_name("ks", agent))
-    topic = resources(template, "AWS::SNS::Topic")[topic_id]["Properties"]
-    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [logical_id(template, "AWS::KMS::Key"), "Arn"]}
-    stmts = _topic_policy(template, topic_id)
+def test_each_agent_has_a_guard_topic_only_its_own_principals_may_publish_to(
+    template: Template, agent_stack: Template, agent: str
+) -> None:
+    assert resources(template, "AWS::SNS::Topic").keys().isdisjoint(resources(agent_stack, "AWS::SNS::Topic"))
+    topic_id = _topic_id(agent_stack, guard_topic_name("ks", agent))
+    topic = resources(agent_stack, "AWS::SNS::Topic")[topic_id]["Properties"]
+    # The workload stack's key, by its alias: no cross-stack export ties the two stacks together.
+    key = render(topic["KmsMasterKeyId"])
+    assert key.startswith("arn:${AWS::Partition}:kms:") and key.endswith(":alias/ks"), key
+    assert only(template, "AWS::KMS::Alias")["Properties"]["AliasName"] == "alias/ks"
+    stmts = _topic_policy(agent_stack, topic_id)
     assert [s for s in stmts if s["Effect"] == "Allow"] == []  # same-account IAM grants only (guard-publisher)
     [deny] = [s for s in stmts if s.get("Sid") == "OnlyThisAgentPublishes"]
     assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
@@ -109,16 +127,19 @@ def test_guard_topic_names_are_valid_and_distinct() -> None:
 # -- item 6: separate intake, bounded concurrency ----------------------------------------------------------------
 
 
-def test_alerts_topic_feeds_the_kill_function_and_guard_topics_feed_only_the_queue(template: Template) -> None:
+def test_alerts_topic_feeds_the_kill_function_and_guard_topics_feed_only_the_queue(
+    template: Template, agent_stack: Template
+) -> None:
     subs = [s["Properties"] for s in resources(template, "AWS::SNS::Subscription").values()]
     alerts = [s for s in subs if s["TopicArn"] == {"Ref": _topic_id(template, "ks-kill")}]
     assert [(s["Protocol"], s["Endpoint"]) for s in alerts] == [("lambda", {"Fn::GetAtt": [_kill_fn(template), "Arn"]})]
-    queue_arn = {"Fn::GetAtt": [_guard_queue(template), "Arn"]}
+    assert resources(agent_stack, "AWS::SNS::Subscription") == {}  # inline on each topic: 3 resources per agent
     for agent in AGENTS:
-        topic = {"Ref": _topic_id(template, guard_topic_name("ks", agent))}
-        [sub] = [s for s in subs if s["TopicArn"] == topic]
-        assert (sub["Protocol"], sub["Endpoint"]) == ("sqs", queue_arn)
-        assert sub.get("RawMessageDelivery") in (None, False)  # the envelope carries the TopicArn the Lambda reads
+        topic = resources(agent_stack, "AWS::SNS::Topic")[_topic_id(agent_stack, guard_topic_name("ks", agent))]
+        # Raw delivery off (the default, not settable inline): the envelope carries the TopicArn the Lambda reads.
+        [(protocol, endpoint)] = [(s["Protocol"], render(s["Endpoint"])) for s in topic["Properties"]["Subscription"]]
+        assert protocol == "sqs" and endpoint.startswith("arn:${AWS::Partition}:sqs:")
+        assert endpoint.endswith(":ks-guard-intake"), endpoint
 
 
 def test_guard_queue_runs_on_a_bounded_share_of_the_kill_reservation(template: Template) -> None:
@@ -152,8 +173,8 @@ def test_guard_queue_accepts_only_the_guard_topics(template: Template) -> None:
     assert render(deny["Condition"]) == {
         "ArnNotLike": {"aws:SourceArn": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:ks-guard-*"}
     }
-    allows = [s for s in stmts if s["Effect"] == "Allow"]
-    assert {s["Condition"]["ArnEquals"]["aws:SourceArn"]["Ref"] for s in allows} == {
-        _topic_id(template, guard_topic_name("ks", a)) for a in AGENTS
+    [allow] = [s for s in stmts if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
+    assert render(allow["Condition"]) == {
+        "ArnLike": {"aws:SourceArn": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:ks-guard-*"}
     }
-    assert all(s["Principal"] == {"Service": "sns.amazonaws.com"} for s in allows)
