@@ -29,8 +29,8 @@ from moto.moto_api import state_manager
 from bench.common import Section
 from killswitch import tags as T
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
+from killswitch.testing import sim
 
 REGION = "us-east-1"
 AGENT = "fanout-agent"

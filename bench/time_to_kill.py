@@ -23,8 +23,8 @@ from bench.common import Section, median, percentile
 from bench.fanout import CallLog, LambdaContext, counting, create_table, offline_aws, quiet_stdout
 from killswitch.config import KillSwitchConfig
 from killswitch.intakes import guard_topic_name
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
+from killswitch.testing import sim
 
 REGION = "us-east-1"
 AGENT = "ttk-agent"

@@ -14,12 +14,12 @@ from moto import mock_aws
 from moto.moto_api import state_manager
 
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import InMemoryKillLedger
 from killswitch.kill.publish import MemoryPublisher
 from killswitch.kill.wiring import build_engine
+from killswitch.testing import sim
 
 AGENT = "log-summarizer"
 OTHER = "research-crawler"

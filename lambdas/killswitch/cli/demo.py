@@ -21,7 +21,7 @@ from rich.table import Table
 from killswitch.cli.ops import ConfigOpt
 from killswitch.cli.render import console, headline, plan_table, print_status, results_table, short_id
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
-from killswitch.kill.sim import budgets_letter, offline_env
+from killswitch.testing.sim import budgets_letter, offline_env
 
 EAST, WEST = "us-east-1", "us-west-2"
 TABLE = "killswitch-demo-ledger"
@@ -61,7 +61,7 @@ class Story:
         self.labels[key] = (agent, label)
 
     def build(self) -> None:
-        from killswitch.kill import sim
+        from killswitch.testing import sim
 
         t, c, a, b = sim.agent_tags, self.c, self.a, self.b
         for region, n in ((EAST, 1), (WEST, 2)):
@@ -150,8 +150,8 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
     from moto.moto_api import state_manager
 
     from killswitch.handlers import kill as kill_handler
-    from killswitch.kill import sim
     from killswitch.kill.discover import Clients
+    from killswitch.testing import sim
 
     con = console()
     agents = config.agent_names()

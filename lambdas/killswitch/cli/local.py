@@ -97,7 +97,7 @@ def start_local(
 
 def build_local_fleet(clients: Any, config: KillSwitchConfig) -> dict[str, list[str]]:
     """Two plain instances per agent in the first region; the first agent also gets a critical and an exempt one."""
-    from killswitch.kill import sim
+    from killswitch.testing import sim
 
     region = config.regions[0]
     out: dict[str, list[str]] = {}
