@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench.common import Section, median
-from bench.fanout import LambdaContext, create_table, offline_aws, quiet_stdout
+from bench.fanout import LambdaContext, offline_aws, quiet_stdout
 from killswitch.config import KillSwitchConfig
 from killswitch.guard.prices import default_prices
 from killswitch.kill.discover import Clients
@@ -95,7 +95,7 @@ def _time_to_kill_once() -> tuple[float, int]:
 
     with offline_aws():
         c = Clients()
-        create_table(c, TABLE)
+        sim.create_ledger_table(c("dynamodb", REGION), TABLE)
         topic = c("sns", REGION).create_topic(Name="bench-events")["TopicArn"]
         boto3.client("iam").create_role(
             RoleName=ROLE, AssumeRolePolicyDocument="{}", Tags=[{"Key": "agent-name", "Value": AGENT}]

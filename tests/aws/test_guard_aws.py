@@ -30,7 +30,8 @@ from killswitch.guard import (
 )
 from killswitch.guard.instrument import TAGGERS
 from killswitch.tags import tag_list_to_dict
-from tests.aws.guard_support import InvariantWatch, cap_items, create_table, run_threads, serialized
+from killswitch.testing.sim import serialized
+from tests.aws.guard_support import InvariantWatch, cap_items, create_table, run_threads
 
 pytestmark = pytest.mark.aws
 
