@@ -30,6 +30,7 @@ from bench.common import Section, median
 from killswitch.guard import Caps, DynamoLedger, Guard, InMemoryLedger, LeasePolicy
 from killswitch.guard.ledger import Ledger
 from killswitch.guard.loops import LoopLimits
+from killswitch.testing import sim
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 TABLE = "bench-bedrock-ledger"
@@ -74,15 +75,7 @@ def _dynamo() -> Iterator[Any]:
     # moto answers DynamoDB; bedrock-runtime passes through it to the stub above
     with mock_aws(config={"core": {"passthrough": {"urls": [r"https://bedrock-runtime\..*"]}}}):
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        sim.create_ledger_table(client, TABLE)
         yield client
 
 

@@ -23,14 +23,12 @@ from typing import Any
 from unittest import mock
 
 import botocore.session
-from moto import mock_aws
-from moto.moto_api import state_manager
 
 from bench.common import Section
 from killswitch import tags as T
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
+from killswitch.testing import sim
 
 REGION = "us-east-1"
 AGENT = "fanout-agent"
@@ -156,12 +154,8 @@ def quiet_stdout() -> Iterator[None]:
 @contextlib.contextmanager
 def offline_aws() -> Iterator[None]:
     """Fake credentials, no endpoint override, moto in-process with ECS tasks held RUNNING; environment restored."""
-    with sim.offline_env(REGION, POWERTOOLS_METRICS_NAMESPACE="KillSwitchBench"), mock_aws():
-        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
-        try:
-            yield
-        finally:
-            state_manager.unset_transition("ecs::task")
+    with sim.offline_env(REGION, POWERTOOLS_METRICS_NAMESPACE="KillSwitchBench"), sim.moto_aws():
+        yield
 
 
 # -- fleet and the Lambda's environment ------------------------------------------------------------------------
@@ -217,21 +211,9 @@ def build_fleet(c: Clients, n: int) -> list[str]:
     return ids
 
 
-def create_table(c: Clients, name: str) -> None:
-    c("dynamodb", REGION).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 def lambda_env(c: Clients, cfg: KillSwitchConfig) -> str:
     """The kill Lambda's table, events topic and environment; returns the kill topic ARN."""
-    create_table(c, TABLE)
+    sim.create_ledger_table(c("dynamodb", REGION), TABLE)
     sns = c("sns", REGION)
     kill_topic = str(sns.create_topic(Name="killswitch-kill")["TopicArn"])
     events_topic = str(sns.create_topic(Name="killswitch-events")["TopicArn"])

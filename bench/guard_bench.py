@@ -27,6 +27,7 @@ from bench.common import Section, percentile
 from killswitch.guard import BudgetExceeded, Caps, DynamoLedger, Guard, InMemoryLedger, LeasePolicy, ModelPrice
 from killswitch.guard.ledger import Ledger
 from killswitch.guard.loops import LoopLimits
+from killswitch.testing import sim
 
 PRICE = ModelPrice.of(1_000, 10_000)  # $0.001 / input token, $0.01 / output token: easy figures
 TABLE = "bench-ledger"
@@ -34,31 +35,11 @@ UNLIMITED_STEPS = LoopLimits(max_steps_per_run=10_000_000)
 
 
 # -- plumbing -------------------------------------------------------------------------------------------------
-def _serialized(client: Any) -> Any:
-    lock = threading.Lock()
-    original = client._make_api_call
-
-    def call(operation: str, params: dict[str, Any]) -> Any:
-        with lock:
-            return original(operation, params)
-
-    client._make_api_call = call
-    return client
-
-
 @contextmanager
 def _dynamo() -> Iterator[Any]:
     with mock_aws():
-        client = _serialized(boto3.client("dynamodb", region_name="us-east-1"))
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        client = sim.serialized(boto3.client("dynamodb", region_name="us-east-1"))
+        sim.create_ledger_table(client, TABLE)
         yield client
 
 

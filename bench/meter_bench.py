@@ -25,10 +25,9 @@ from decimal import Decimal
 from typing import Any
 
 from bench.common import Section, median
-from bench.fanout import LambdaContext, create_table, offline_aws, quiet_stdout
+from bench.fanout import LambdaContext, offline_aws, quiet_stdout
 from killswitch.config import KillSwitchConfig
 from killswitch.guard.prices import default_prices
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.model import KillReport
 from killswitch.meter.callers import CallerDirectory, Principal
@@ -37,6 +36,7 @@ from killswitch.meter.pricing import RecordPricer
 from killswitch.meter.records import encode_subscription_event, invocation_log
 from killswitch.meter.service import Meter
 from killswitch.spend.ledger import InMemorySpendStore, SpendLedger
+from killswitch.testing import sim
 
 REGION = "us-east-1"
 AGENT = "metered-agent"
@@ -95,7 +95,7 @@ def _time_to_kill_once() -> tuple[float, int]:
 
     with offline_aws():
         c = Clients()
-        create_table(c, TABLE)
+        sim.create_ledger_table(c("dynamodb", REGION), TABLE)
         topic = c("sns", REGION).create_topic(Name="bench-events")["TopicArn"]
         boto3.client("iam").create_role(
             RoleName=ROLE, AssumeRolePolicyDocument="{}", Tags=[{"Key": "agent-name", "Value": AGENT}]

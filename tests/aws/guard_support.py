@@ -6,23 +6,14 @@ import threading
 from decimal import Decimal
 from typing import Any
 
-from killswitch.keys import PK, SK, TTL_ATTR, guard_pk
+from killswitch.keys import SK, guard_pk
+from killswitch.testing.sim import create_ledger_table
 
 TABLE = "killswitch-ledger"
 
 
 def create_table(client: Any, name: str = TABLE) -> str:
-    client.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": PK, "AttributeType": "S"},
-            {"AttributeName": SK, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTR})
-    return name
+    return create_ledger_table(client, name)
 
 
 def guard_items(client: Any, agent: str, table: str = TABLE) -> list[dict[str, Any]]:
@@ -64,25 +55,6 @@ class InvariantWatch:
             self.checks += 1
             if cap is not None and used > cap:
                 self.violations.append(f"{where}: used {used} > cap {cap}")
-
-
-def serialized(client: Any) -> Any:
-    """Make a moto-backed client handle one request at a time.
-
-    moto's in-process DynamoDB is not thread-safe: a cancelled `TransactWriteItems` restores a snapshot of the
-    table and can wipe writes other threads made meanwhile. Real DynamoDB applies each request atomically, so one
-    request at a time is the faithful model; the guard's threads still interleave freely *between* requests
-    (reserve, call, settle), which is where a read-then-write design would overspend.
-    """
-    lock = threading.Lock()
-    original = client._make_api_call
-
-    def call(operation: str, params: dict[str, Any]) -> Any:
-        with lock:
-            return original(operation, params)
-
-    client._make_api_call = call
-    return client
 
 
 def run_threads(workers: int, target: Any) -> list[BaseException]:

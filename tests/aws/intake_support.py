@@ -8,7 +8,7 @@ from typing import Any
 
 from killswitch.events import KillSwitchEvent
 from killswitch.intakes import alerts_topic_name, guard_queue_name, guard_topic_name
-from killswitch.kill import sim
+from killswitch.testing import sim
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"

@@ -10,16 +10,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
-from moto.moto_api import state_manager
 
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import InMemoryKillLedger
 from killswitch.kill.publish import MemoryPublisher
 from killswitch.kill.wiring import build_engine
+from killswitch.testing import sim
 
 AGENT = "log-summarizer"
 OTHER = "research-crawler"
@@ -33,12 +31,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
     """moto in-process; ECS tasks stay RUNNING (no automatic state progression); moto's default AMI catalogue is not
     loaded (it costs ~0.2 s per region and backend reset, and the fleet does not need it)."""
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with mock_aws():
-        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
-        try:
-            yield Clients()
-        finally:
-            state_manager.unset_transition("ecs::task")
+    with sim.moto_aws():
+        yield Clients()
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +49,9 @@ def shared_fleet() -> Iterator[tuple[Clients, Fleet]]:
             ("MOTO_EC2_LOAD_DEFAULT_AMIS", "false"),
         ):
             mp.setenv(name, value)
-        with mock_aws():
-            state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
-            try:
-                clients = Clients()
-                yield clients, build_fleet(clients)
-            finally:
-                state_manager.unset_transition("ecs::task")
+        with sim.moto_aws():
+            clients = Clients()
+            yield clients, build_fleet(clients)
 
 
 @dataclass
@@ -171,14 +161,5 @@ def session_clients() -> Clients:
     return Clients(session=boto3.Session())
 
 
-def create_table(name: str = "killswitch-ledger", region: str = EAST) -> str:
-    boto3.client("dynamodb", region).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
+def create_table(name: str = sim.LEDGER_TABLE, region: str = EAST) -> str:
+    return sim.create_ledger_table(boto3.client("dynamodb", region_name=region), name)

@@ -9,25 +9,14 @@ from typing import Any
 
 import boto3
 
-from killswitch.keys import PK, SK, TTL_ATTR
+from killswitch.testing.sim import create_ledger_table
 
 TABLE = "killswitch-ledger"
 
 
 def create_table(name: str = TABLE, region: str = "us-east-1") -> str:
     """Same key schema as the stack's table: pk/sk strings, on-demand, TTL on `expires_at`."""
-    ddb = boto3.client("dynamodb", region_name=region)
-    ddb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": PK, "AttributeType": "S"},
-            {"AttributeName": SK, "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTR})
-    return name
+    return create_ledger_table(boto3.client("dynamodb", region_name=region), name)
 
 
 def inject_ce_results(results: Iterable[Mapping[str, Any]], account_id: str | None = None) -> None:

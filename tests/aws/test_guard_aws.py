@@ -30,7 +30,8 @@ from killswitch.guard import (
 )
 from killswitch.guard.instrument import TAGGERS
 from killswitch.tags import tag_list_to_dict
-from tests.aws.guard_support import InvariantWatch, cap_items, create_table, run_threads, serialized
+from killswitch.testing.sim import serialized
+from tests.aws.guard_support import InvariantWatch, cap_items, create_table, run_threads
 
 pytestmark = pytest.mark.aws
 
@@ -193,7 +194,7 @@ def test_instrumented_session_tags_run_instances(aws: None) -> None:
         run.instrument(session)
         ec2 = session.client("ec2")
         # moto accepts any AMI id; its default AMIs are missing when another test built the EC2 backend with
-        # MOTO_EC2_LOAD_DEFAULT_AMIS=false (kill.sim.offline_env), so do not depend on them.
+        # MOTO_EC2_LOAD_DEFAULT_AMIS=false (testing.sim.offline_env), so do not depend on them.
         image = "ami-0123456789abcdef0"
         reservation = ec2.run_instances(
             ImageId=image,

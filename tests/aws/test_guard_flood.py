@@ -16,8 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-from moto.moto_api import state_manager
 
 from bench.fanout import CallLog, counting
 from killswitch.config import KillSwitchConfig
@@ -27,6 +25,7 @@ from killswitch.handlers import kill as kill_handler
 from killswitch.intakes import guard_queue_name, guard_topic_name
 from killswitch.kill.discover import Clients
 from killswitch.kill.ledger import DynamoKillLedger
+from killswitch.testing import sim
 from tests.aws.intake_support import ALERTS_TOPIC, PREFIX, letter, sns_record
 from tests.aws.kill_support import AGENT, EAST, OTHER, build_fleet, create_table, instance_state
 from tests.aws.test_kill_handler import Context
@@ -116,22 +115,18 @@ def budget_alert() -> dict[str, Any]:
 def budget_kill_with_pending(flood: int, monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], dict[str, Any]]:
     """A fresh account; `flood` guard messages pending; then the budget alert. (its AWS calls, its result)."""
     log = CallLog()
-    with mock_aws(), counting(log):
-        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
-        try:
-            kill_handler.reset()
-            d = Deployment(monkeypatch)
-            d.flood(flood)
-            assert d.pending() == flood
-            log.active = True
-            (result,) = kill_handler.handler(budget_alert(), Context())["results"]
-            log.active = False
-            assert d.pending() == flood  # the budget path read none of them
-            assert instance_state(d.clients, EAST, d.fleet["plain"]) == "stopped"
-            assert instance_state(d.clients, EAST, d.fleet["other"]) == "running"
-            return log.calls, result
-        finally:
-            state_manager.unset_transition("ecs::task")
+    with sim.moto_aws(), counting(log):
+        kill_handler.reset()
+        d = Deployment(monkeypatch)
+        d.flood(flood)
+        assert d.pending() == flood
+        log.active = True
+        (result,) = kill_handler.handler(budget_alert(), Context())["results"]
+        log.active = False
+        assert d.pending() == flood  # the budget path read none of them
+        assert instance_state(d.clients, EAST, d.fleet["plain"]) == "stopped"
+        assert instance_state(d.clients, EAST, d.fleet["other"]) == "running"
+        return log.calls, result
 
 
 def test_a_thousand_guard_messages_do_not_delay_a_budget_kill(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,23 +148,19 @@ def test_the_flood_collapses_into_one_kill_of_the_flooding_agent(
     env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = CallLog()
-    with mock_aws(), counting(log):
-        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
-        try:
-            d = Deployment(monkeypatch)
-            d.flood(FLOOD, on_queue=False)
-            operations: Counter[str] = Counter()
-            invocations = 0
-            log.active = True
-            while batch := d.next_batch():
-                out = kill_handler.handler({"Records": batch}, Context())  # never raises
-                assert out["batchItemFailures"] == []
-                assert len(out["results"]) == len(batch)
-                operations.update(f"{r['operation']}/{r['status']}" for r in out["results"])
-                invocations += 1
-            log.active = False
-        finally:
-            state_manager.unset_transition("ecs::task")
+    with sim.moto_aws(), counting(log):
+        d = Deployment(monkeypatch)
+        d.flood(FLOOD, on_queue=False)
+        operations: Counter[str] = Counter()
+        invocations = 0
+        log.active = True
+        while batch := d.next_batch():
+            out = kill_handler.handler({"Records": batch}, Context())  # never raises
+            assert out["batchItemFailures"] == []
+            assert len(out["results"]) == len(batch)
+            operations.update(f"{r['operation']}/{r['status']}" for r in out["results"])
+            invocations += 1
+        log.active = False
     assert invocations == FLOOD // BATCH
     # research-crawler needs manual approval: its one kill is planned and waits for `killswitch approve`.
     assert operations == Counter({"kill/awaiting_approval": 1, "duplicate/collapsed": FLOOD - 1})
@@ -182,20 +173,16 @@ def test_the_flood_collapses_into_one_kill_of_the_flooding_agent(
 
 def test_after_a_restore_the_next_guard_kill_goes_through(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Collapsing never hides a new kill: ops restore (state OK) ends it at once."""
-    with mock_aws():
-        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
-        try:
-            d = Deployment(monkeypatch)
-            d.flood(3, on_queue=False)
-            first = kill_handler.handler({"Records": d.next_batch()}, Context())["results"]
-            assert [r["status"] for r in first] == ["awaiting_approval", "collapsed", "collapsed"]
-            eng, _ = kill_handler.engine()
-            assert eng.restore(OTHER).status == "restored"  # the ops path (`killswitch restore`)
-            d.flood(2, on_queue=False)
-            again = kill_handler.handler({"Records": d.next_batch()}, Context())["results"]
-            assert [r["operation"] for r in again] == ["kill", "duplicate"]
-            kills = DynamoKillLedger(TABLE).list_kills(OTHER)
-            assert len(kills) == 2
-            assert DynamoKillLedger(TABLE).agent_state(AGENT) is None  # the other agent was never involved
-        finally:
-            state_manager.unset_transition("ecs::task")
+    with sim.moto_aws():
+        d = Deployment(monkeypatch)
+        d.flood(3, on_queue=False)
+        first = kill_handler.handler({"Records": d.next_batch()}, Context())["results"]
+        assert [r["status"] for r in first] == ["awaiting_approval", "collapsed", "collapsed"]
+        eng, _ = kill_handler.engine()
+        assert eng.restore(OTHER).status == "restored"  # the ops path (`killswitch restore`)
+        d.flood(2, on_queue=False)
+        again = kill_handler.handler({"Records": d.next_batch()}, Context())["results"]
+        assert [r["operation"] for r in again] == ["kill", "duplicate"]
+        kills = DynamoKillLedger(TABLE).list_kills(OTHER)
+        assert len(kills) == 2
+        assert DynamoKillLedger(TABLE).agent_state(AGENT) is None  # the other agent was never involved

@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from killswitch.guard import DynamoLedger, Mode
-from tests.aws.guard_support import cap_items, create_table, serialized
+from killswitch.testing.sim import serialized
+from tests.aws.guard_support import cap_items, create_table
 from tests.unit.lease_race import AGENT, race
 
 pytestmark = pytest.mark.aws

@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from killswitch.guard import BudgetExceeded, CapLimit, DuplicateCharge, DynamoLedger, InMemoryLedger, Ledger, sweep
-from tests.aws.guard_support import InvariantWatch, cap_items, create_table, guard_items, run_threads, serialized
+from killswitch.testing.sim import serialized
+from tests.aws.guard_support import InvariantWatch, cap_items, create_table, guard_items, run_threads
 
 pytestmark = pytest.mark.aws
 

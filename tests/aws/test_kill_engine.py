@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.ledger import InMemoryKillLedger
 from killswitch.kill.model import EC2_INSTANCE, KillStatus, Operation
 from killswitch.results import Outcome
+from killswitch.testing import sim
 from tests.aws.kill_support import (
     AGENT,
     EAST,

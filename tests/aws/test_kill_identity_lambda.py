@@ -8,10 +8,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim, sim_kinds
 from killswitch.kill.discover import Clients
 from killswitch.kill.model import IAM_ROLE, IAM_USER, LAMBDA_FUNCTION
 from killswitch.results import Outcome
+from killswitch.testing import sim, sim_kinds
 from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine
 
 __all__ = ["aws"]

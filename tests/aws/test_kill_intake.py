@@ -15,9 +15,9 @@ import pytest
 
 from killswitch.config import KillSwitchConfig
 from killswitch.handlers import kill as kill_handler
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.ledger import DynamoKillLedger
+from killswitch.testing import sim
 from tests.aws.intake_support import (
     ALERTS_TOPIC,
     GUARD_QUEUE,

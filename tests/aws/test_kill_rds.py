@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.watch import RECHECK_EVENT
 from killswitch.results import Outcome
+from killswitch.testing import sim
 from tests.aws.kill_support import AGENT, EAST, OTHER, aws, engine
 
 __all__ = ["aws"]

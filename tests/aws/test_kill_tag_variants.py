@@ -4,10 +4,10 @@ or a typo, invisible to the budget's exact tag filter too: the kill leaves it al
 from __future__ import annotations
 
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim, sim_kinds
 from killswitch.kill.discover import Clients
 from killswitch.kill.model import Resource
 from killswitch.kill.plan import plan_kill
+from killswitch.testing import sim, sim_kinds
 from tests.aws.kill_support import AGENT, EAST, aws, engine, instance_state
 
 __all__ = ["aws"]

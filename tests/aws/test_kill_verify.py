@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim, sim_kinds
 from killswitch.kill.discover import Clients
+from killswitch.testing import sim, sim_kinds
 from tests.aws.kill_support import AGENT, EAST, WEST, aws, build_fleet, engine
 
 __all__ = ["aws"]

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from killswitch.config import KillSwitchConfig
-from killswitch.kill import sim, sim_kinds
 from killswitch.kill.discover import Clients
 from killswitch.kill.ledger import InMemoryKillLedger
 from killswitch.kill.watch import RECHECK_EVENT, event_pattern, tagged_agents
 from killswitch.results import Outcome
+from killswitch.testing import sim, sim_kinds
 from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, build_fleet, engine, instance_state
 
 __all__ = ["aws"]

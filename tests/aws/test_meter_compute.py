@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.meter.compute import Ec2Source, FargateSource
 from killswitch.spend.ledger import SOURCE_METER, to_money
+from killswitch.testing import sim
 from tests.aws import meter_support as M
 from tests.aws.kill_support import aws, instance_state  # noqa: F401 (fixture)
 

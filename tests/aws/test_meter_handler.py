@@ -9,11 +9,11 @@ import boto3
 import pytest
 
 from killswitch.handlers import meter as meter_handler
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.ledger import DynamoKillLedger
 from killswitch.settings import MissingEnvironment
 from killswitch.spend.ledger import SOURCE_METER, DynamoSpendStore, SpendLedger
+from killswitch.testing import sim
 from tests.aws import meter_support as M
 from tests.aws.kill_support import EAST, aws, create_table, instance_state
 from tests.aws.test_kill_handler import Context

@@ -9,10 +9,10 @@ from decimal import Decimal
 import boto3
 import pytest
 
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
 from killswitch.meter.records import encode_subscription_event
 from killswitch.spend.ledger import SOURCE_METER
+from killswitch.testing import sim
 from tests.aws import meter_support as M
 from tests.aws.kill_support import aws, instance_state  # noqa: F401 (fixture)
 

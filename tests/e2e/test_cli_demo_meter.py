@@ -8,7 +8,7 @@ from rich.console import Console
 
 from killswitch.cli.demo_meter import run_meter_step
 from killswitch.config import load_config
-from killswitch.kill.sim import offline_env
+from killswitch.testing.sim import offline_env
 from tests.conftest import REPO
 
 

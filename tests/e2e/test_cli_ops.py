@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from killswitch.cli.main import app
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
+from killswitch.testing import sim
 from tests.aws.kill_support import (
     AGENT,
     EAST,

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from killswitch.cli.main import app
-from killswitch.kill import sim
 from killswitch.kill.discover import Clients
+from killswitch.testing import sim
 from tests.aws import meter_support as M
 from tests.aws.kill_support import EAST, aws, create_table, instance_state
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from killswitch.cli.ops import ConfigOpt
 from killswitch.cli.render import console, headline, plan_table, print_status, results_table, short_id
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
-from killswitch.kill.sim import budgets_letter, offline_env
+from killswitch.testing.sim import budgets_letter, offline_env
 
 EAST, WEST = "us-east-1", "us-west-2"
 TABLE = "killswitch-demo-ledger"
@@ -61,7 +61,7 @@ class Story:
         self.labels[key] = (agent, label)
 
     def build(self) -> None:
-        from killswitch.kill import sim
+        from killswitch.testing import sim
 
         t, c, a, b = sim.agent_tags, self.c, self.a, self.b
         for region, n in ((EAST, 1), (WEST, 2)):
@@ -146,12 +146,9 @@ def _scp_state(clients: Any, account_id: str | None, policy_name: str | None) ->
 
 
 def run_demo(config: KillSwitchConfig, config_path: str) -> int:
-    from moto import mock_aws
-    from moto.moto_api import state_manager
-
     from killswitch.handlers import kill as kill_handler
-    from killswitch.kill import sim
     from killswitch.kill.discover import Clients
+    from killswitch.testing import sim
 
     con = console()
     agents = config.agent_names()
@@ -164,22 +161,13 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
         )
     )
     regions = list(dict.fromkeys([*config.regions, EAST, WEST]))
-    with mock_aws():
-        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
+    with sim.moto_aws():
         try:
             c = Clients()
             cfg, sandbox, policy = _org(c, config.model_copy(update={"regions": regions}), agent)
             story = Story(c, agents)
             story.build()
-            c("dynamodb", EAST).create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            sim.create_ledger_table(c("dynamodb", EAST), TABLE)
             sns, sqs = c("sns", EAST), c("sqs", EAST)
             kill_topic = sns.create_topic(Name="killswitch-kill")["TopicArn"]
             events_topic = sns.create_topic(Name="killswitch-events")["TopicArn"]
@@ -299,7 +287,6 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
                 con.print("[bold red]The fleet differs after restore.[/]")
             return 0 if equal else 1
         finally:
-            state_manager.unset_transition("ecs::task")
             kill_handler.reset()
 
 

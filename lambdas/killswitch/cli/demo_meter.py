@@ -17,7 +17,6 @@ from rich.table import Table
 
 from killswitch.config import KillSwitchConfig
 from killswitch.guard.prices import default_prices
-from killswitch.kill import sim, sim_kinds
 from killswitch.kill.discover import Clients
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import InMemoryKillLedger
@@ -26,6 +25,7 @@ from killswitch.meter.pricing import RecordPricer
 from killswitch.meter.records import encode_subscription_event, invocation_log
 from killswitch.meter.service import Meter
 from killswitch.spend.ledger import InMemorySpendStore, SpendLedger
+from killswitch.testing import sim, sim_kinds
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's account

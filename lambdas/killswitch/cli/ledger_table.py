@@ -1,5 +1,5 @@
-"""The ledger table as the CLI sees it: one clear message when it is missing, and the stack's schema for
-`killswitch local` and the demo (`infra/constructs/ledger.py` is the deployed definition; docs/contracts.md)."""
+"""The ledger table as the CLI sees it: one clear message when it is missing (the schema `killswitch local` and
+the demo create is `killswitch.testing.sim.create_ledger_table`)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from killswitch import aws, keys
+from killswitch import aws
 from killswitch.settings import ENV_TABLE
-
-# What `infra/constructs/ledger.py` deploys, minus what a local endpoint does not need (KMS, PITR, protection).
-KEY_SCHEMA = [{"AttributeName": keys.PK, "KeyType": "HASH"}, {"AttributeName": keys.SK, "KeyType": "RANGE"}]
-ATTRIBUTES = [{"AttributeName": keys.PK, "AttributeType": "S"}, {"AttributeName": keys.SK, "AttributeType": "S"}]
 
 # Operations whose ResourceNotFoundException means "no such table" (other services reuse the code name).
 DYNAMODB_OPERATIONS = frozenset(
     {"Query", "Scan", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "BatchGetItem"}
     | {"TransactWriteItems", "TransactGetItems", "DescribeTable"}
 )
-
-
-def create_ledger_table(dynamodb: Any, name: str) -> None:
-    """pk/sk strings, on-demand, TTL on `expires_at`: the item layout of `killswitch.keys`."""
-    dynamodb.create_table(
-        TableName=name, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
-    )
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": keys.TTL_ATTR}
-    )
 
 
 def missing_table_message(name: str, region: str | None) -> str:

@@ -18,10 +18,10 @@ import boto3
 import typer
 
 from killswitch import tags as T
-from killswitch.cli.ledger_table import create_ledger_table
 from killswitch.cli.ops import CliError, ConfigOpt, run
 from killswitch.config import ConfigError, KillSwitchConfig, load_config, resolve_config_path
 from killswitch.settings import ENV_EVENTS_TOPIC, ENV_TABLE
+from killswitch.testing import sim
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -87,7 +87,7 @@ def start_local(
         return cache[key]
 
     table = table or f"{config.prefix}-ledger"  # the stack's name (infra/constructs/ledger.py)
-    create_ledger_table(clients("dynamodb", region), table)
+    sim.create_ledger_table(clients("dynamodb", region), table)
     topic = clients("sns", region).create_topic(Name=f"{config.prefix}-events")["TopicArn"]
     backend = LocalBackend(server, endpoint, region, table, topic, config_path.resolve())
     if fleet:
@@ -97,8 +97,6 @@ def start_local(
 
 def build_local_fleet(clients: Any, config: KillSwitchConfig) -> dict[str, list[str]]:
     """Two plain instances per agent in the first region; the first agent also gets a critical and an exempt one."""
-    from killswitch.kill import sim
-
     region = config.regions[0]
     out: dict[str, list[str]] = {}
     for n, agent in enumerate(config.agent_names()):

@@ -1,25 +1,79 @@
-"""A small simulated fleet for `killswitch demo` and the tests: builders on any boto3 endpoint (meant for moto)
-and a `snapshot` of everything a kill changes and a restore must put back.
+"""The one test-support module of the tests, the benchmarks and `killswitch demo`: moto in-process (`moto_aws`,
+`offline_env`), the stack's ledger table (`create_ledger_table`), a thread-safe moto client (`serialized`), fleet
+builders on any boto3 endpoint and a `snapshot` of everything a kill changes and a restore must put back.
 
 moto notes (docs/aws-behaviour.md): ECS needs a VPC with DNS hostnames, explicit security groups and
-container-level memory; run the caller under
-`state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})` so tasks stay RUNNING.
+container-level memory; `moto_aws` holds ECS tasks RUNNING (moto would stop them on its own).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from killswitch import keys
 from killswitch import tags as T
 from killswitch.kill.common import ClientFactory
 from killswitch.kill.kinds.ecs import SUSPENDED_KEYS, service_resource_id
 
 AMI = "ami-12c6146b"  # any id works in moto
 SG_NAME = "agent-workloads"
+LEDGER_TABLE = "killswitch-ledger"
+
+
+@contextmanager
+def moto_aws() -> Iterator[None]:
+    """moto in-process with ECS tasks held RUNNING (moto is a dev dependency: imported on use)."""
+    from moto import mock_aws
+    from moto.moto_api import state_manager
+
+    with mock_aws():
+        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
+        try:
+            yield
+        finally:
+            state_manager.unset_transition("ecs::task")
+
+
+def create_ledger_table(dynamodb: Any, name: str = LEDGER_TABLE) -> str:
+    """The ledger table as `infra/constructs/ledger.py` deploys it, minus what a local endpoint does not need (KMS,
+    PITR, deletion protection): pk/sk strings, on-demand, TTL on `expires_at` (docs/contracts.md)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": keys.PK, "KeyType": "HASH"}, {"AttributeName": keys.SK, "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": keys.PK, "AttributeType": "S"},
+            {"AttributeName": keys.SK, "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": keys.TTL_ATTR}
+    )
+    return name
+
+
+def serialized(client: Any) -> Any:
+    """Make a moto-backed client handle one request at a time.
+
+    moto's in-process DynamoDB is not thread-safe: a cancelled `TransactWriteItems` restores a snapshot of the
+    table and can wipe writes other threads made meanwhile. Real DynamoDB applies each request atomically, so one
+    request at a time is the faithful model; threads still interleave freely *between* requests (reserve, call,
+    settle), which is where a read-then-write design would overspend.
+    """
+    lock = threading.Lock()
+    original = client._make_api_call
+
+    def call(operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return original(operation, params)
+
+    client._make_api_call = call
+    return client
 
 
 def tag_list(tags: Mapping[str, str], lower: bool = False) -> list[dict[str, str]]:

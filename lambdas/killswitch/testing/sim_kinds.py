@@ -11,7 +11,7 @@ from typing import Any
 
 from killswitch.kill.common import ClientFactory
 from killswitch.kill.kinds.iam import deny_policy_name
-from killswitch.kill.sim import tag_list
+from killswitch.testing.sim import tag_list
 
 # The shipped default of `iam_policies/deny-agent.json` (the stack deploys the file; the demo uses this copy).
 DEFAULT_DENY_POLICY: dict[str, Any] = {
