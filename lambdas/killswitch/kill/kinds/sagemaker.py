@@ -13,6 +13,9 @@ Discovery: the ARNs come from the shared Tagging API pages (`sagemaker:notebook-
 `processing-job`, `endpoint`); the live state comes from one paginated List call per kind and region (with the
 server-side `StatusEquals=InProgress` filter for jobs), matched to those ARNs. SageMaker lowercases names in some
 ARNs, so ARNs are compared case-insensitively and names are taken from the List results.
+
+IAM: approval and restore are ops commands (ops credentials); the kill Lambda's statements are discovery and
+`StopNotebookInstance` on notebooks carrying the `agent-name` tag, nothing that deletes or creates (`OPS_ACTIONS`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from killswitch import tags as T
 from killswitch.config import Action
 from killswitch.kill.common import ActResult, success
 from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan
@@ -38,10 +40,15 @@ SOURCE = "sagemaker.amazonaws.com"
 NOTEBOOK_STOPPABLE = {"InService", "Pending"}
 NOTEBOOK_STOPPED = {"Stopped", "Stopping"}
 ENDPOINT_GONE = {"Deleting", "Failed", "Deleted"}
-TAG_REQUESTED: Mapping[str, Any] = {"Null": {f"aws:RequestTag/{T.AGENT_NAME}": "false"}}
-RECREATE_WHY = (
-    "Endpoint and endpoint config names are not known in advance; re-creating an endpoint (and tagging it on create) "
-    "is conditioned on the request carrying the agent-name tag"
+# What `approve` and `restore` call: ops commands run with ops credentials, never in the kill Lambda, so its policy
+# holds only discovery and StopNotebookInstance (the README lists these for the ops role).
+OPS_ACTIONS = (
+    "sagemaker:StartNotebookInstance",
+    "sagemaker:StopTrainingJob",
+    "sagemaker:StopProcessingJob",
+    "sagemaker:DeleteEndpoint",
+    "sagemaker:CreateEndpoint",
+    "sagemaker:AddTags",
 )
 SAGEMAKER_WHY = (
     "Agent SageMaker resources run in every configured region and have unknown names; every write is conditioned on "
@@ -162,7 +169,7 @@ class SageMakerNotebooks(_SageMaker):
             IamGrant("Discover", ("sagemaker:ListNotebookInstances", "sagemaker:DescribeNotebookInstance")),
             IamGrant(
                 "StopTaggedSageMaker",
-                ("sagemaker:StopNotebookInstance", "sagemaker:StartNotebookInstance"),
+                ("sagemaker:StopNotebookInstance",),
                 (arn_of("notebook-instance", "*"),),
                 TAG_PRESENT,
                 SAGEMAKER_WHY,
@@ -238,14 +245,7 @@ class SageMakerTrainingJobs(_SageMakerJobs):
 
     def grants(self) -> list[IamGrant]:
         return [
-            IamGrant("Discover", ("sagemaker:ListTrainingJobs", "sagemaker:DescribeTrainingJob")),
-            IamGrant(
-                "StopTaggedSageMaker",
-                ("sagemaker:StopTrainingJob",),
-                (arn_of("training-job", "*"),),
-                TAG_PRESENT,
-                SAGEMAKER_WHY,
-            ),
+            IamGrant("Discover", ("sagemaker:ListTrainingJobs",)),
         ]
 
 
@@ -258,14 +258,7 @@ class SageMakerProcessingJobs(_SageMakerJobs):
 
     def grants(self) -> list[IamGrant]:
         return [
-            IamGrant("Discover", ("sagemaker:ListProcessingJobs", "sagemaker:DescribeProcessingJob")),
-            IamGrant(
-                "StopTaggedSageMaker",
-                ("sagemaker:StopProcessingJob",),
-                (arn_of("processing-job", "*"),),
-                TAG_PRESENT,
-                SAGEMAKER_WHY,
-            ),
+            IamGrant("Discover", ("sagemaker:ListProcessingJobs",)),
         ]
 
 
@@ -363,18 +356,5 @@ class SageMakerEndpoints(_SageMaker):
             IamGrant(
                 "Discover",
                 ("sagemaker:ListEndpoints", "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"),
-            ),
-            IamGrant("StopTaggedSageMaker", ("sagemaker:DeleteEndpoint",), (arn_of("endpoint", "*"),), TAG_PRESENT),
-            # Restore re-creates the endpoint from the endpoint config the kill kept, with the agent's tags (SageMaker
-            # authorizes tags on create as AddTags).
-            IamGrant(
-                "RecreateTaggedEndpoints",
-                ("sagemaker:CreateEndpoint",),
-                (arn_of("endpoint", "*"), arn_of("endpoint-config", "*")),
-                TAG_REQUESTED,
-                RECREATE_WHY,
-            ),
-            IamGrant(
-                "TagRecreatedEndpoints", ("sagemaker:AddTags",), (arn_of("endpoint", "*"),), TAG_REQUESTED, RECREATE_WHY
             ),
         ]
