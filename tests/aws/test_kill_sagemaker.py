@@ -11,7 +11,9 @@ from killswitch.config import ALL_ACTIONS, Action, KillSwitchConfig
 from killswitch.kill import sim
 from killswitch.kill.discover import Clients, discover
 from killswitch.kill.kinds import kinds_for
-from killswitch.kill.kinds.sagemaker import ENDPOINT, NOTEBOOK
+from killswitch.kill.kinds.base import ActContext
+from killswitch.kill.kinds.sagemaker import ENDPOINT, NOTEBOOK, SageMakerEndpoints
+from killswitch.kill.model import Resource
 from killswitch.kill.watch import RECHECK_EVENT
 from killswitch.results import Outcome
 from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine
@@ -93,6 +95,9 @@ def test_notebooks_stop_jobs_and_endpoints_wait_for_approval_and_restore_puts_ba
     assert got[proc].outcome is Outcome.SUCCESS and job_status(EAST, "processing", "summarizer-proc") == "Stopped"
     assert got[ep].outcome is Outcome.SUCCESS and got[ep].action == "delete"
     assert not endpoint_exists(aws, EAST, "summarizer-ep")
+    deleted = Resource(ENDPOINT, ep, EAST, name="summarizer-ep")
+    assert SageMakerEndpoints().still_running([deleted], ActContext(aws)) == {}  # verify: gone is not running
+    assert SageMakerEndpoints().still_running([Resource(ENDPOINT, other_ep, EAST, name="crawler-ep")], ActContext(aws))
     assert endpoint_exists(aws, EAST, "crawler-ep") and other_ep not in got
     texts = {s["resource_id"]: s["restore"] for s in eng.status(AGENT)[0]["resources"]}
     assert texts[train] == "nothing (a stopped training job cannot be resumed)"
@@ -177,3 +182,28 @@ def test_discovery_finds_only_the_agents_resources_and_prices_its_endpoints(aws:
     assert by_id[ep].resource_type == ENDPOINT
     assert by_id[ep].extra["hourly_usd"] == "0.7364"
     assert by_id[ep].extra["variants"] == [{"instance_type": "ml.g4dn.xlarge", "count": 1}]
+
+
+def test_an_endpoint_that_cannot_be_described_is_still_reported_and_blocks_nothing(
+    aws: Clients, example_config: KillSwitchConfig
+) -> None:
+    from botocore.exceptions import ClientError
+
+    ep = endpoint(aws, EAST, "summarizer-ep", t(AGENT))
+    nb = notebook(aws, EAST, "summarizer-nb", t(AGENT))
+    inner = aws("sagemaker", EAST)
+
+    class DeniedDescribe:
+        def describe_endpoint(self, **kw: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}}, "DescribeEndpoint")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+    eng, _, _ = engine(all_actions(example_config), Clients(overrides={("sagemaker", EAST): DeniedDescribe()}))
+    report = eng.kill(AGENT)
+
+    got = results(report)
+    assert got[ep].outcome is Outcome.NEEDS_APPROVAL and "price unknown" in got[ep].message
+    assert "AccessDeniedException" in got[ep].message
+    assert got[nb].outcome is Outcome.SUCCESS

@@ -21,10 +21,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from killswitch import tags as T
 from killswitch.kill.discover import arn_type
 from killswitch.kill.kinds.rds import RDS_INSTANCE, RdsInstances
-from killswitch.kill.kinds.sagemaker import ENDPOINT, NOTEBOOK, endpoint_variants, listed
+from killswitch.kill.kinds.sagemaker import ENDPOINT, NOTEBOOK, endpoint_variants, gone, listed
 from killswitch.kill.model import Resource
 from killswitch.meter.compute import RunningUnit
 
@@ -123,7 +125,12 @@ class ManagedComputeSource:
                 client, "list_endpoints", "Endpoints", "EndpointArn", by_type[ENDPOINT], StatusEquals="InService"
             ):
                 arn = ep["TaggingArn"]
-                _, variants, _ = endpoint_variants(client, ep["EndpointName"])
+                try:
+                    _, variants, _ = endpoint_variants(client, ep["EndpointName"])
+                except ClientError as exc:
+                    if gone(exc):
+                        continue  # deleted since it was listed: nothing runs
+                    raise
                 items: dict[str, float] = defaultdict(float)
                 for v in variants:
                     items[f"sagemaker:{v['instance_type'] or 'serverless'}"] += float(v["count"])

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
+from killswitch import aws
 from killswitch.config import Action
 from killswitch.kill.common import ActResult, success
 from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan
@@ -91,8 +92,15 @@ def endpoint_variants(client: Any, endpoint: str) -> tuple[str, list[dict[str, A
     return config_name, variants, str(ep.get("EndpointStatus", ""))
 
 
+def gone(exc: ClientError) -> bool:
+    """SageMaker answers a describe of something deleted with ValidationException "Could not find ...", not NotFound."""
+    return "Could not find" in str(exc)
+
+
 def hourly_usd(region: str, variants: Sequence[Mapping[str, Any]], prices: HourlyPrices) -> Decimal | None:
     """USD per hour of an endpoint's instances; None when a variant has no priced instance type (serverless)."""
+    if not variants:
+        return None
     total = Decimal(0)
     for v in variants:
         rate = prices.hourly(region, f"sagemaker:{v['instance_type']}") if v["instance_type"] else None
@@ -281,7 +289,13 @@ class SageMakerEndpoints(_SageMaker):
         out = []
         for i in listed(client, "list_endpoints", "Endpoints", "EndpointArn", scan.arns_of(ENDPOINT)):
             name = i["EndpointName"]
-            config_name, variants, state = endpoint_variants(client, name)
+            try:
+                config_name, variants, state = endpoint_variants(client, name)
+            except ClientError as exc:
+                if gone(exc):
+                    continue  # deleted since it was listed
+                # unreadable (permission, config gone): still reported, its cost unknown, never blocks the others
+                config_name, variants, state = "", [], f"unreadable ({aws.error_code(exc)})"
             hourly = hourly_usd(scan.region, variants, prices)
             out.append(
                 Resource(
@@ -334,6 +348,11 @@ class SageMakerEndpoints(_SageMaker):
         )
         return f"endpoint re-created from endpoint config {config_name}"
 
+    def not_restorable(self, entry: Any) -> str | None:
+        if entry.resource.extra.get("endpoint_config"):
+            return None
+        return "its endpoint config could not be read when it was deleted: re-create the endpoint by hand"
+
     def restore_text(self, entry: Any) -> str:
         return f"re-create endpoint from endpoint config {entry.resource.extra.get('endpoint_config') or '?'}"
 
@@ -343,7 +362,7 @@ class SageMakerEndpoints(_SageMaker):
             try:
                 got = ctx.clients("sagemaker", r.region).describe_endpoint(EndpointName=self._name(r))
             except ClientError as exc:
-                if "Could not find" in str(exc):  # deleted (SageMaker says ValidationException, not NotFound)
+                if gone(exc):
                     continue
                 raise
             state = str(got.get("EndpointStatus", ""))
