@@ -51,6 +51,7 @@ class Action(StrEnum):
     DENY_IAM = "deny_iam"
     STOP_LAMBDA = "stop_lambda"
     STOP_RDS = "stop_rds"
+    STOP_SAGEMAKER = "stop_sagemaker"
 
 
 ALL_ACTIONS: tuple[Action, ...] = tuple(Action)

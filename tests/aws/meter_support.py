@@ -15,6 +15,7 @@ from killswitch.kill.ledger import InMemoryKillLedger
 from killswitch.kill.publish import MemoryPublisher
 from killswitch.meter.callers import CallerDirectory, IamTagReader
 from killswitch.meter.compute import Ec2Source, FargateSource, SnapshotPrices
+from killswitch.meter.managed import ManagedComputeSource
 from killswitch.meter.pricing import RecordPricer, StaticProfileResolver
 from killswitch.meter.records import encode_subscription_event, invocation_log
 from killswitch.meter.service import Meter
@@ -82,7 +83,7 @@ def wire(clients: Any, cfg: KillSwitchConfig | None = None, *, now: datetime = N
         engine,
         pricer=RecordPricer(default_prices(), StaticProfileResolver()),
         callers=CallerDirectory(IamTagReader(boto3.client("iam")), ACCOUNT),
-        compute_sources=[Ec2Source(clients), FargateSource(clients)],
+        compute_sources=[Ec2Source(clients), FargateSource(clients), ManagedComputeSource(clients)],
         compute_prices=SnapshotPrices(),
         state=LedgerMeterState(store),
         clock=lambda: now,

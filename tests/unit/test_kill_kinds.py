@@ -49,3 +49,27 @@ def test_watch_events_name_the_calls_that_start_compute() -> None:
 def test_a_kind_without_overrides_does_nothing_to_aws() -> None:
     assert Kind().still_running([], None) == {}  # type: ignore[arg-type]
     assert Kind().grants() == []
+
+
+def test_sagemaker_endpoint_cost_is_unknown_when_a_variant_has_no_priced_instance_type() -> None:
+    from decimal import Decimal
+
+    from killswitch.kill.kinds.sagemaker import hourly_usd
+    from killswitch.meter.compute import SnapshotPrices
+
+    prices = SnapshotPrices()
+    two = [{"instance_type": "ml.m5.large", "count": 2}]
+    assert hourly_usd("us-east-1", two, prices) == Decimal("0.230")
+    assert hourly_usd("us-east-1", [*two, {"instance_type": "", "count": 0}], prices) is None  # serverless
+    assert hourly_usd("us-east-1", [{"instance_type": "ml.unknown", "count": 1}], prices) is None
+
+
+def test_the_kill_lambda_may_stop_notebooks_but_never_delete_or_create_sagemaker_resources() -> None:
+    from killswitch.kill.kinds.sagemaker import OPS_ACTIONS
+
+    granted = {a for g in kinds.iam_grants() for a in g.actions}
+    assert "sagemaker:StopNotebookInstance" in granted
+    assert granted.isdisjoint(OPS_ACTIONS)
+    assert {"CreateNotebookInstance", "StartNotebookInstance", "CreateEndpoint"} <= set(
+        kinds.watch_events()["sagemaker.amazonaws.com"]
+    )

@@ -212,3 +212,37 @@ def test_result_event_lists_are_capped_for_sns() -> None:
     event = report.to_event()
     assert len(event["failures"]) == 100 and event["failures_total"] == 1500
     assert len(json.dumps(event).encode()) < 256 * 1024
+
+
+def test_a_kind_can_require_approval_for_its_own_resources_and_approval_lifts_it() -> None:
+    from killswitch.kill.kinds.sagemaker import ENDPOINT, NOTEBOOK, TRAINING_JOB
+
+    endpoint = res(
+        ENDPOINT,
+        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/summarizer-ep",
+        state="InService",
+        name="summarizer-ep",
+        extra={
+            "endpoint_config": "summarizer-config",
+            "variants": [{"instance_type": "ml.g4dn.xlarge", "count": 3}],
+            "hourly_usd": "2.2092",
+        },
+    )
+    job = res(TRAINING_JOB, "arn:aws:sagemaker:us-east-1:123456789012:training-job/t1", state="InProgress")
+    notebook = res(NOTEBOOK, "arn:aws:sagemaker:us-east-1:123456789012:notebook-instance/nb", state="InService")
+    a = agent(actions=[Action.STOP_SAGEMAKER])
+
+    plan = plan_kill(a, [endpoint, job, notebook], limit=10)
+    acts = {d.resource.resource_type: d for d in plan.decisions}
+    assert acts[ENDPOINT].act is Act.NEEDS_APPROVAL and acts[ENDPOINT].intended is Act.DELETE
+    assert "$2.21/h (3 × ml.g4dn.xlarge)" in acts[ENDPOINT].reason
+    assert "summarizer-config" in acts[ENDPOINT].reason
+    assert acts[TRAINING_JOB].act is Act.NEEDS_APPROVAL and "cannot be resumed" in acts[TRAINING_JOB].reason
+    assert acts[NOTEBOOK].act is Act.STOP  # restorable: no approval needed
+
+    approved = {
+        d.resource.resource_type: d.act for d in plan_kill(a, [endpoint, job], limit=10, approved=True).decisions
+    }
+    assert approved == {ENDPOINT: Act.DELETE, TRAINING_JOB: Act.STOP}
+    exempt = res(TRAINING_JOB, "t2", tags={"agent-name": AGENT, "killswitch:exempt": "true"}, state="InProgress")
+    assert plan_kill(a, [exempt], limit=10).decisions[0].act is Act.SKIP  # exempt wins over any approval rule

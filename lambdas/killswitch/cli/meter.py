@@ -22,6 +22,7 @@ from killswitch.cli.ops import CliError, ConfigOpt, JsonOpt, TableOpt, console, 
 from killswitch.guard.prices import default_prices
 from killswitch.meter.callers import CallerDirectory, IamTagReader
 from killswitch.meter.compute import Ec2Source, FargateSource, HourlyPrices, PriceListPrices, SnapshotPrices
+from killswitch.meter.managed import ManagedComputeSource
 from killswitch.meter.pricing import BedrockProfileResolver, RecordPricer
 from killswitch.meter.service import Meter, MeterReport
 from killswitch.meter.store import LedgerMeterState, LedgerPriceCache
@@ -46,7 +47,7 @@ def build_cli_meter(config_path: Path | None, table: str | None, *, dry_run: boo
             default_prices(), BedrockProfileResolver(lambda r: eng.clients("bedrock", r or config.deploy_region))
         ),
         callers=CallerDirectory(IamTagReader(aws.client("iam", session=session)), account, ttl_seconds=ttl),
-        compute_sources=[Ec2Source(eng.clients), FargateSource(eng.clients)],
+        compute_sources=[Ec2Source(eng.clients), FargateSource(eng.clients), ManagedComputeSource(eng.clients)],
         compute_prices=prices,
         state=LedgerMeterState(store),
     )

@@ -29,6 +29,7 @@ from killswitch.kill.engine import KillEngine
 from killswitch.meter import logging_setup
 from killswitch.meter.callers import CallerDirectory, IamTagReader
 from killswitch.meter.compute import Ec2Source, FargateSource, PriceListPrices
+from killswitch.meter.managed import ManagedComputeSource
 from killswitch.meter.pricing import BedrockProfileResolver, RecordPricer
 from killswitch.meter.service import Meter, MeterReport
 from killswitch.meter.store import LedgerMeterState, LedgerPriceCache
@@ -64,7 +65,7 @@ def build_meter(env: KillSwitchEnv, account_id: str | None, *, engine: KillEngin
         eng,
         pricer=RecordPricer(default_prices(), profiles),
         callers=callers,
-        compute_sources=[Ec2Source(eng.clients), FargateSource(eng.clients)],
+        compute_sources=[Ec2Source(eng.clients), FargateSource(eng.clients), ManagedComputeSource(eng.clients)],
         compute_prices=prices,
         state=LedgerMeterState(store),
     )

@@ -39,6 +39,7 @@ class Act(StrEnum):
     DENY = "deny"  # IAM role/user: the deny policy attached
     THROTTLE = "throttle"  # Lambda function: reserved concurrency 0
     DISABLE = "disable"  # Batch job queue
+    DELETE = "delete"  # SageMaker endpoint, after approval (restore re-creates it from its endpoint config)
     SKIP = "skip"
     NEEDS_APPROVAL = "needs_approval"
 

@@ -30,7 +30,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from killswitch import tags as T
-from killswitch.kill.discover import chunks
+from killswitch.kill.common import chunks
 
 EC2_INSTANCE_KIND = "ec2_instance"
 FARGATE_TASK_KIND = "fargate_task"

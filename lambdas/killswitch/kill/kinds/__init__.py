@@ -18,6 +18,12 @@ from killswitch.kill.kinds.ec2 import Ec2Instances
 from killswitch.kill.kinds.ecs import EcsServices, EcsTasks
 from killswitch.kill.kinds.iam import IamRoles, IamUsers
 from killswitch.kill.kinds.rds import RdsClusters, RdsInstances
+from killswitch.kill.kinds.sagemaker import (
+    SageMakerEndpoints,
+    SageMakerNotebooks,
+    SageMakerProcessingJobs,
+    SageMakerTrainingJobs,
+)
 
 REGISTRY: tuple[Kind, ...] = (
     IamRoles(),
@@ -29,6 +35,10 @@ REGISTRY: tuple[Kind, ...] = (
     LambdaFunctions(),
     RdsClusters(),
     RdsInstances(),
+    SageMakerNotebooks(),
+    SageMakerTrainingJobs(),
+    SageMakerProcessingJobs(),
+    SageMakerEndpoints(),
     SandboxAccounts(),
 )
 KINDS: dict[str, Kind] = {k.resource_type: k for k in REGISTRY}

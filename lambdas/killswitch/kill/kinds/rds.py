@@ -26,6 +26,17 @@ RDS_WHY = (
 )
 
 
+def _instance_extra(item: dict[str, Any]) -> dict[str, Any]:
+    """The cluster an instance belongs to (handled through it), and what the meter prices it by."""
+    return {
+        "cluster": item.get("DBClusterIdentifier"),
+        "instance_class": item.get("DBInstanceClass", ""),
+        "engine": item.get("Engine", ""),
+        "multi_az": bool(item.get("MultiAZ")),
+        "created": str(item.get("InstanceCreateTime") or ""),
+    }
+
+
 class _Rds(Kind):
     config_action = Action.STOP_RDS
     kill_act = Act.STOP
@@ -35,7 +46,7 @@ class _Rds(Kind):
     id_key: ClassVar[str]
     status_key: ClassVar[str]
 
-    def _describe(self, client: Any, region: str, arns: list[str], tagged: dict[str, dict[str, str]]) -> list[Resource]:
+    def describe(self, client: Any, region: str, arns: list[str], tagged: dict[str, dict[str, str]]) -> list[Resource]:
         out = []
         for batch in chunks(arns, 100):
             resp = getattr(client, f"describe_{self._op()}s")(Filters=[{"Name": self.filter_name, "Values": batch}])
@@ -50,14 +61,14 @@ class _Rds(Kind):
                         tags=tags,
                         state=str(item.get(self.status_key, "")),
                         name=item[self.id_key],
-                        extra={"cluster": item.get("DBClusterIdentifier")} if self.noun == "DBInstance" else {},
+                        extra=_instance_extra(item) if self.noun == "DBInstance" else {},
                     )
                 )
         return out
 
     def discover(self, scan: RegionScan) -> list[Resource]:
         arns = scan.arns_of(self.tagging_type)
-        return self._describe(scan.clients("rds", scan.region), scan.region, arns, scan.tagged) if arns else []
+        return self.describe(scan.clients("rds", scan.region), scan.region, arns, scan.tagged) if arns else []
 
     def state_skip(self, r: Resource, rules: PlanRules) -> str | None:
         if r.state in DONE_STATES:
@@ -91,7 +102,7 @@ class _Rds(Kind):
         for r in resources:
             by_region.setdefault(r.region, []).append(r.resource_id)
         for region, arns in by_region.items():
-            for r in self._describe(ctx.clients("rds", region), region, arns, {}):
+            for r in self.describe(ctx.clients("rds", region), region, arns, {}):
                 if r.state not in DONE_STATES:
                     out[r.key] = f"database {r.state}"
         return out
