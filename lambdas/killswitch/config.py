@@ -51,6 +51,8 @@ class Action(StrEnum):
     DENY_IAM = "deny_iam"
     STOP_LAMBDA = "stop_lambda"
     STOP_RDS = "stop_rds"
+    SCALE_EKS = "scale_eks"
+    STOP_BATCH = "stop_batch"
 
 
 ALL_ACTIONS: tuple[Action, ...] = tuple(Action)

@@ -14,17 +14,22 @@ from killswitch.kill.kinds.account import SandboxAccounts
 from killswitch.kill.kinds.asg import AutoScalingGroups
 from killswitch.kill.kinds.awslambda import LambdaFunctions
 from killswitch.kill.kinds.base import ActContext, IamGrant, Kind, PlanRules, RegionScan
+from killswitch.kill.kinds.batch import BatchJobQueues, BatchJobs
 from killswitch.kill.kinds.ec2 import Ec2Instances
 from killswitch.kill.kinds.ecs import EcsServices, EcsTasks
+from killswitch.kill.kinds.eks import EksNodegroups
 from killswitch.kill.kinds.iam import IamRoles, IamUsers
 from killswitch.kill.kinds.rds import RdsClusters, RdsInstances
 
 REGISTRY: tuple[Kind, ...] = (
     IamRoles(),
     IamUsers(),
+    BatchJobQueues(),  # no new Batch jobs first
     AutoScalingGroups(),
+    EksNodegroups(),
     EcsServices(),
     EcsTasks(),
+    BatchJobs(),
     Ec2Instances(),
     LambdaFunctions(),
     RdsClusters(),

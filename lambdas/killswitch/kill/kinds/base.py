@@ -8,7 +8,8 @@ Contract of a kind:
 - `discover(scan)` returns the resources of the agent in one region (`scan.arns` holds what the shared Resource
   Groups Tagging API pages found for the kind's `tagging_type`; kinds the Tagging API cannot list read their own
   service, always with a server-side tag filter where the service has one). Never mutates AWS.
-- `state_skip(r, rules)` is the pure plan rule: a reason to skip the resource in its current state, or None.
+- `state_skip(r, rules)` is the pure plan rule: a reason to skip the resource in its current state, or None;
+  `approval_reason(r)` a reason it always needs approval (a Batch job: terminating it loses its work), or None.
 - `act(decisions, ctx)` changes AWS for the decisions of this kind and returns one `ActResult` per decision; an
   AWS error of one resource becomes that resource's error result with the AWS error code, never an exception.
 - `restore(entries, ctx)` puts back the recorded prior state; `not_restorable(entry)` says why not, when not.
@@ -64,6 +65,7 @@ class RegionScan:
     arns: dict[str, list[str]] = field(default_factory=dict)  # tagging type → ARNs
     tagged: dict[str, dict[str, str]] = field(default_factory=dict)  # ARN → tags from the Tagging API page
     client_region: str = ""  # the region to call a global service in
+    shared: dict[str, Any] = field(default_factory=dict)  # reads one kind's discovery shares with the next (Batch)
 
     def arns_of(self, tagging_type: str | None) -> list[str]:
         return sorted(set(self.arns.get(tagging_type or "", [])))
@@ -101,6 +103,10 @@ class Kind:
 
     def act_reason(self, r: Resource) -> str:
         return f"{r.state or 'running'}"
+
+    def approval_reason(self, r: Resource) -> str | None:
+        """Why this resource always waits for `killswitch approve` (work that cannot be restored), or None."""
+        return None
 
     # -- act / restore ---------------------------------------------------------------------------------------
     def act(self, decisions: Sequence[Decision], ctx: ActContext) -> list[ActResult]:
