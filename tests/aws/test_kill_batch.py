@@ -217,3 +217,89 @@ def test_a_queue_created_or_enabled_after_the_kill_is_disabled_by_the_watch(
     assert any(r.resource_id == late and r.outcome is Outcome.SUCCESS for r in watch.summary.results)
     eng.restore(AGENT)
     assert state(aws, "summarizer") == "ENABLED" and state(aws, "summarizer-late") == "ENABLED"
+
+
+class ScalingBatch:
+    """moto accepts UpdateComputeEnvironment but ignores `computeResources` (a TODO in moto 5.2): this applies them to
+    moto's environment as AWS does, so that the test reads back what the kill and restore set."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.updates: list[dict[str, Any]] = []
+
+    def update_compute_environment(self, **kw: Any) -> Any:
+        self.updates.append(kw)
+        out = self.inner.update_compute_environment(**kw)
+        env = batch_backends[ACCOUNT][EAST].get_compute_environment(kw["computeEnvironment"])
+        assert env is not None
+        env.compute_resources.update(kw.get("computeResources") or {})
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def managed_environment(c: Clients, name: str, tags: dict[str, str], fargate: bool = False) -> str:
+    subnet, sg = sim.network(c, EAST)
+    iam = c("iam", EAST)
+    if not iam.list_instance_profiles()["InstanceProfiles"]:
+        iam.create_instance_profile(InstanceProfileName="batch-instance")
+        iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument=json.dumps(BATCH_TRUST))
+    profile = iam.list_instance_profiles()["InstanceProfiles"][0]["Arn"]
+    resources: dict[str, Any] = {"type": "FARGATE", "maxvCpus": 16, "subnets": [subnet], "securityGroupIds": [sg]}
+    if not fargate:
+        resources |= {"type": "EC2", "minvCpus": 2, "desiredvCpus": 2, "instanceTypes": ["m5.large"]}
+        resources["instanceRole"] = profile
+    resp = c("batch", EAST).create_compute_environment(
+        computeEnvironmentName=name,
+        type="MANAGED",
+        serviceRole=iam.get_role(RoleName="batch-service")["Role"]["Arn"],
+        computeResources=resources,
+        tags=tags,
+    )
+    return str(resp["computeEnvironmentArn"])
+
+
+def vcpus(c: Clients, name: str) -> tuple[int | None, int]:
+    ce = c("batch", EAST).describe_compute_environments(computeEnvironments=[name])["computeEnvironments"][0]
+    cr = ce["computeResources"]
+    return cr.get("minvCpus"), int(cr["maxvCpus"])
+
+
+def test_managed_compute_environments_go_to_zero_vcpus_and_restore_puts_min_and_max_back(
+    aws: Clients, example_config: KillSwitchConfig
+) -> None:
+    t = sim.agent_tags
+    ec2 = managed_environment(aws, "summarizer-ec2", t(AGENT))
+    fargate = managed_environment(aws, "summarizer-fargate", t(AGENT), fargate=True)
+    managed_environment(aws, "crawler-ec2", t(OTHER))
+    exempt = managed_environment(aws, "summarizer-keep", t(AGENT, **{"killswitch:exempt": "true"}))
+    role = aws("iam", EAST).get_role(RoleName="batch-service")["Role"]["Arn"]
+    unmanaged = aws("batch", EAST).create_compute_environment(
+        computeEnvironmentName="summarizer-own", type="UNMANAGED", serviceRole=role, tags=t(AGENT)
+    )["computeEnvironmentArn"]
+    batch = ScalingBatch(aws("batch", EAST))
+    eng, _, _ = engine(all_actions(example_config), Clients(overrides={("batch", EAST): batch}))
+
+    report = eng.kill(AGENT)
+
+    got = {r.resource_id: r for r in report.summary.results}
+    assert got[ec2].outcome is Outcome.SUCCESS and got[ec2].action == "scale_to_zero"
+    assert got[fargate].outcome is Outcome.SUCCESS
+    assert vcpus(aws, "summarizer-ec2") == (0, 0)
+    assert vcpus(aws, "summarizer-fargate") == (None, 0)  # Fargate has no min vCPUs: only max is sent
+    assert vcpus(aws, "crawler-ec2") == (2, 16) and vcpus(aws, "summarizer-keep") == (2, 16)
+    assert got[exempt].outcome is Outcome.NO_ACTION
+    assert got[unmanaged].outcome is Outcome.NO_ACTION and "stop_ec2" in got[unmanaged].message
+    assert [u["computeEnvironment"] for u in batch.updates] == [ec2, fargate]
+    assert report.verification == "verified"
+    assert all("desiredvCpus" not in u["computeResources"] for u in batch.updates)  # the API cannot lower it
+
+    second = eng.kill(AGENT)
+    assert len(batch.updates) == 2 and not [r for r in second.summary.results if r.outcome is Outcome.SUCCESS]
+
+    restored = eng.restore(AGENT)
+    assert restored.status == "restored"
+    assert vcpus(aws, "summarizer-ec2") == (2, 16)
+    assert vcpus(aws, "summarizer-fargate") == (None, 16)
+    assert vcpus(aws, "crawler-ec2") == (2, 16)

@@ -14,7 +14,7 @@ from killswitch.kill.kinds.account import SandboxAccounts
 from killswitch.kill.kinds.asg import AutoScalingGroups
 from killswitch.kill.kinds.awslambda import LambdaFunctions
 from killswitch.kill.kinds.base import ActContext, IamGrant, Kind, PlanRules, RegionScan
-from killswitch.kill.kinds.batch import BatchJobQueues, BatchJobs
+from killswitch.kill.kinds.batch import BatchComputeEnvironments, BatchJobQueues, BatchJobs
 from killswitch.kill.kinds.ec2 import Ec2Instances
 from killswitch.kill.kinds.ecs import EcsServices, EcsTasks
 from killswitch.kill.kinds.eks import EksNodegroups
@@ -30,6 +30,7 @@ REGISTRY: tuple[Kind, ...] = (
     EcsServices(),
     EcsTasks(),
     BatchJobs(),
+    BatchComputeEnvironments(),
     Ec2Instances(),
     LambdaFunctions(),
     RdsClusters(),

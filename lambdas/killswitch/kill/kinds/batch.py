@@ -1,4 +1,4 @@
-"""AWS Batch (`stop_batch`): the agent's job queues disabled, its queued and running jobs terminated with approval.
+"""AWS Batch (`stop_batch`): queues disabled, compute environments at 0 vCPUs, jobs terminated only with approval.
 
 - Job queues tagged `agent-name` get `UpdateJobQueue(state=DISABLED)`: a disabled queue takes no new jobs. Restore
   enables only the queues this kill disabled (a queue already disabled is skipped, so it is never recorded).
@@ -8,10 +8,13 @@
   (`killswitch:exempt`, `killswitch:criticality`, another `agent-name`, the `agent-run-id` of a run-scoped kill).
   The kill Lambda never terminates a job itself (approval runs with ops credentials), so it has no
   `batch:TerminateJob` permission.
+- Managed compute environments tagged `agent-name` get min and max vCPUs 0 (restored exactly; see
+  `BatchComputeEnvironments`).
 
 Discovery: moto's Resource Groups Tagging API does not list Batch resources and Batch has no server-side tag filter,
-but `DescribeJobQueues` returns the tags with each queue (100 per page): one call for a region without queues. Jobs
-cost one `ListJobs` per status and queue of the agent, and one `DescribeJobs` per 100 jobs (for their own tags).
+but `DescribeJobQueues` / `DescribeComputeEnvironments` return the tags (100 per page): one call each for a region
+without Batch. Jobs cost one `ListJobs` per status and queue of the agent, and one `DescribeJobs` per 100 jobs (for
+their own tags).
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from killswitch.kill.model import Act, Decision, Resource
 
 BATCH_QUEUE = "batch:job-queue"
 BATCH_JOB = "batch:job"
+BATCH_CE = "batch:compute-environment"
 QUEUES = "arn:{partition}:batch:*:{account}:job-queue/*"
+ENVIRONMENTS = "arn:{partition}:batch:*:{account}:compute-environment/*"
 ACTIVE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
-QUEUE_GONE = {"DELETING", "DELETED"}
+GONE = {"DELETING", "DELETED"}
 DESCRIBE_JOBS_BATCH = 100
 SHARED_QUEUES = "batch:agent-queues"
 BATCH_WHY = (
@@ -76,8 +81,6 @@ class BatchJobQueues(Kind):
         ("batch.amazonaws.com", "CreateJobQueue"),
         ("batch.amazonaws.com", "UpdateJobQueue"),
         ("batch.amazonaws.com", "SubmitJob"),
-        ("batch.amazonaws.com", "CreateComputeEnvironment"),
-        ("batch.amazonaws.com", "UpdateComputeEnvironment"),
     )
 
     def discover(self, scan: RegionScan) -> list[Resource]:
@@ -85,7 +88,7 @@ class BatchJobQueues(Kind):
 
     def state_skip(self, r: Resource, rules: PlanRules) -> str | None:
         status = str(r.extra.get("status", ""))
-        if status in QUEUE_GONE:
+        if status in GONE:
             return f"job queue is {status}"
         return "job queue already disabled" if r.state == "DISABLED" else None
 
@@ -177,3 +180,109 @@ class BatchJobs(Kind):
 
     def restore_text(self, entry: Any) -> str:
         return "nothing (a terminated Batch job cannot be restarted; resubmit it)"
+
+
+def environment_resource(ce: dict[str, Any], region: str) -> Resource:
+    cr = ce.get("computeResources") or {}
+    return Resource(
+        resource_type=BATCH_CE,
+        resource_id=ce["computeEnvironmentArn"],
+        region=region,
+        tags=dict(ce.get("tags") or {}),
+        state=str(ce.get("state", "")),
+        name=ce["computeEnvironmentName"],
+        min_size=int(cr.get("minvCpus", 0)),
+        max_size=int(cr.get("maxvCpus", 0)),
+        desired_count=int(cr.get("desiredvCpus", 0)),
+        extra={"type": ce.get("type", ""), "compute": cr.get("type", ""), "status": ce.get("status", "")},
+    )
+
+
+def is_fargate(r: Resource) -> bool:
+    return str(r.extra.get("compute", "")).startswith("FARGATE")
+
+
+class BatchComputeEnvironments(Kind):
+    """Managed compute environments tagged `agent-name`: min and max vCPUs 0, so Batch launches nothing (the held
+    jobs that wait for approval do not run meanwhile) and scales in what is idle. Restore: min and max as recorded;
+    desired vCPUs stay Batch's (the API can raise them but never lower them, and Batch sets them from demand).
+    Fargate environments have only max vCPUs. Unmanaged ones are the agent's own instances (`stop_ec2`)."""
+
+    resource_type = BATCH_CE
+    config_action = Action.STOP_BATCH
+    kill_act = Act.SCALE_TO_ZERO
+    restore_action = "restore_vcpus"
+    watch_events = (
+        ("batch.amazonaws.com", "CreateComputeEnvironment"),
+        ("batch.amazonaws.com", "UpdateComputeEnvironment"),
+    )
+
+    def _describe(self, client: Any, **kw: Any) -> list[dict[str, Any]]:
+        pages = client.get_paginator("describe_compute_environments").paginate(**kw)
+        return [ce for page in pages for ce in page.get("computeEnvironments", [])]
+
+    def discover(self, scan: RegionScan) -> list[Resource]:
+        return [
+            environment_resource(ce, scan.region)
+            for ce in self._describe(scan.clients("batch", scan.region))
+            if (ce.get("tags") or {}).get(T.AGENT_NAME) == scan.agent
+        ]
+
+    def state_skip(self, r: Resource, rules: PlanRules) -> str | None:
+        if r.extra.get("type") != "MANAGED":
+            return "unmanaged compute environment: its instances are the agent's EC2 instances (stop_ec2)"
+        if str(r.extra.get("status", "")) in GONE:
+            return f"compute environment is {r.extra['status']}"
+        if r.max_size == 0 and (r.min_size == 0 or is_fargate(r)):
+            return "already scaled to zero"
+        return None
+
+    def act_reason(self, r: Resource) -> str:
+        return f"vCPUs min {r.min_size}/max {r.max_size} → 0 (desired {r.desired_count}: Batch scales in)"
+
+    def _vcpus(self, r: Resource, min_vcpus: int, max_vcpus: int) -> dict[str, int]:
+        return {"maxvCpus": max_vcpus} if is_fargate(r) else {"minvCpus": min_vcpus, "maxvCpus": max_vcpus}
+
+    def act_one(self, d: Decision, ctx: ActContext) -> ActResult:
+        r = d.resource
+        ctx.clients("batch", r.region).update_compute_environment(
+            computeEnvironment=r.resource_id, computeResources=self._vcpus(r, 0, 0)
+        )
+        return ActResult(d, success(d, f"vCPUs min {r.min_size}/max {r.max_size} → 0"))
+
+    def restore_one(self, entry: Any, ctx: ActContext) -> str:
+        r = entry.resource
+        ctx.clients("batch", r.region).update_compute_environment(
+            computeEnvironment=r.resource_id, computeResources=self._vcpus(r, r.min_size or 0, r.max_size or 0)
+        )
+        return f"vCPUs min {r.min_size}/max {r.max_size}"
+
+    def restore_text(self, entry: Any) -> str:
+        r = entry.resource
+        return f"vCPUs min {r.min_size}/max {r.max_size} (desired: Batch's)"
+
+    def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
+        """Max (and min) 0 is the stop; instances still running scale in as they go idle, like EC2 `stopping`."""
+        out: dict[tuple[str, str], str] = {}
+        by_region: dict[str, list[str]] = {}
+        for r in resources:
+            by_region.setdefault(r.region, []).append(r.resource_id)
+        for region, arns in by_region.items():
+            for batch in chunks(arns, 100):
+                for ce in self._describe(ctx.clients("batch", region), computeEnvironments=batch):
+                    now = environment_resource(ce, region)
+                    if now.max_size or (now.min_size and not is_fargate(now)):
+                        out[now.key] = f"vCPUs min {now.min_size}/max {now.max_size}"
+        return out
+
+    def grants(self) -> list[IamGrant]:
+        return [
+            IamGrant("Discover", ("batch:DescribeComputeEnvironments",)),
+            IamGrant(
+                "ScaleTaggedBatchEnvironments",
+                ("batch:UpdateComputeEnvironment",),
+                (ENVIRONMENTS,),
+                TAG_PRESENT,
+                BATCH_WHY,
+            ),
+        ]
