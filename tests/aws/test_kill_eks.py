@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
 from killswitch.kill import sim
 from killswitch.kill.discover import Clients
-from killswitch.kill.kinds.eks import EKS_NODEGROUP
+from killswitch.kill.kinds.base import RegionScan
+from killswitch.kill.kinds.eks import EKS_NODEGROUP, EksNodegroups
 from killswitch.kill.model import Operation
 from killswitch.kill.watch import CLOUDTRAIL_DETAIL_TYPE
 from killswitch.results import Outcome
@@ -179,3 +180,33 @@ def test_a_node_group_scaled_up_after_the_kill_is_scaled_down_again_and_restore_
     eng.restore(AGENT)
     assert scaling(aws, "shared", "summarizer-a") == (1, 4, 2)  # the values from before the kill
     assert scaling(aws, "shared", "summarizer-late") == (1, 2, 1)
+
+
+def test_verify_reports_a_node_group_that_is_still_scaled_up_and_skips_one_deleted_meanwhile(
+    aws: Clients, example_config: KillSwitchConfig
+) -> None:
+    cluster(aws, "shared")
+    ng = nodegroup(aws, "shared", "summarizer-a", sim.agent_tags(AGENT), min=1, max=4, desired=2)
+    inner = aws("eks", EAST)
+
+    class IgnoringEks:
+        """Answers OK but the node group keeps its size (what verify exists to catch)."""
+
+        def update_nodegroup_config(self, **kw: Any) -> dict[str, Any]:
+            return {"update": {}}
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+    eng, _, _ = engine(all_actions(example_config), Clients(overrides={("eks", EAST): IgnoringEks()}))
+    report = eng.kill(AGENT)
+    assert report.verification == "not_verified"
+    assert report.still_running == [{"resource_id": ng, "region": EAST, "why": "desired size 2"}]
+
+    resource = next(r for r in EksNodegroups().discover(scan(aws)) if r.resource_id == ng)
+    aws("eks", EAST).delete_nodegroup(clusterName="shared", nodegroupName="summarizer-a")
+    assert EksNodegroups().still_running([resource], eng.act_context()) == {}
+
+
+def scan(c: Clients) -> RegionScan:
+    return RegionScan(AGENT, EAST, c, [{"Key": "agent-name", "Values": [AGENT]}])

@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from killswitch import aws
 from killswitch import tags as T
 from killswitch.config import Action
-from killswitch.kill.common import ActResult, success
+from killswitch.kill.common import ActResult, AwsError, success
 from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan
 from killswitch.kill.model import Act, Decision, Resource
 
@@ -105,7 +106,12 @@ class EksNodegroups(Kind):
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
         out: dict[tuple[str, str], str] = {}
         for r in resources:
-            ng = describe(ctx.clients("eks", r.region), r.cluster or "", r.name)
+            try:
+                ng = describe(ctx.clients("eks", r.region), r.cluster or "", r.name)
+            except AwsError as exc:
+                if aws.error_code(exc) == "ResourceNotFoundException":
+                    continue  # deleted meanwhile: nothing runs
+                raise
             desired = int((ng.get("scalingConfig") or {}).get("desiredSize", 0))
             if desired > 0:
                 out[r.key] = f"desired size {desired}"
