@@ -52,6 +52,8 @@ class Action(StrEnum):
     STOP_LAMBDA = "stop_lambda"
     STOP_RDS = "stop_rds"
     STOP_SAGEMAKER = "stop_sagemaker"
+    SCALE_EKS = "scale_eks"
+    STOP_BATCH = "stop_batch"
 
 
 ALL_ACTIONS: tuple[Action, ...] = tuple(Action)

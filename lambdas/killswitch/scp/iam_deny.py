@@ -42,6 +42,9 @@ MUST_DENY = (
     "sts:AssumeRole",
     "sagemaker:StartNotebookInstance",
     "rds:StartDBInstance",
+    "eks:UpdateNodegroupConfig",
+    "batch:UpdateJobQueue",
+    "batch:SubmitJob",
 )
 
 

@@ -14,8 +14,10 @@ from killswitch.kill.kinds.account import SandboxAccounts
 from killswitch.kill.kinds.asg import AutoScalingGroups
 from killswitch.kill.kinds.awslambda import LambdaFunctions
 from killswitch.kill.kinds.base import ActContext, IamGrant, Kind, PlanRules, RegionScan
+from killswitch.kill.kinds.batch import BatchComputeEnvironments, BatchJobQueues, BatchJobs
 from killswitch.kill.kinds.ec2 import Ec2Instances
 from killswitch.kill.kinds.ecs import EcsServices, EcsTasks
+from killswitch.kill.kinds.eks import EksNodegroups
 from killswitch.kill.kinds.iam import IamRoles, IamUsers
 from killswitch.kill.kinds.rds import RdsClusters, RdsInstances
 from killswitch.kill.kinds.sagemaker import (
@@ -28,9 +30,13 @@ from killswitch.kill.kinds.sagemaker import (
 REGISTRY: tuple[Kind, ...] = (
     IamRoles(),
     IamUsers(),
+    BatchJobQueues(),  # no new Batch jobs first
     AutoScalingGroups(),
+    EksNodegroups(),
     EcsServices(),
     EcsTasks(),
+    BatchJobs(),
+    BatchComputeEnvironments(),
     Ec2Instances(),
     LambdaFunctions(),
     RdsClusters(),
