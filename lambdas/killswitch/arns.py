@@ -51,6 +51,12 @@ def region_of(value: str | None) -> str | None:
     return (arn.region or None) if arn else None
 
 
+def account_of(value: str | None) -> str | None:
+    """The account of an ARN (`123456789012` of a Lambda function ARN); None for non-ARNs and ARNs without one."""
+    arn = parse_arn(value) if value else None
+    return (arn.account or None) if arn else None
+
+
 def ecs_short_name(value: str) -> str:
     """ECS service and task ARNs as `cluster/name` / `cluster/task-id` for tables; anything else unchanged."""
     arn = parse_arn(value)

@@ -13,6 +13,7 @@ from killswitch.guard.prices import default_prices
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import InMemoryKillLedger
 from killswitch.kill.publish import MemoryPublisher
+from killswitch.kill.wiring import build_engine
 from killswitch.meter.callers import CallerDirectory, IamTagReader
 from killswitch.meter.compute import Ec2Source, FargateSource, SnapshotPrices
 from killswitch.meter.managed import ManagedComputeSource
@@ -68,9 +69,10 @@ def wire(clients: Any, cfg: KillSwitchConfig | None = None, *, now: datetime = N
     counter = iter(range(1, 10_000))
     store = InMemorySpendStore()
     spend = SpendLedger(store, clock=lambda: now)
-    engine = KillEngine(
+    engine = build_engine(
         cfg,
-        ledger,
+        ledger=ledger,
+        scp=None,
         clients=clients,
         publisher=pub,
         spend=spend,

@@ -18,8 +18,7 @@ from rich.table import Table
 from killswitch.config import KillSwitchConfig
 from killswitch.guard.prices import default_prices
 from killswitch.kill.discover import Clients
-from killswitch.kill.engine import KillEngine
-from killswitch.kill.ledger import InMemoryKillLedger
+from killswitch.kill.wiring import build_engine
 from killswitch.meter.callers import CallerDirectory, IamTagReader
 from killswitch.meter.pricing import RecordPricer
 from killswitch.meter.records import encode_subscription_event, invocation_log
@@ -75,7 +74,7 @@ def run_meter_step(con: Console, config: KillSwitchConfig, number: int = 10) -> 
         others = [sim.run_instance(c, REGION, sim.agent_tags(a.name)) for a in config.agents[1:2]]
         now = [datetime(2026, 11, 22, 8, 0, tzinfo=UTC)]
         spend = SpendLedger(InMemorySpendStore())
-        engine = KillEngine(config, InMemoryKillLedger(), clients=c, spend=spend, clock=lambda: now[0])
+        engine = build_engine(config, clients=c, spend=spend, scp=None, clock=lambda: now[0])
         meter = Meter(
             config,
             spend,

@@ -7,6 +7,7 @@ import threading
 from typing import Any, Protocol
 
 from killswitch import aws
+from killswitch.arns import region_of
 from killswitch.events import KillSwitchEvent
 
 log = logging.getLogger("killswitch.guard")
@@ -23,9 +24,7 @@ class SnsPublisher:
 
     def __init__(self, topic_arn: str, client: Any | None = None):
         self.topic_arn = topic_arn
-        parts = topic_arn.split(":")
-        region = parts[3] if len(parts) > 5 and parts[3] else None
-        self.client = client or aws.client("sns", region)
+        self.client = client or aws.client("sns", region_of(topic_arn))
 
     def publish(self, event: KillSwitchEvent) -> None:
         self.client.publish(

@@ -23,6 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from killswitch import aws
+from killswitch.arns import account_of
 from killswitch.guard.prices import default_prices
 from killswitch.handlers.kill import TransientKillFailure, engine_for
 from killswitch.kill.engine import KillEngine
@@ -125,7 +126,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if logging_setup.is_custom_resource(event):  # the stack turning invocation logging on or off
         return logging_setup.handle(event, aws.client("bedrock"))
     arn = getattr(context, "invoked_function_arn", "") or ""
-    m, env = meter(arn.split(":")[4] if arn.count(":") >= 5 else None)
+    m, env = meter(account_of(arn))
     report = handle(event, m, dry_run=env.dry_run)
     if report is None:
         return {"dropped": True}

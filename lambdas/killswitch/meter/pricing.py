@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from killswitch import aws
+from killswitch.arns import region_of
 from killswitch.guard.errors import UnknownModel
 from killswitch.guard.prices import ModelPrice, PriceTable
 from killswitch.meter.records import InvocationRecord
@@ -41,7 +42,7 @@ class BedrockProfileResolver:
     def model_of(self, profile_arn: str) -> str | None:
         if profile_arn in self._cache:
             return self._cache[profile_arn]
-        region = profile_arn.split(":")[3] if profile_arn.count(":") >= 5 else ""
+        region = region_of(profile_arn) or ""
         try:
             resp = self._client(region).get_inference_profile(inferenceProfileIdentifier=profile_arn)
         except ClientError as exc:

@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 from killswitch import tags as T
+from killswitch.arns import parse_arn
 from killswitch.config import Action
 from killswitch.kill.common import ActResult, success
 from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan
@@ -34,8 +35,10 @@ def deny_policy_name(prefix: str) -> str:
 
 def deny_policy_arn(principal_arn: str, prefix: str) -> str:
     """The deny policy in the principal's own account (managed policies are per account)."""
-    parts = principal_arn.split(":")
-    return f"arn:{parts[1]}:iam::{parts[4]}:policy/{deny_policy_name(prefix)}"
+    arn = parse_arn(principal_arn)
+    if arn is None:
+        raise ValueError(f"not an IAM principal ARN: {principal_arn!r}")
+    return arn.sibling("iam", f"policy/{deny_policy_name(prefix)}")
 
 
 class _Principals(Kind):
