@@ -146,7 +146,7 @@ def test_price_list_answers_are_cached_for_a_day_and_the_snapshot_fills_gaps() -
         assert prices.hourly("us-east-1", "ec2:t3.micro") == Decimal("0.0104")  # API silent: snapshot
         now[0] += timedelta(days=1, seconds=1)
         assert prices.hourly("us-east-1", "ec2:m5.large") == Decimal("0.2")  # a day later: asked again
-        assert prices.hourly("us-east-1", "sagemaker:ml.g5.xlarge") is None  # nothing knows it
+        assert prices.hourly("us-east-1", "sagemaker:ml.inf2.48xlarge") is None  # nothing knows it
     assert prices.calls == 3
     stub.assert_no_pending_responses()
 

@@ -131,12 +131,12 @@ class ManagedComputeSource:
                     if gone(exc):
                         continue  # deleted since it was listed: nothing runs
                     raise
-                items: dict[str, float] = defaultdict(float)
+                per_type: dict[str, float] = defaultdict(float)
                 for v in variants:
-                    items[f"sagemaker:{v['instance_type'] or 'serverless'}"] += float(v["count"])
+                    per_type[f"sagemaker:{v['instance_type'] or 'serverless'}"] += float(v["count"])
                 out.append(
                     self._unit(
-                        SAGEMAKER_ENDPOINT_KIND, arn, region, tags[arn], items=dict(items), at=ep.get("CreationTime")
+                        SAGEMAKER_ENDPOINT_KIND, arn, region, tags[arn], items=dict(per_type), at=ep.get("CreationTime")
                     )
                 )
         return out
