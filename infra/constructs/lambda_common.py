@@ -26,7 +26,6 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 # pick up an untested release. Bump both together (a test compares them).
 POWERTOOLS_VERSION = "3.37.0"
 POWERTOOLS_LAYER_PARAM = f"/aws/service/powertools/python/x86_64/python3.13/{POWERTOOLS_VERSION}"
-METRICS_NAMESPACE = "AgentKillSwitch"
 
 # The asset is the `lambdas/` folder as is (no Docker, no bundling); the CLI ships too, it is small.
 ASSET_EXCLUDE = [

@@ -26,9 +26,10 @@ from killswitch.intakes import Intakes
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.model import KillReport, Operation
 from killswitch.kill.wiring import build_engine
+from killswitch.metrics import METRICS_NAMESPACE
 from killswitch.settings import KillSwitchEnv
 
-NAMESPACE = "AgentKillSwitch"
+NAMESPACE = METRICS_NAMESPACE
 # The stack sets POWERTOOLS_SERVICE_NAME (`<prefix>-kill`); the engine's child loggers attach to this logger by name.
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "killswitch-kill")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)

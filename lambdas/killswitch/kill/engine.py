@@ -776,8 +776,4 @@ def _alert_summary(alert: Alert) -> dict[str, Any]:
     return out
 
 
-def restore_action_name(resource_type: str) -> str:
-    return restore_action(resource_type)
-
-
 __all__ = ["KillEngine", "KillReport", "SpendRecorder", "StatusLine"]
