@@ -28,6 +28,7 @@ from killswitch.kill.model import KillReport, Operation
 from killswitch.kill.wiring import build_engine
 from killswitch.metrics import METRICS_NAMESPACE
 from killswitch.settings import KillSwitchEnv
+from killswitch.states import ReportStatus
 
 NAMESPACE = METRICS_NAMESPACE
 # The stack sets POWERTOOLS_SERVICE_NAME (`<prefix>-kill`); the engine's child loggers attach to this logger by name.
@@ -75,11 +76,11 @@ def record_metrics(reports: list[KillReport]) -> None:
         if r.operation is Operation.REJECTED:
             metrics.add_metric("AlertsRejected", MetricUnit.Count, 1)
             continue
-        if r.status == "collapsed":
+        if r.status == ReportStatus.COLLAPSED:
             metrics.add_metric("GuardEventsCollapsed", MetricUnit.Count, 1)
             continue
         metrics.add_metric("AlertsReceived", MetricUnit.Count, 1)
-        if r.operation is Operation.WARN and r.status == "thrift":
+        if r.operation is Operation.WARN and r.status == ReportStatus.THRIFT:
             metrics.add_metric("AgentsInThrift", MetricUnit.Count, 1)
         if r.operation in (Operation.KILL, Operation.APPROVE) and not r.dry_run and not r.refused:
             metrics.add_metric("KillsExecuted", MetricUnit.Count, 1)

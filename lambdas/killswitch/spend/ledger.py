@@ -36,6 +36,7 @@ import boto3
 from killswitch import aws
 from killswitch.items import ItemTable, sort_key_range_end
 from killswitch.keys import AGENT_STATE_SK, PK, SK, TTL_ATTR, agent_pk, spend_day_prefix, spend_fact_pk, spend_sk
+from killswitch.states import AgentState
 
 SOURCE_BUDGET = "budget"
 SOURCE_COST_EXPLORER = "cost_explorer"
@@ -221,10 +222,12 @@ class DynamoSpendStore(ItemTable):
 
 
 def read_agent_state(store: SpendStore, agent: str) -> str | None:
-    """The kill engine's state item (`AGENT#<agent>` / `STATE`, attribute `state`), lower-cased, if any."""
+    """The kill engine's state item (`AGENT#<agent>` / `STATE`, attribute `state`) as the report's label (`ok`,
+    `thrift`, `killed`), if there is a known one."""
     for item in store.query(agent_pk(agent), AGENT_STATE_SK):
-        if item.get(SK) == AGENT_STATE_SK and item.get("state"):
-            return str(item["state"]).lower()
+        if item.get(SK) == AGENT_STATE_SK:
+            state = AgentState.parse(item.get("state"))
+            return state.label if state else None
     return None
 
 
