@@ -109,8 +109,15 @@ class CallLog:
 
 
 def count_ledger(store: Any, log: CallLog) -> None:
-    """The in-memory ledger's item operations, counted as the DynamoDB calls they stand for."""
-    for method, op in (("put", "PutItem"), ("get", "GetItem"), ("query", "Query"), ("delete", "DeleteItem")):
+    """The calls the in-memory ledger makes on the DynamoDB twin, counted as the DynamoDB calls they stand for."""
+    calls = (
+        ("put_item", "PutItem"),
+        ("get_item", "GetItem"),
+        ("query", "Query"),
+        ("delete_item", "DeleteItem"),
+        ("batch_write_item", "BatchWriteItem"),
+    )
+    for method, op in calls:
         original = getattr(store, method)
 
         def wrapped(*args: Any, _original: Any = original, _op: str = op, **kwargs: Any) -> Any:
@@ -362,7 +369,7 @@ class KillRunner:
         """Size of the largest ledger item (the kill record holds the whole plan); DynamoDB's limit is 400 KB."""
         if self.ledger is None:
             return 0
-        return max(len(json.dumps(i, default=str).encode()) for i in self.ledger.memory.items.values())
+        return max(len(json.dumps(i, default=str).encode()) for i in self.ledger.store.all_items())
 
 
 def _timed_kill(runner: KillRunner, n: int, log: CallLog, *, trace_memory: bool = False) -> tuple[str, float, float]:

@@ -27,6 +27,7 @@ from infra.constructs.topics import EventsTopic, KillTopic
 from infra.constructs.watch import KillWatch
 from killswitch import settings
 from killswitch.config import KillSwitchConfig
+from killswitch.metrics import METRICS_NAMESPACE
 
 
 class StackConfigError(ValueError):
@@ -81,7 +82,7 @@ class WorkloadStack(Stack):
         base_env = {
             settings.ENV_TABLE: self.table.table_name,
             settings.ENV_CONFIG_FILE: lambda_common.CONFIG_FILE_IN_LAMBDA,
-            "POWERTOOLS_METRICS_NAMESPACE": lambda_common.METRICS_NAMESPACE,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         topics_env = {

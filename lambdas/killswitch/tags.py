@@ -8,7 +8,6 @@ EXEMPT = "killswitch:exempt"
 CRITICALITY = "killswitch:criticality"
 # On the deny SCP (value: the prefix): the only SCP a shared-account kill Lambda may attach or detach.
 DENY_SCP = "killswitch:deny-scp"
-KILLED_BY = "killswitch:killed-by"  # reserved; the ledger, not tags, is the record of what a kill changed
 
 
 def cost_filter_value(agent: str) -> str:

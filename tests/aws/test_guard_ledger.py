@@ -1,4 +1,5 @@
-"""Ledger contract: InMemoryLedger and DynamoLedger (moto) must behave identically, including under threads."""
+"""Ledger contract: InMemoryLedger and DynamoLedger (on moto and on the in-memory twin of DynamoDB) must behave
+identically, including under threads."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 from moto import mock_aws
 
 from killswitch.guard import BudgetExceeded, CapLimit, DuplicateCharge, DynamoLedger, InMemoryLedger, Ledger, sweep
+from killswitch.memory_dynamo import MemoryDynamo
 from killswitch.testing.sim import serialized
-from tests.aws.guard_support import InvariantWatch, cap_items, create_table, guard_items, run_threads
+from tests.aws.guard_support import TABLE, InvariantWatch, cap_items, create_table, guard_items, run_threads
 
 pytestmark = pytest.mark.aws
 
@@ -21,10 +23,13 @@ D = Decimal
 AGENT = "ledger-agent"
 
 
-@pytest.fixture(params=["memory", "dynamo"])
+@pytest.fixture(params=["memory", "dynamo", "twin"])
 def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
     if request.param == "memory":
         yield InMemoryLedger()
+        return
+    if request.param == "twin":  # the DynamoDB code path on the in-memory twin of DynamoDB
+        yield DynamoLedger(TABLE, client=MemoryDynamo())
         return
     with mock_aws():
         client = serialized(boto3.client("dynamodb", region_name="us-east-1"))

@@ -319,7 +319,7 @@ def test_malformed_input_is_rejected_recorded_and_never_raises(
     reports = eng.handle_event(event)
     assert reports and all(r.operation is Operation.REJECTED for r in reports)
     assert all(r.exit_code() == 1 for r in reports)
-    rejected = [v for (pk, _), v in ledger.memory.items.items() if pk.startswith("REJECTED#")]
+    rejected = [v for v in ledger.store.all_items() if v["pk"].startswith("REJECTED#")]
     assert len(rejected) == len(reports) and all(v["reason"] for v in rejected)
 
 

@@ -100,7 +100,7 @@ def test_batched_writes_use_batch_write_item() -> None:
     calls: list[str] = []
     with mock_aws():
         ledger = DynamoKillLedger(create_table("ledger"), region="us-east-1")
-        client = ledger.store.table.meta.client  # type: ignore[attr-defined]
+        client = ledger.store.client
         client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
         entries = [
             ResourceEntry("k1", Resource("ec2:instance", f"i-{n}", "us-east-1", {}), "stop", "r") for n in range(100)

@@ -132,22 +132,21 @@ def test_sync_refuses_mixed_rows_before_writing(store: SpendStore, ledger: Spend
 
 
 def test_query_follows_every_page(store: SpendStore) -> None:
+    """Both the table and its twin page (`Limit`, `LastEvaluatedKey`): the ledger reads every page of either."""
     calls: list[int] = []
-    if isinstance(store, DynamoSpendStore):
-        store.page_size = 4  # 25 items -> 7 pages through LastEvaluatedKey
-        real_query = store._client.query
+    store.page_size = 4  # 25 items -> 7 pages through LastEvaluatedKey
+    real_query = store.client.query
 
-        def counting_query(**kwargs: object) -> dict[str, object]:
-            calls.append(1)
-            return real_query(**kwargs)
+    def counting_query(**kwargs: object) -> dict[str, object]:
+        calls.append(1)
+        return real_query(**kwargs)  # type: ignore[no-any-return]
 
-        store._client.query = counting_query
+    store.client.query = counting_query
     ledger = SpendLedger(store)
     for i in range(25):
         ledger.record_guard_charge("bot", D1 if i % 2 else D2, f"charge-{i:03d}", "0.001")
     assert len(store.query("GUARD#bot")) == 25
-    if isinstance(store, DynamoSpendStore):
-        assert len(calls) >= 7
+    assert len(calls) >= 7
     assert len(ledger.entries("bot", D1, D2)) == 25
     assert ledger.daily_totals("bot", D1, D1) == {D1: {"guard": Decimal("0.012")}}
 

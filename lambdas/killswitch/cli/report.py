@@ -17,7 +17,7 @@ from killswitch import aws
 from killswitch.cli.ledger_table import is_missing_table, missing_table_message
 from killswitch.cli.render import console
 from killswitch.config import ConfigError, load_config
-from killswitch.keys import SK, agent_pk
+from killswitch.keys import KILL_PREFIX, SK, agent_pk
 from killswitch.results import EXIT_AWS, EXIT_REFUSED
 from killswitch.settings import ENV_TABLE
 from killswitch.spend.ledger import DynamoSpendStore, SpendLedger, SpendStore, read_agent_state
@@ -49,7 +49,7 @@ def kill_state_of(store: SpendStore, agent: str) -> str | None:
     state = read_agent_state(store, agent)
     if state not in (None, "ok"):
         return state
-    kills = store.query(agent_pk(agent), "KILL#")
+    kills = store.query(agent_pk(agent), KILL_PREFIX)
     latest = max(kills, key=lambda k: (str(k.get("created_at", "")), str(k.get(SK, ""))), default=None)
     if latest is not None and latest.get("status") == "restored":
         return "restored"

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from types import TracebackType
 from typing import Any, Literal
 
@@ -43,6 +42,7 @@ from killswitch.guard.outcomes import OutcomeRecord, OutcomeSink, check_outcome_
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
 from killswitch.guard.stepdown import Throttle, ThrottlePolicy
+from killswitch.states import AgentState
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
 log = logging.getLogger("killswitch.guard")
@@ -51,10 +51,7 @@ Period = Literal["day", "month"]
 _DAY = 86400
 
 
-class Mode(StrEnum):
-    OK = "OK"
-    THRIFT = "THRIFT"
-    STOPPED = "STOPPED"
+Mode = AgentState  # the guard's name for the one agent state (`Mode.STOPPED` is `AgentState.KILLED`)
 
 
 @dataclass(frozen=True)

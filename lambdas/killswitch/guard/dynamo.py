@@ -10,20 +10,18 @@ hold's `state` from `reserved` under a condition, so a second settle (or one aft
 
 Items (keys.py): pk `GUARD#<agent>`, sk `CAP#<scope>#<key>` | `CHARGE#<id>` | `LEASE#<id>`; TTL `expires_at`.
 The hold's TTL is its deadline plus a retention window: DynamoDB TTL must never delete a reservation before the
-sweeper has settled it, or its reserved amount would be stranded on the cap.
+sweeper has settled it, or its reserved amount would be stranded on the cap. Every call goes through the item layer
+(`killswitch.items.ItemTable`), so the same code runs on DynamoDB and on its in-memory twin.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, cast
-
-from botocore.exceptions import ClientError
 
 from killswitch import aws
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge
@@ -35,42 +33,37 @@ from killswitch.guard.ledger import (
     Hold,
     HoldKind,
     HoldState,
-    cap_sk,
     check_fits,
-    hold_sk,
 )
 from killswitch.guard.prices import usd
-from killswitch.keys import PK, SK, TTL_ATTR, guard_pk
+from killswitch.items import ItemTable
+from killswitch.keys import CHARGE_PREFIX, LEASE_PREFIX, PK, SK, TTL_ATTR, cap_sk, guard_pk, hold_sk
 
 log = logging.getLogger("killswitch.guard")
 
-# TransactionConflict (another transaction touching the same cap item) is not retried by botocore.
-MAX_CONFLICT_RETRIES = 12
+_STATE_NAMES = {"#st": "state"}  # `state` is a DynamoDB reserved word
 
 
-def _n(value: Decimal | int | float) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _amt(value: Decimal) -> dict[str, str]:
+def _amt(value: Decimal) -> int:
     """A USD amount as an integer count of nano-dollars: exact, and free of exponent notation."""
-    return {"N": str(int(usd(value).scaleb(9)))}
+    return int(usd(value).scaleb(9))
 
 
-def _usd(attr: Mapping[str, str] | None) -> Decimal:
-    return ZERO if not attr else usd(Decimal(attr["N"]).scaleb(-9))
+def _usd(nusd: Any) -> Decimal:
+    return ZERO if nusd is None else usd(Decimal(nusd).scaleb(-9))
+
+
+def _epoch(seconds: float) -> Decimal:
+    return Decimal(str(round(seconds, 3)))
 
 
 class DynamoLedger:
-    """Ledger on the stack's single table (`KILLSWITCH_TABLE`)."""
+    """Ledger on the stack's single table (`KILLSWITCH_TABLE`), or on the twin (`client=MemoryDynamo()`)."""
 
     def __init__(self, table_name: str, client: Any | None = None, *, region: str | None = None):
         self.table_name = table_name
         self.client = client or aws.client("dynamodb", region)
+        self.table = ItemTable(table_name, self.client)
 
     # -- reserve ----------------------------------------------------------------------------------------------
     def reserve(
@@ -107,14 +100,9 @@ class DynamoLedger:
         )
         bucket = "committed" if settled else "reserved"
         other = "reserved" if settled else "committed"
-        items: list[dict[str, Any]] = []
+        operations: list[dict[str, Any]] = []
         for c in caps:
-            values: dict[str, Any] = {
-                ":x": _amt(amount),
-                ":z": _n(0),
-                ":scope": _s(c.scope),
-                ":key": _s(c.key),
-            }
+            values: dict[str, Any] = {":x": _amt(amount), ":z": 0, ":scope": c.scope, ":key": c.key}
             sets = [
                 "used_nusd = if_not_exists(used_nusd, :z) + :x",
                 f"{bucket}_nusd = if_not_exists({bucket}_nusd, :z) + :x",
@@ -122,31 +110,20 @@ class DynamoLedger:
                 "cap_scope = :scope",
                 "cap_key = :key",
             ]
-            update: dict[str, Any] = {
-                "TableName": self.table_name,
-                "Key": {PK: _s(pk), SK: _s(c.sk)},
-            }
             if c.expires_at:
                 sets.append(f"{TTL_ATTR} = :ttl")
-                values[":ttl"] = _n(c.expires_at)
+                values[":ttl"] = c.expires_at
+            condition = None
             if c.cap_usd is not None:
                 sets.append("cap_nusd = :cap")
                 values[":cap"] = _amt(c.cap_usd)
                 values[":limit"] = _amt(c.cap_usd - amount)
-                update["ConditionExpression"] = "attribute_not_exists(used_nusd) OR used_nusd <= :limit"
-            update["UpdateExpression"] = "SET " + ", ".join(sets)
-            update["ExpressionAttributeValues"] = values
-            items.append({"Update": update})
-        items.append(
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": self._hold_item(pk, hold),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        )
-        reasons = self._transact(items)
+                condition = "attribute_not_exists(used_nusd) OR used_nusd <= :limit"
+            operations.append(
+                self.table.update_op(pk, c.sk, "SET " + ", ".join(sets), condition=condition, values=values)
+            )
+        operations.append(self.table.put_op(self._hold_item(pk, hold), condition="attribute_not_exists(pk)"))
+        reasons = self.table.transact(operations)
         if reasons is None:
             return hold
         # Cancelled: the hold item exists (a retry, or a reused id) or a cap had no room. All conditions are
@@ -155,7 +132,7 @@ class DynamoLedger:
         if replay is not None:
             return replay
         for i, c in enumerate(caps):
-            if _failed(reasons, i):
+            if i < len(reasons) and reasons[i] == "ConditionalCheckFailed":
                 used = self.usage(agent, c.scope, c.key).used
                 raise BudgetExceeded(agent, c.scope, c.key, c.cap_usd, used, amount)
         # No per-item reason (an emulator that omits CancellationReasons): work out which condition failed.
@@ -171,21 +148,22 @@ class DynamoLedger:
             raise DuplicateCharge(f"{kind} id {hold_id!r} was already used for ${existing.amount}")
         return replace(existing, replayed=True)
 
-    def _hold_item(self, pk: str, hold: Hold) -> dict[str, Any]:
+    @staticmethod
+    def _hold_item(pk: str, hold: Hold) -> dict[str, Any]:
         item: dict[str, Any] = {
-            PK: _s(pk),
-            SK: _s(hold_sk(hold.kind, hold.hold_id)),
-            "kind": _s(hold.kind),
+            PK: pk,
+            SK: hold_sk(hold.kind, hold.hold_id),
+            "kind": hold.kind,
             "amount_nusd": _amt(hold.amount),
-            "caps": {"L": [_s(sk) for sk in hold.caps]},
-            "state": _s(hold.state),
-            "deadline": _n(round(hold.deadline, 3)),
-            TTL_ATTR: _n(int(hold.deadline) + HOLD_RETENTION_SECONDS),
+            "caps": list(hold.caps),
+            "state": hold.state,
+            "deadline": _epoch(hold.deadline),
+            TTL_ATTR: int(hold.deadline) + HOLD_RETENTION_SECONDS,
         }
         if hold.actual is not None:
             item["actual_nusd"] = _amt(hold.actual)
         if hold.meta:
-            item["meta"] = {"M": {k: _s(str(v)) for k, v in hold.meta.items()}}
+            item["meta"] = {k: str(v) for k, v in hold.meta.items()}
         return item
 
     # -- settle / shrink --------------------------------------------------------------------------------------
@@ -193,43 +171,34 @@ class DynamoLedger:
         if actual < 0:
             raise ValueError("actual must be >= 0")
         pk = guard_pk(agent)
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {PK: _s(pk), SK: _s(sk)},
-                    "UpdateExpression": "SET used_nusd = used_nusd + :delta, reserved_nusd = reserved_nusd - :amt, "
-                    "committed_nusd = committed_nusd + :actual",
-                    "ExpressionAttributeValues": {
-                        ":delta": _amt(actual - hold.amount),
-                        ":amt": _amt(hold.amount),
-                        ":actual": _amt(actual),
-                    },
-                }
-            }
+        operations = [
+            self.table.update_op(
+                pk,
+                sk,
+                "SET used_nusd = used_nusd + :delta, reserved_nusd = reserved_nusd - :amt, "
+                "committed_nusd = committed_nusd + :actual",
+                values={":delta": _amt(actual - hold.amount), ":amt": _amt(hold.amount), ":actual": _amt(actual)},
+            )
             for sk in hold.caps
         ]
-        items.append(
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {PK: _s(pk), SK: _s(hold_sk(hold.kind, hold.hold_id))},
-                    "UpdateExpression": "SET #st = :new, actual_nusd = :actual, settled_at = :now",
-                    # the amount guards against settling with a stale copy of a hold that was shrunk since.
-                    "ConditionExpression": "#st = :reserved AND amount_nusd = :amt",
-                    "ExpressionAttributeNames": {"#st": "state"},
-                    "ExpressionAttributeValues": {
-                        ":new": _s(state),
-                        ":actual": _amt(actual),
-                        ":reserved": _s("reserved"),
-                        ":amt": _amt(hold.amount),
-                        ":now": _n(int(time.time())),
-                    },
-                }
-            }
+        operations.append(
+            self.table.update_op(
+                pk,
+                hold_sk(hold.kind, hold.hold_id),
+                "SET #st = :new, actual_nusd = :actual, settled_at = :now",
+                # the amount guards against settling with a stale copy of a hold that was shrunk since.
+                condition="#st = :reserved AND amount_nusd = :amt",
+                names=_STATE_NAMES,
+                values={
+                    ":new": state,
+                    ":actual": _amt(actual),
+                    ":reserved": "reserved",
+                    ":amt": _amt(hold.amount),
+                    ":now": int(time.time()),
+                },
+            )
         )
-        reasons = self._transact(items)
-        if reasons is None:
+        if self.table.transact(operations) is None:
             return True
         stored = self.get_hold(agent, hold.kind, hold.hold_id)
         if stored is not None and stored.state == "reserved" and stored.amount != hold.amount:
@@ -245,35 +214,24 @@ class DynamoLedger:
                 return None
             return stored if stored.amount == new_amount else self.shrink(agent, stored, new_amount)
         pk = guard_pk(agent)
-        delta = hold.amount - new_amount
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {PK: _s(pk), SK: _s(sk)},
-                    "UpdateExpression": "SET used_nusd = used_nusd - :d, reserved_nusd = reserved_nusd - :d",
-                    "ExpressionAttributeValues": {":d": _amt(delta)},
-                }
-            }
+        delta = _amt(hold.amount - new_amount)
+        operations = [
+            self.table.update_op(
+                pk, sk, "SET used_nusd = used_nusd - :d, reserved_nusd = reserved_nusd - :d", values={":d": delta}
+            )
             for sk in hold.caps
         ]
-        items.append(
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {PK: _s(pk), SK: _s(hold_sk(hold.kind, hold.hold_id))},
-                    "UpdateExpression": "SET amount_nusd = :new",
-                    "ConditionExpression": "#st = :reserved AND amount_nusd = :old",
-                    "ExpressionAttributeNames": {"#st": "state"},
-                    "ExpressionAttributeValues": {
-                        ":new": _amt(new_amount),
-                        ":old": _amt(hold.amount),
-                        ":reserved": _s("reserved"),
-                    },
-                }
-            }
+        operations.append(
+            self.table.update_op(
+                pk,
+                hold_sk(hold.kind, hold.hold_id),
+                "SET amount_nusd = :new",
+                condition="#st = :reserved AND amount_nusd = :old",
+                names=_STATE_NAMES,
+                values={":new": _amt(new_amount), ":old": _amt(hold.amount), ":reserved": "reserved"},
+            )
         )
-        if self._transact(items) is None:
+        if self.table.transact(operations) is None:
             return replace(hold, amount=new_amount)
         stored = self.get_hold(agent, hold.kind, hold.hold_id)
         if stored is not None and stored.state == "reserved" and stored.amount != hold.amount:
@@ -282,115 +240,41 @@ class DynamoLedger:
 
     # -- reads ------------------------------------------------------------------------------------------------
     def get_hold(self, agent: str, kind: HoldKind, hold_id: str) -> Hold | None:
-        resp = self.client.get_item(
-            TableName=self.table_name,
-            Key={PK: _s(guard_pk(agent)), SK: _s(hold_sk(kind, hold_id))},
-            ConsistentRead=True,
-        )
-        item = resp.get("Item")
+        item = self.table.get(guard_pk(agent), hold_sk(kind, hold_id))
         return _to_hold(item) if item else None
+
+    def _reserved(
+        self, agent: str, prefix: str, extra: str = "", values: Mapping[str, Any] | None = None
+    ) -> list[Hold]:
+        items = self.table.query(
+            guard_pk(agent),
+            prefix,
+            filter="#st = :reserved" + extra,
+            names=_STATE_NAMES,
+            values={":reserved": "reserved", **(values or {})},
+        )
+        return [_to_hold(i) for i in items]
 
     def open_leases(self, agent: str) -> list[Hold]:
         """Reserved LEASE# items of the agent (read only when a charge is refused, never per call)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "FilterExpression": "#st = :reserved",
-            "ExpressionAttributeNames": {"#st": "state"},
-            "ExpressionAttributeValues": {
-                ":pk": _s(guard_pk(agent)),
-                ":prefix": _s("LEASE#"),
-                ":reserved": _s("reserved"),
-            },
-            "ConsistentRead": True,
-        }
-        out: list[Hold] = []
-        while True:
-            resp = self.client.query(**kwargs)
-            out.extend(_to_hold(i) for i in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return self._reserved(agent, LEASE_PREFIX)
 
     def expired(self, agent: str, now: float) -> list[Hold]:
-        out: list[Hold] = []
-        for prefix in ("CHARGE#", "LEASE#"):
-            kwargs: dict[str, Any] = {
-                "TableName": self.table_name,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-                "FilterExpression": "#st = :reserved AND deadline < :now",
-                "ExpressionAttributeNames": {"#st": "state"},
-                "ExpressionAttributeValues": {
-                    ":pk": _s(guard_pk(agent)),
-                    ":prefix": _s(prefix),
-                    ":reserved": _s("reserved"),
-                    ":now": _n(round(now, 3)),
-                },
-                "ConsistentRead": True,
-            }
-            while True:
-                resp = self.client.query(**kwargs)
-                out.extend(_to_hold(i) for i in resp.get("Items", []))
-                if "LastEvaluatedKey" not in resp:
-                    break
-                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return out
+        return [
+            hold
+            for prefix in (CHARGE_PREFIX, LEASE_PREFIX)
+            for hold in self._reserved(agent, prefix, " AND deadline < :now", {":now": _epoch(now)})
+        ]
 
     def usage(self, agent: str, scope: str, key: str) -> CapUsage:
-        resp = self.client.get_item(
-            TableName=self.table_name,
-            Key={PK: _s(guard_pk(agent)), SK: _s(cap_sk(scope, key))},
-            ConsistentRead=True,
-        )
-        return _to_usage(resp.get("Item"))
+        return _to_usage(self.table.get(guard_pk(agent), cap_sk(scope, key)))
 
     def usages(self, agent: str, caps: Sequence[CapLimit]) -> list[CapUsage]:
         if not caps:
             return []
         pk = guard_pk(agent)
-        keys = [{PK: _s(pk), SK: _s(c.sk)} for c in caps]
-        found: dict[str, Mapping[str, Any]] = {}
-        request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            resp = self.client.batch_get_item(RequestItems=request)
-            for item in resp.get("Responses", {}).get(self.table_name, []):
-                found[item[SK]["S"]] = item
-            request = resp.get("UnprocessedKeys") or {}
-        out = []
-        for c in caps:
-            u = _to_usage(found.get(c.sk))
-            out.append(replace(u, cap_usd=c.cap_usd))
-        return out
-
-    # -- plumbing ---------------------------------------------------------------------------------------------
-    def _transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        """Run a transaction. None on success; the cancellation reasons (possibly empty) on a failed condition.
-
-        TransactionConflict cancellations (a concurrent transaction on the same item) are retried with jitter.
-        """
-        for attempt in range(MAX_CONFLICT_RETRIES + 1):
-            try:
-                self.client.transact_write_items(TransactItems=items)
-                return None
-            except ClientError as exc:
-                if aws.error_code(exc) != "TransactionCanceledException":
-                    raise
-                reasons = cast(list[dict[str, Any]], exc.response.get("CancellationReasons") or [])
-                codes = {r.get("Code") for r in reasons}
-                if "ConditionalCheckFailed" in codes or not reasons:
-                    if not reasons and "ConditionalCheckFailed" not in str(exc):
-                        raise
-                    return reasons
-                retryable = codes & {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-                if retryable and attempt < MAX_CONFLICT_RETRIES:
-                    time.sleep(min(0.5, 0.005 * 2**attempt) * random.random())
-                    continue
-                raise
-        raise AssertionError("unreachable")
-
-
-def _failed(reasons: list[dict[str, Any]], index: int) -> bool:
-    return index < len(reasons) and reasons[index].get("Code") == "ConditionalCheckFailed"
+        found = self.table.get_many([(pk, c.sk) for c in caps])
+        return [replace(_to_usage(found.get((pk, c.sk))), cap_usd=c.cap_usd) for c in caps]
 
 
 def _to_usage(item: Mapping[str, Any] | None) -> CapUsage:
@@ -401,15 +285,15 @@ def _to_usage(item: Mapping[str, Any] | None) -> CapUsage:
 
 
 def _to_hold(item: Mapping[str, Any]) -> Hold:
-    sk = item[SK]["S"]
-    kind: HoldKind = "lease" if sk.startswith("LEASE#") else "charge"
+    sk = str(item[SK])
+    kind: HoldKind = "lease" if sk.startswith(LEASE_PREFIX) else "charge"
     return Hold(
         hold_id=sk.split("#", 1)[1],
         kind=kind,
         amount=_usd(item["amount_nusd"]),
-        caps=tuple(v["S"] for v in item.get("caps", {}).get("L", [])),
-        deadline=float(item["deadline"]["N"]),
-        state=cast(HoldState, item["state"]["S"]),
+        caps=tuple(str(c) for c in item.get("caps", [])),
+        deadline=float(item["deadline"]),
+        state=cast(HoldState, item["state"]),
         actual=_usd(item["actual_nusd"]) if "actual_nusd" in item else None,
-        meta={k: v["S"] for k, v in item.get("meta", {}).get("M", {}).items()},
+        meta={str(k): str(v) for k, v in item.get("meta", {}).items()},
     )

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge
+from killswitch.keys import cap_sk, hold_sk
 
 log = logging.getLogger("killswitch.guard")
 
@@ -42,14 +43,6 @@ class CapLimit:
     @property
     def sk(self) -> str:
         return cap_sk(self.scope, self.key)
-
-
-def cap_sk(scope: str, key: str) -> str:
-    return f"CAP#{scope}#{key}"
-
-
-def hold_sk(kind: str, hold_id: str) -> str:
-    return f"{'LEASE' if kind == 'lease' else 'CHARGE'}#{hold_id}"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+from killswitch.metrics import METRICS_NAMESPACE
+
 MetricsSink = Callable[[str, float, str, Mapping[str, str]], None]  # name, value, unit, dimensions
 
-NAMESPACE = "AgentKillSwitch"
+NAMESPACE = METRICS_NAMESPACE
 
 
 class EmfMetrics:

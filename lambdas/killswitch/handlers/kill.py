@@ -26,9 +26,11 @@ from killswitch.intakes import Intakes
 from killswitch.kill.engine import KillEngine
 from killswitch.kill.model import KillReport, Operation
 from killswitch.kill.wiring import build_engine
+from killswitch.metrics import METRICS_NAMESPACE
 from killswitch.settings import KillSwitchEnv
+from killswitch.states import ReportStatus
 
-NAMESPACE = "AgentKillSwitch"
+NAMESPACE = METRICS_NAMESPACE
 # The stack sets POWERTOOLS_SERVICE_NAME (`<prefix>-kill`); the engine's child loggers attach to this logger by name.
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "killswitch-kill")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
@@ -74,11 +76,11 @@ def record_metrics(reports: list[KillReport]) -> None:
         if r.operation is Operation.REJECTED:
             metrics.add_metric("AlertsRejected", MetricUnit.Count, 1)
             continue
-        if r.status == "collapsed":
+        if r.status == ReportStatus.COLLAPSED:
             metrics.add_metric("GuardEventsCollapsed", MetricUnit.Count, 1)
             continue
         metrics.add_metric("AlertsReceived", MetricUnit.Count, 1)
-        if r.operation is Operation.WARN and r.status == "thrift":
+        if r.operation is Operation.WARN and r.status == ReportStatus.THRIFT:
             metrics.add_metric("AgentsInThrift", MetricUnit.Count, 1)
         if r.operation in (Operation.KILL, Operation.APPROVE) and not r.dry_run and not r.refused:
             metrics.add_metric("KillsExecuted", MetricUnit.Count, 1)

@@ -34,10 +34,11 @@ from killswitch.meter.managed import ManagedComputeSource
 from killswitch.meter.pricing import BedrockProfileResolver, RecordPricer
 from killswitch.meter.service import Meter, MeterReport
 from killswitch.meter.store import LedgerMeterState, LedgerPriceCache
+from killswitch.metrics import METRICS_NAMESPACE
 from killswitch.settings import KillSwitchEnv
 from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
 
-NAMESPACE = "AgentKillSwitch"
+NAMESPACE = METRICS_NAMESPACE
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "killswitch-meter")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
 

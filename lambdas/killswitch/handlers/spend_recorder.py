@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from killswitch.guard.core import spend_ledger_sink
 from killswitch.guard.dynamo import DynamoLedger
 from killswitch.guard.sweeper import sweep_agents
+from killswitch.metrics import METRICS_NAMESPACE
 from killswitch.settings import SpendRecorderEnv
 from killswitch.spend.cost_explorer import DEFAULT_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS, CostExplorerIngester
 from killswitch.spend.ledger import (
@@ -32,7 +33,7 @@ from killswitch.spend.ledger import (
 )
 from killswitch.spend.report import AgentReport, build_reports
 
-NAMESPACE = "AgentKillSwitch"
+NAMESPACE = METRICS_NAMESPACE
 logger = Logger(service="killswitch-spend-recorder")
 # service="" keeps Powertools from adding a `service` dimension: the dashboard matches {agent, source} exactly.
 metrics = Metrics(namespace=NAMESPACE, service="")

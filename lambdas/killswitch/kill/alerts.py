@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from killswitch.config import AgentConfig, KillSwitchConfig, Period
 from killswitch.events import KillSwitchEvent
+from killswitch.periods import period_key
 
 MAX_RAW_BYTES = 64 * 1024
 """`raw` is capped at this many bytes (UTF-8) for the dead-letter record; larger messages are rejected unread."""
@@ -197,16 +198,7 @@ def _letter_date(text: str) -> str | None:
 
 
 def _period_key(iso_day: str | None, period: Period) -> str | None:
-    if iso_day is None:
-        return None
-    year, month = int(iso_day[:4]), int(iso_day[5:7])
-    if period is Period.DAILY:
-        return iso_day
-    if period is Period.MONTHLY:
-        return iso_day[:7]
-    if period is Period.QUARTERLY:
-        return f"{year}-Q{(month - 1) // 3 + 1}"
-    return str(year)
+    return None if iso_day is None else period_key(period, date.fromisoformat(iso_day[:10]))
 
 
 def _minute(timestamp: str | None, now: datetime | None) -> str:

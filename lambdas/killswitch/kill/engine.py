@@ -60,6 +60,7 @@ from killswitch.kill.plan import plan_kill
 from killswitch.kill.publish import DeadLetterSink, EventPublisher, NullPublisher
 from killswitch.kill.watch import KillWatch, is_watch_event
 from killswitch.results import Outcome, ResourceResult
+from killswitch.states import ReportStatus
 
 logger = Logger(child=True)
 
@@ -177,7 +178,9 @@ class KillEngine:
                 self.dead_letter.send(item.reason, item.message_id, item.raw)
             except Exception as exc:  # same rule: logged and in the ledger, never a retry loop
                 logger.error("could not forward rejected event to the DLQ", extra={"error": str(exc)})
-        return KillReport(Operation.REJECTED, None, reason=item.reason, status="rejected", message=item.reason)
+        return KillReport(
+            Operation.REJECTED, None, reason=item.reason, status=ReportStatus.REJECTED, message=item.reason
+        )
 
     def handle_alert(self, alert: Alert, *, dry_run: bool = False) -> KillReport:
         dry = dry_run or alert.dry_run
@@ -200,7 +203,12 @@ class KillEngine:
             report = self.warn(alert.agent, level.reason, dry_run=dry, dedupe_key=alert.dedupe_key or None)
         else:
             report = KillReport(
-                Operation.NONE, alert.agent, reason=level.reason, dry_run=dry, status="no_action", message=level.reason
+                Operation.NONE,
+                alert.agent,
+                reason=level.reason,
+                dry_run=dry,
+                status=ReportStatus.NO_ACTION,
+                message=level.reason,
             )
             self._publish(report)
         report.level = level.level.value
@@ -241,18 +249,18 @@ class KillEngine:
     # warn
     # ------------------------------------------------------------------------------------------------------
     def warn(self, agent: str, reason: str, *, dry_run: bool = False, dedupe_key: str | None = None) -> KillReport:
-        report = KillReport(Operation.WARN, agent, reason=reason, dry_run=dry_run, status="thrift")
+        report = KillReport(Operation.WARN, agent, reason=reason, dry_run=dry_run, status=ReportStatus.THRIFT)
         if dedupe_key and not dry_run:
             # SNS is at-least-once: a redelivered warning must not notify ops a second time.
             earlier = self.ledger.claim(dedupe_key, f"warn-{self.clock().strftime('%Y%m%dT%H%M%SZ')}")
             if earlier:
-                report.operation, report.status = Operation.DUPLICATE, "duplicate"
+                report.operation, report.status = Operation.DUPLICATE, ReportStatus.DUPLICATE
                 report.message = f"duplicate delivery: already handled ({earlier}); nothing done"
                 logger.info("duplicate warning", extra={"marker": earlier, "agent": agent})
                 return report
         current = self.ledger.agent_state(agent) or {}
         if current.get("state") == AgentState.KILLED.value:
-            report.status = "killed"
+            report.status = ReportStatus.KILLED
             report.message = "agent is already killed: state left KILLED"
         elif not dry_run:
             self.ledger.set_agent_state(agent, AgentState.THRIFT, reason)
@@ -342,12 +350,12 @@ class KillEngine:
         report = KillReport(Operation.KILL, agent, kill_id=kill_id, run_id=run_id, reason=reason, dry_run=dry_run)
         if self._agent(agent) is None:
             report.refused = f"agent {agent!r} is not in the config (known: {', '.join(self.config.agent_names())})"
-            report.status, report.kill_id = "refused", None
+            report.status, report.kill_id = ReportStatus.REFUSED, None
             return self._finish(report, t0)
         if dedupe_key and not dry_run:
             earlier = self.ledger.claim(dedupe_key, kill_id)
             if earlier:
-                report.operation, report.status, report.kill_id = Operation.DUPLICATE, "duplicate", earlier
+                report.operation, report.status, report.kill_id = Operation.DUPLICATE, ReportStatus.DUPLICATE, earlier
                 report.message = f"duplicate delivery: already handled by kill {earlier}; nothing done"
                 logger.info("duplicate alert", extra={"kill_id": earlier, "agent": agent})
                 report.duration_ms = (time.monotonic() - t0) * 1000
@@ -382,13 +390,13 @@ class KillEngine:
         report.plan = plan
         report.summary.extend(errors)
         if plan.refused:
-            report.refused, report.status, report.message = plan.refused, "refused", plan.refused
+            report.refused, report.status, report.message = plan.refused, ReportStatus.REFUSED, plan.refused
             report.kill_id = None
             if dedupe_key and not dry_run:  # nothing was done or recorded: a redelivery is judged again
                 self.ledger.release(dedupe_key)
             return self._finish(report, t0)
         if dry_run:
-            report.status = "dry_run"
+            report.status = ReportStatus.DRY_RUN
             report.kill_id = None
             report.summary.extend([_planned_result(d) for d in plan.decisions])
             report.message = f"dry run: {len(plan.to_act)} to act on, {len(plan.needs_approval)} need approval"
@@ -428,7 +436,7 @@ class KillEngine:
             else (KillStatus.PARTIAL if report.summary.failures else KillStatus.DONE)
         )
         self.ledger.set_status(record, status)
-        report.status = status.value
+        report.status = ReportStatus(status.value)
         if any(is_transient(r.code) for r in failures) and dedupe_key:
             self.ledger.release(dedupe_key)
             report.transient_failure = True
@@ -519,12 +527,12 @@ class KillEngine:
         record = self.ledger.get_kill(kill_id)
         report = KillReport(Operation.APPROVE, record.agent if record else None, kill_id=kill_id)
         if record is None:
-            report.refused, report.status = f"no kill {kill_id!r} in the ledger", "refused"
+            report.refused, report.status = f"no kill {kill_id!r} in the ledger", ReportStatus.REFUSED
             return self._finish(report, t0)
         report.run_id, report.reason = record.run_id, record.reason
         if record.status is not KillStatus.AWAITING_APPROVAL:
             report.refused = f"kill {kill_id} is {record.status.value}: nothing waits for approval"
-            report.status = "refused"
+            report.status = ReportStatus.REFUSED
             return self._finish(report, t0)
         cfg = self.config.agent(record.agent)
         entries = self.ledger.resources(kill_id)
@@ -571,7 +579,7 @@ class KillEngine:
         status = KillStatus.PARTIAL if report.summary.failures or earlier_errors else KillStatus.DONE
         self.ledger.set_status(record, status)
         self.ledger.set_agent_state(record.agent, AgentState.KILLED, f"approved kill {kill_id}", kill_id)
-        report.status = status.value
+        report.status = ReportStatus(status.value)
         report.message = f"approved: {report.stopped} resources stopped"
         return self._finish(report, t0)
 
@@ -585,17 +593,20 @@ class KillEngine:
             record = self.ledger.get_kill(kill_id)
             if record is None or (agent and record.agent != agent):
                 report.refused = f"no kill {kill_id!r} for agent {agent!r} in the ledger"
-                report.status = "refused"
+                report.status = ReportStatus.REFUSED
                 return self._finish(report, t0)
             report.agent = agent = record.agent
             kills = [record]
         elif agent:
             kills = [k for k in self.ledger.list_kills(agent) if k.active]
         else:
-            report.refused, report.status = "restore needs an agent or a kill id", "refused"
+            report.refused, report.status = "restore needs an agent or a kill id", ReportStatus.REFUSED
             return self._finish(report, t0)
         if not kills:
-            report.status, report.message = "no_action", f"nothing to restore: agent {agent} has no active kill"
+            report.status, report.message = (
+                ReportStatus.NO_ACTION,
+                f"nothing to restore: agent {agent} has no active kill",
+            )
             return self._finish(report, t0)
         for record in sorted(kills, key=lambda k: (k.created_at, k.kill_id), reverse=True):
             report.summary.extend(self._restore_kill(record, dry_run))
@@ -605,7 +616,11 @@ class KillEngine:
             if not any(k.active for k in self.ledger.list_kills(agent)):
                 self.ledger.set_agent_state(agent, AgentState.OK, f"restored {report.kill_id}")
         restored = sum(1 for r in report.summary.results if r.outcome is Outcome.SUCCESS)
-        report.status = "dry_run" if dry_run else ("partial" if report.summary.failures else "restored")
+        report.status = (
+            ReportStatus.DRY_RUN
+            if dry_run
+            else (ReportStatus.PARTIAL if report.summary.failures else ReportStatus.RESTORED)
+        )
         report.message = f"{restored} resources restored" if not dry_run else "dry run: nothing changed"
         return self._finish(report, t0)
 
@@ -774,10 +789,6 @@ def _alert_summary(alert: Alert) -> dict[str, Any]:
         if v is not None:
             out[k] = v.value if hasattr(v, "value") else v
     return out
-
-
-def restore_action_name(resource_type: str) -> str:
-    return restore_action(resource_type)
 
 
 __all__ = ["KillEngine", "KillReport", "SpendRecorder", "StatusLine"]

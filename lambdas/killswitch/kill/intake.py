@@ -26,6 +26,7 @@ from killswitch.intakes import Intake, Intakes, Origin
 from killswitch.kill.alerts import Alert, AlertSource, ParseResult, Rejected, cap_raw, parse_event, parse_record
 from killswitch.kill.ledger import KillLedger, KillRecord
 from killswitch.kill.model import AgentState, KillReport, KillStatus, Operation
+from killswitch.states import ReportStatus
 
 logger = Logger(child=True)
 
@@ -187,6 +188,6 @@ def collapsed_report(alert: Alert, into: str) -> KillReport:
         alert.agent,
         run_id=alert.run_id,
         reason=alert.reason,
-        status="collapsed",
+        status=ReportStatus.COLLAPSED,
         message=message,
     )

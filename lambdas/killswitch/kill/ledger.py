@@ -9,23 +9,38 @@ Items (see `killswitch.keys`):
 - rejected event     pk `REJECTED#<day>` sk `<timestamp>#<message id>` reason, raw (truncated)
 
 Structured values (plan, prior state) are stored as JSON strings: no float/Decimal conversions, and restore reads
-back exactly what was written. `DynamoKillLedger` and `InMemoryKillLedger` share the logic over a tiny item store.
+back exactly what was written. `DynamoKillLedger` and `InMemoryKillLedger` are the same `ItemKillLedger` over the
+one item layer (`killswitch.items.ItemTable`), on DynamoDB or on its in-memory twin.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import boto3
-from boto3.dynamodb.conditions import Key
 
-from killswitch.aws import RETRY_CONFIG
-from killswitch.keys import PK, SK, TTL_ATTR, agent_pk, kill_pk
+from killswitch.items import ItemTable
+from killswitch.keys import (
+    AGENT_STATE_SK,
+    DEDUPE_SK,
+    KILL_POINTER_SK,
+    KILL_PREFIX,
+    PK,
+    RESOURCE_PREFIX,
+    SK,
+    TTL_ATTR,
+    agent_pk,
+    dedupe_pk,
+    kill_pk,
+    kill_sk,
+    rejected_pk,
+    rejected_sk,
+    resource_sk,
+)
 from killswitch.kill.model import AgentState, KillStatus, Resource
 
 DEDUPE_TTL_DAYS = 60
@@ -126,89 +141,6 @@ class KillLedger(Protocol):
     def rejected(self, day: str) -> list[dict[str, Any]]: ...
 
 
-class ItemStore(Protocol):
-    def put(self, item: dict[str, Any], *, if_absent: bool = False) -> bool: ...
-
-    def put_many(self, items: Sequence[dict[str, Any]]) -> None: ...
-
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
-
-    def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]: ...
-
-    def delete(self, pk: str, sk: str) -> None: ...
-
-
-class MemoryItemStore:
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    def put(self, item: dict[str, Any], *, if_absent: bool = False) -> bool:
-        key = (item[PK], item[SK])
-        with self._lock:
-            if if_absent and key in self.items:
-                return False
-            self.items[key] = dict(item)
-            return True
-
-    def put_many(self, items: Sequence[dict[str, Any]]) -> None:
-        for item in items:
-            self.put(item)
-
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        item = self.items.get((pk, sk))
-        return dict(item) if item else None
-
-    def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
-        return [dict(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith(sk_prefix)]
-
-    def delete(self, pk: str, sk: str) -> None:
-        with self._lock:
-            self.items.pop((pk, sk), None)
-
-
-class DynamoItemStore:
-    def __init__(self, table_name: str, session: boto3.Session | None = None, region: str | None = None):
-        sess = session or boto3.Session()
-        self.table = sess.resource("dynamodb", region_name=region, config=RETRY_CONFIG).Table(table_name)
-
-    def put(self, item: dict[str, Any], *, if_absent: bool = False) -> bool:
-        if not if_absent:
-            self.table.put_item(Item=item)
-            return True
-        try:
-            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def put_many(self, items: Sequence[dict[str, Any]]) -> None:
-        # batch_writer sends 25 items per BatchWriteItem and re-sends unprocessed items until all are written.
-        with self.table.batch_writer() as batch:
-            for item in items:
-                batch.put_item(Item=item)
-
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={PK: pk, SK: sk}, ConsistentRead=True).get("Item")
-        return dict(item) if item else None
-
-    def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
-        cond = Key(PK).eq(pk)
-        if sk_prefix:
-            cond = cond & Key(SK).begins_with(sk_prefix)
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": cond, "ConsistentRead": True}
-        while True:
-            page = self.table.query(**kwargs)
-            items.extend(dict(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def delete(self, pk: str, sk: str) -> None:
-        self.table.delete_item(Key={PK: pk, SK: sk})
-
-
 def _plan_json(plan: dict[str, Any] | None) -> str:
     """DynamoDB items are limited to 400 KB: a plan of thousands of resources keeps its counts, not its rows (each
     resource has its own item anyway)."""
@@ -220,18 +152,10 @@ def _plan_json(plan: dict[str, Any] | None) -> str:
     return json.dumps({**{k: v for k, v in plan.items() if k != "decisions"}, "truncated": True}, default=str)
 
 
-def dedupe_pk(key: str) -> str:
-    return f"DEDUPE#{key}"
-
-
-def resource_sk(region: str, resource_id: str) -> str:
-    return f"RES#{region}#{resource_id}"
-
-
 class ItemKillLedger:
-    """`KillLedger` over an `ItemStore` (the same item layout in memory and in DynamoDB)."""
+    """`KillLedger` over the item layer (the same items in memory and in DynamoDB)."""
 
-    def __init__(self, store: ItemStore, *, clock: Callable[[], datetime] = _utcnow, retention_days: int = 400):
+    def __init__(self, store: ItemTable, *, clock: Callable[[], datetime] = _utcnow, retention_days: int = 400):
         self.store = store
         self._clock = clock
         self.retention_days = retention_days
@@ -246,24 +170,24 @@ class ItemKillLedger:
     def claim(self, dedupe_key: str, kill_id: str) -> str | None:
         item = {
             PK: dedupe_pk(dedupe_key),
-            SK: "DEDUPE",
+            SK: DEDUPE_SK,
             "kill_id": kill_id,
             "created_at": self._now(),
             TTL_ATTR: self._ttl(DEDUPE_TTL_DAYS),
         }
-        if self.store.put(item, if_absent=True):
+        if self.store.put_new(item):
             return None
-        existing = self.store.get(dedupe_pk(dedupe_key), "DEDUPE") or {}
+        existing = self.store.get(dedupe_pk(dedupe_key), DEDUPE_SK) or {}
         return str(existing.get("kill_id") or "?")
 
     def release(self, dedupe_key: str) -> None:
-        self.store.delete(dedupe_pk(dedupe_key), "DEDUPE")
+        self.store.delete(dedupe_pk(dedupe_key), DEDUPE_SK)
 
     # -- kills ------------------------------------------------------------------------------------------
     def put_kill(self, record: KillRecord) -> None:
         item: dict[str, Any] = {
             PK: agent_pk(record.agent),
-            SK: f"KILL#{record.kill_id}",
+            SK: kill_sk(record.kill_id),
             "kill_id": record.kill_id,
             "agent": record.agent,
             "status": record.status.value,
@@ -281,7 +205,7 @@ class ItemKillLedger:
         if record.verification:
             item["verification"] = record.verification
         self.store.put(item)
-        self.store.put({PK: kill_pk(record.kill_id), SK: "RECORD", "agent": record.agent})
+        self.store.put({PK: kill_pk(record.kill_id), SK: KILL_POINTER_SK, "agent": record.agent})
 
     @staticmethod
     def _record(item: dict[str, Any]) -> KillRecord:
@@ -302,14 +226,14 @@ class ItemKillLedger:
         )
 
     def get_kill(self, kill_id: str) -> KillRecord | None:
-        pointer = self.store.get(kill_pk(kill_id), "RECORD")
+        pointer = self.store.get(kill_pk(kill_id), KILL_POINTER_SK)
         if not pointer:
             return None
-        item = self.store.get(agent_pk(pointer["agent"]), f"KILL#{kill_id}")
+        item = self.store.get(agent_pk(pointer["agent"]), kill_sk(kill_id))
         return self._record(item) if item else None
 
     def list_kills(self, agent: str) -> list[KillRecord]:
-        kills = [self._record(i) for i in self.store.query(agent_pk(agent), "KILL#")]
+        kills = [self._record(i) for i in self.store.query(agent_pk(agent), KILL_PREFIX)]
         return sorted(kills, key=lambda k: (k.created_at, k.kill_id))
 
     def set_status(self, record: KillRecord, status: KillStatus) -> None:
@@ -352,7 +276,7 @@ class ItemKillLedger:
 
     def resources(self, kill_id: str) -> list[ResourceEntry]:
         out = []
-        for item in self.store.query(kill_pk(kill_id), "RES#"):
+        for item in self.store.query(kill_pk(kill_id), RESOURCE_PREFIX):
             out.append(
                 ResourceEntry(
                     kill_id=kill_id,
@@ -374,7 +298,7 @@ class ItemKillLedger:
     def set_agent_state(self, agent: str, state: AgentState, reason: str, kill_id: str | None = None) -> None:
         item: dict[str, Any] = {
             PK: agent_pk(agent),
-            SK: "STATE",
+            SK: AGENT_STATE_SK,
             "agent": agent,
             "state": state.value,
             "updated_at": self._now(),
@@ -385,15 +309,15 @@ class ItemKillLedger:
         self.store.put(item)
 
     def agent_state(self, agent: str) -> dict[str, Any] | None:
-        return self.store.get(agent_pk(agent), "STATE")
+        return self.store.get(agent_pk(agent), AGENT_STATE_SK)
 
     # -- rejected events --------------------------------------------------------------------------------
     def record_rejected(self, reason: str, message_id: str | None, raw: str) -> None:
         now = self._clock().astimezone(UTC)
         self.store.put(
             {
-                PK: f"REJECTED#{now.date().isoformat()}",
-                SK: f"{now.isoformat(timespec='microseconds')}#{message_id or '-'}",
+                PK: rejected_pk(now.date().isoformat()),
+                SK: rejected_sk(now.isoformat(timespec="microseconds"), message_id),
                 "reason": reason,
                 "message_id": message_id or "",
                 "raw": raw[:RAW_LIMIT],
@@ -403,13 +327,16 @@ class ItemKillLedger:
         )
 
     def rejected(self, day: str) -> list[dict[str, Any]]:
-        return self.store.query(f"REJECTED#{day}")
+        return self.store.query(rejected_pk(day))
 
 
 class InMemoryKillLedger(ItemKillLedger):
+    """On the in-memory twin of DynamoDB (`memory`: the twin client, for tests and benchmarks)."""
+
     def __init__(self, *, clock: Callable[[], datetime] = _utcnow) -> None:
-        self.memory = MemoryItemStore()
-        super().__init__(self.memory, clock=clock)
+        table = ItemTable.in_memory()
+        self.memory = table.client
+        super().__init__(table, clock=clock)
 
 
 class DynamoKillLedger(ItemKillLedger):
@@ -422,4 +349,5 @@ class DynamoKillLedger(ItemKillLedger):
         clock: Callable[[], datetime] = _utcnow,
         retention_days: int = 400,
     ) -> None:
-        super().__init__(DynamoItemStore(table_name, session, region), clock=clock, retention_days=retention_days)
+        table = ItemTable.connect(table_name, session=session, region=region)
+        super().__init__(table, clock=clock, retention_days=retention_days)

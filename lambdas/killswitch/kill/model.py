@@ -15,6 +15,7 @@ from typing import Any
 
 from killswitch import tags as T
 from killswitch.results import Outcome, ResourceResult, Summary
+from killswitch.states import AgentState, ReportStatus  # noqa: F401 (AgentState: imported from here by the engine)
 
 # Resource types (the Resource Groups Tagging API spelling where there is one).
 EC2_INSTANCE = "ec2:instance"
@@ -50,12 +51,6 @@ class KillStatus(StrEnum):
     DONE = "done"
     PARTIAL = "partial"
     RESTORED = "restored"
-
-
-class AgentState(StrEnum):
-    OK = "OK"
-    THRIFT = "THRIFT"
-    KILLED = "KILLED"
 
 
 @dataclass(frozen=True)
@@ -286,7 +281,7 @@ class KillReport:
     run_id: str | None = None
     reason: str = ""
     dry_run: bool = False
-    status: str = ""
+    status: ReportStatus = ReportStatus.NONE
     plan: Plan | None = None
     summary: Summary = field(default_factory=Summary)
     refused: str | None = None

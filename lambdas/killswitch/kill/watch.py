@@ -34,6 +34,7 @@ from killswitch.kill.ledger import KillRecord, ResourceEntry
 from killswitch.kill.model import AgentState, KillReport, KillStatus, Operation
 from killswitch.kill.plan import plan_kill
 from killswitch.results import Outcome
+from killswitch.states import ReportStatus
 
 if TYPE_CHECKING:
     from killswitch.kill.engine import KillEngine
@@ -103,7 +104,11 @@ class KillWatch:
             what = f"{detail.get('eventSource', '?')} {detail.get('eventName', '?')} in {region or '?'}"
         killed = [a for a in candidates if self._killed(a)]
         if not killed or not regions:
-            return [KillReport(Operation.NONE, None, status="no_action", message=f"{what}: no killed agent concerned")]
+            return [
+                KillReport(
+                    Operation.NONE, None, status=ReportStatus.NO_ACTION, message=f"{what}: no killed agent concerned"
+                )
+            ]
         return [self.enforce(agent, regions, reason=what, dry_run=dry_run) for agent in killed]
 
     def _killed(self, agent: str) -> bool:
@@ -136,7 +141,7 @@ class KillWatch:
         report = KillReport(Operation.KILL, agent, reason=f"kill stays applied: {reason}", dry_run=dry_run)
         report.level = "watch"
         if record is None:
-            report.status, report.message = "no_action", "no active kill to keep applied"
+            report.status, report.message = ReportStatus.NO_ACTION, "no active kill to keep applied"
             return report
         report.kill_id, report.run_id = record.kill_id, record.run_id
         cfg = eng.config.agent(agent)
@@ -155,7 +160,7 @@ class KillWatch:
         to_again = [d for d in plan_again.decisions if d.changes_aws]
         waiting = plan_new.needs_approval
         if dry_run:
-            report.status = "dry_run"
+            report.status = ReportStatus.DRY_RUN
             report.message = f"dry run: {len(plan_new.to_act)} new and {len(to_again)} running again would be stopped"
             return report
         entries = [ResourceEntry(record.kill_id, d.resource, d.act.value, d.reason) for d in plan_new.decisions]
@@ -169,7 +174,7 @@ class KillWatch:
         if waiting:
             eng.ledger.set_status(record, KillStatus.AWAITING_APPROVAL)
         stopped = sum(1 for r in report.summary.results if r.outcome is Outcome.SUCCESS)
-        report.status = "partial" if report.summary.failures else "done"
+        report.status = ReportStatus.PARTIAL if report.summary.failures else ReportStatus.DONE
         report.message = f"kill {record.kill_id} kept applied: {stopped} stopped (new or running again)" + (
             f", {len(waiting)} wait for `killswitch approve {record.kill_id}`" if waiting else ""
         )

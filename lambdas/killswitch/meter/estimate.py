@@ -28,31 +28,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from killswitch.config import AgentConfig, Period
+from killswitch.config import AgentConfig
+from killswitch.periods import period_key, period_start  # noqa: F401 (re-exported: the meter service calls E.period_*)
 from killswitch.spend.ledger import SOURCE_COST_EXPLORER, SOURCE_GUARD, SOURCE_METER, SpendEntry
 
 ZERO = Decimal(0)
-
-
-def period_start(period: Period, day: date) -> date:
-    if period is Period.DAILY:
-        return day
-    if period is Period.MONTHLY:
-        return day.replace(day=1)
-    if period is Period.QUARTERLY:
-        return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-    return date(day.year, 1, 1)
-
-
-def period_key(period: Period, day: date) -> str:
-    """Same spelling as the budget alerts' period keys: `2026-11-22`, `2026-11`, `2026-Q4`, `2026`."""
-    if period is Period.DAILY:
-        return day.isoformat()
-    if period is Period.MONTHLY:
-        return f"{day:%Y-%m}"
-    if period is Period.QUARTERLY:
-        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-    return str(day.year)
 
 
 @dataclass(frozen=True)

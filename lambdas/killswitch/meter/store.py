@@ -11,10 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from killswitch.keys import PK, SK, TTL_ATTR
+from killswitch.keys import METER_PRICE_PK, METER_STATE_PK, METER_TICK_SK, PK, SK, TTL_ATTR
 from killswitch.spend.ledger import SpendStore
-
-STATE_PK, TICK_SK, PRICE_PK = "METER#STATE", "TICK", "METER#PRICE"
 
 
 class LedgerMeterState:
@@ -24,13 +22,13 @@ class LedgerMeterState:
         self.store = store
 
     def last_tick(self) -> datetime | None:
-        for item in self.store.query(STATE_PK, TICK_SK):
-            if item.get(SK) == TICK_SK:
+        for item in self.store.query(METER_STATE_PK, METER_TICK_SK):
+            if item.get(SK) == METER_TICK_SK:
                 return datetime.fromisoformat(str(item["at"]))
         return None
 
     def set_last_tick(self, at: datetime) -> None:
-        self.store.put({PK: STATE_PK, SK: TICK_SK, "at": at.isoformat()})
+        self.store.put({PK: METER_STATE_PK, SK: METER_TICK_SK, "at": at.isoformat()})
 
 
 class LedgerPriceCache:
@@ -40,7 +38,7 @@ class LedgerPriceCache:
         self.store = store
 
     def get(self, key: str) -> tuple[Decimal | None, datetime] | None:
-        for item in self.store.query(PRICE_PK, key):
+        for item in self.store.query(METER_PRICE_PK, key):
             if item.get(SK) == key:
                 usd = item.get("usd")
                 return (None if usd is None else Decimal(str(usd)), datetime.fromisoformat(str(item["fetched_at"])))
@@ -48,7 +46,7 @@ class LedgerPriceCache:
 
     def put(self, key: str, value: Decimal | None, fetched_at: datetime) -> None:
         item = {
-            PK: PRICE_PK,
+            PK: METER_PRICE_PK,
             SK: key,
             "fetched_at": fetched_at.isoformat(),
             TTL_ATTR: int((fetched_at + timedelta(days=2)).timestamp()),

@@ -25,18 +25,18 @@ Aggregation rules (used by `daily_totals`, the report and the metrics):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from killswitch import aws
-from killswitch.keys import PK, SK, TTL_ATTR, agent_pk, spend_fact_pk, spend_sk
+from killswitch.items import ItemTable, sort_key_range_end
+from killswitch.keys import AGENT_STATE_SK, PK, SK, TTL_ATTR, agent_pk, spend_day_prefix, spend_fact_pk, spend_sk
+from killswitch.states import AgentState
 
 SOURCE_BUDGET = "budget"
 SOURCE_COST_EXPLORER = "cost_explorer"
@@ -53,7 +53,6 @@ OUTPUT_TOKENS_ATTR = "gen_ai.usage.output_tokens"
 MONEY_QUANT = Decimal("0.0000000001")
 DEFAULT_RETENTION_DAYS = 400
 MAX_SORT_KEY_BYTES = 1024
-_HIGH = "\U0010ffff"
 
 Money = Decimal | float | int | str
 
@@ -198,113 +197,37 @@ class SpendEntry:
 # ----------------------------------------------------------------------------------------------------
 
 
-class SpendStore(Protocol):
-    def put(self, item: dict[str, Any]) -> None: ...
-
-    def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]: ...
-
-    def query_between(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
-        """Items with low <= sk <= high (inclusive, like DynamoDB BETWEEN), in sort-key order."""
-        ...
-
-    def delete(self, pk: str, sk: str) -> None: ...
+# The spend ledger, the outcomes and the meter's own items use the item layer directly.
+SpendStore = ItemTable
 
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
-
-
-def _to_wire(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _SERIALIZER.serialize(v) for k, v in item.items()}
-
-
-def _from_wire(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
-
-
-class InMemorySpendStore:
-    """Thread-safe dictionary store. Items go through the DynamoDB wire format, so it rejects floats and returns
-    Decimals exactly like `DynamoSpendStore`."""
+class InMemorySpendStore(ItemTable):
+    """The item layer on the in-memory twin of DynamoDB: items go through the wire format, so it refuses floats and
+    returns Decimals exactly like `DynamoSpendStore`."""
 
     def __init__(self) -> None:
-        self._items: dict[tuple[str, str], dict[str, Any]] = {}
-        self._lock = threading.Lock()
+        from killswitch.memory_dynamo import MemoryDynamo  # imported here: Lambda never builds the twin
 
-    def put(self, item: dict[str, Any]) -> None:
-        wire = _to_wire(item)
-        with self._lock:
-            self._items[(str(item[PK]), str(item[SK]))] = wire
-
-    def _select(self, pk: str, keep: Callable[[str], bool]) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = [(sk, wire) for (p, sk), wire in self._items.items() if p == pk and keep(sk)]
-        rows.sort(key=lambda r: r[0].encode("utf-8"))
-        return [_from_wire(wire) for _, wire in rows]
-
-    def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
-        return self._select(pk, lambda sk: sk.startswith(sk_prefix))
-
-    def query_between(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
-        lo, hi = low.encode("utf-8"), high.encode("utf-8")
-        return self._select(pk, lambda sk: lo <= sk.encode("utf-8") <= hi)
-
-    def delete(self, pk: str, sk: str) -> None:
-        with self._lock:
-            self._items.pop((pk, sk), None)
+        super().__init__("ledger", MemoryDynamo())
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
+        return len(self.all_items())
 
 
-class DynamoSpendStore:
+class DynamoSpendStore(ItemTable):
     """The stack's single table (pk/sk strings). Queries follow `LastEvaluatedKey` until the last page."""
 
     def __init__(self, table_name: str, session: boto3.Session | None = None, *, page_size: int | None = None):
-        self.table_name = table_name
-        self.page_size = page_size  # DynamoDB `Limit` per page; None = up to 1 MB per page
-        self._client = aws.client("dynamodb", session=session)
-
-    def put(self, item: dict[str, Any]) -> None:
-        self._client.put_item(TableName=self.table_name, Item=_to_wire(item))
-
-    def _query(self, condition: str, values: dict[str, Any]) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-            "ExpressionAttributeValues": _to_wire(values),
-        }
-        if "#sk" not in condition:
-            del kwargs["ExpressionAttributeNames"]["#sk"]
-        if self.page_size:
-            kwargs["Limit"] = self.page_size
-        out: list[dict[str, Any]] = []
-        while True:
-            page = self._client.query(**kwargs)
-            out.extend(_from_wire(i) for i in page.get("Items", []))
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return out
-            kwargs["ExclusiveStartKey"] = last
-
-    def query(self, pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
-        if not sk_prefix:
-            return self._query("#pk = :pk", {":pk": pk})
-        return self._query("#pk = :pk AND begins_with(#sk, :p)", {":pk": pk, ":p": sk_prefix})
-
-    def query_between(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
-        return self._query("#pk = :pk AND #sk BETWEEN :lo AND :hi", {":pk": pk, ":lo": low, ":hi": high})
-
-    def delete(self, pk: str, sk: str) -> None:
-        self._client.delete_item(TableName=self.table_name, Key=_to_wire({PK: pk, SK: sk}))
+        super().__init__(table_name, aws.client("dynamodb", session=session), page_size=page_size)
 
 
 def read_agent_state(store: SpendStore, agent: str) -> str | None:
-    """The kill engine's state item (`AGENT#<agent>` / `STATE`, attribute `state`), lower-cased, if any."""
-    for item in store.query(agent_pk(agent), "STATE"):
-        if item.get(SK) == "STATE" and item.get("state"):
-            return str(item["state"]).lower()
+    """The kill engine's state item (`AGENT#<agent>` / `STATE`, attribute `state`) as the report's label (`ok`,
+    `thrift`, `killed`), if there is a known one."""
+    for item in store.query(agent_pk(agent), AGENT_STATE_SK):
+        if item.get(SK) == AGENT_STATE_SK:
+            state = AgentState.parse(item.get("state"))
+            return state.label if state else None
     return None
 
 
@@ -543,13 +466,12 @@ class SpendLedger:
         items: list[dict[str, Any]] = []
         for pk in dict.fromkeys(spend_fact_pk(agent, s) for s in sources):  # one query per partition
             if since is not None and since == until:
-                prefix = f"DAY#{since.isoformat()}#" + (f"{source}#" if source else "")
-                items.extend(self.store.query(pk, prefix))
+                items.extend(self.store.query(pk, spend_day_prefix(since.isoformat(), source)))
             elif since is None and until is None:
-                items.extend(self.store.query(pk, "DAY#"))
+                items.extend(self.store.query(pk, spend_day_prefix()))
             else:
-                low = f"DAY#{since.isoformat()}#" if since else "DAY#"
-                high = f"DAY#{until.isoformat()}#{_HIGH}" if until else f"DAY#{_HIGH}"
+                low = spend_day_prefix(since.isoformat() if since else None)
+                high = sort_key_range_end(spend_day_prefix(until.isoformat() if until else None))
                 items.extend(self.store.query_between(pk, low, high))
         items.sort(key=lambda i: str(i[SK]).encode("utf-8"))  # (day, source, detail) order across partitions
         out = [SpendEntry.from_item(i) for i in items]

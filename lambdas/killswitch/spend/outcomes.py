@@ -15,14 +15,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from killswitch.keys import PK, SK, guard_pk
+from killswitch.items import sort_key_range_end
+from killswitch.keys import PK, SK, guard_pk, outcome_prefix, outcome_sk
 from killswitch.spend.ledger import SpendStore
-
-_HIGH = "\U0010ffff"
-
-
-def outcome_sk(day: str, outcome_id: str) -> str:
-    return f"OUTCOME#{day}#{outcome_id}"
 
 
 class OutcomeLedger:
@@ -60,8 +55,8 @@ class OutcomeLedger:
 
     def counts(self, agent: str, since: date | None = None, until: date | None = None) -> dict[str, int]:
         """Outcome name -> how many, for since <= day <= until (inclusive, open when None)."""
-        low = f"OUTCOME#{since.isoformat()}#" if since else "OUTCOME#"
-        high = f"OUTCOME#{until.isoformat()}#{_HIGH}" if until else f"OUTCOME#{_HIGH}"
+        low = outcome_prefix(since.isoformat() if since else None)
+        high = sort_key_range_end(outcome_prefix(until.isoformat() if until else None))
         out: Counter[str] = Counter()
         for item in self.store.query_between(guard_pk(agent), low, high):
             out[str(item["outcome"])] += int(item.get("count", 1))

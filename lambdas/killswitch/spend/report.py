@@ -30,8 +30,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from killswitch.config import AgentConfig, Period
+from killswitch.config import AgentConfig
 from killswitch.meter.estimate import meter_error_pct
+from killswitch.periods import period_start
 from killswitch.spend.economics import correction_factor, deviation_series, run_costs, unit_economics
 from killswitch.spend.ledger import (
     ALERT_ACTUAL,
@@ -42,22 +43,12 @@ from killswitch.spend.ledger import (
     SpendLedger,
     daily_totals,
 )
+from killswitch.states import AgentState
 
 CENT = Decimal("0.01")
 PCT_QUANT = Decimal("0.1")
-STATES = ("ok", "thrift", "killed", "restored")
+STATES = (*(s.label for s in AgentState), "restored")  # ok, thrift, killed from the ledger; restored from kills
 OVER_BUDGET = "over budget"
-
-
-def period_start(period: Period | str, day: date) -> date:
-    p = Period(period)
-    if p is Period.DAILY:
-        return day
-    if p is Period.MONTHLY:
-        return day.replace(day=1)
-    if p is Period.QUARTERLY:
-        return day.replace(month=3 * ((day.month - 1) // 3) + 1, day=1)
-    return day.replace(month=1, day=1)
 
 
 def cents(value: Decimal) -> Decimal:
