@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
-from killswitch.kill import sim
+from killswitch.testing import sim
 from killswitch.kill.discover import Clients
 
 ROLE = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/sagemaker-execution"

@@ -15,7 +15,7 @@ from moto import mock_aws
 from moto.batch.models import batch_backends
 
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
-from killswitch.kill import sim
+from killswitch.testing import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.kinds.batch import BATCH_JOB, BATCH_QUEUE
 from killswitch.kill.watch import CLOUDTRAIL_DETAIL_TYPE

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
-from killswitch.kill import sim
+from killswitch.testing import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.kinds.base import RegionScan
 from killswitch.kill.kinds.eks import EKS_NODEGROUP, EksNodegroups

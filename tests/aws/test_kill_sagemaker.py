@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from killswitch.config import ALL_ACTIONS, Action, KillSwitchConfig
-from killswitch.kill import sim
+from killswitch.testing import sim
 from killswitch.kill.discover import Clients, discover
 from killswitch.kill.kinds import kinds_for
 from killswitch.kill.kinds.base import ActContext

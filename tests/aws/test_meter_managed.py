@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from killswitch.kill import sim
+from killswitch.testing import sim
 from killswitch.kill.discover import Clients
 from killswitch.meter.compute import SnapshotPrices, accrue
 from killswitch.meter.managed import (
