@@ -15,8 +15,8 @@ from botocore.stub import Stubber
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
-from killswitch.testing import sim
 from killswitch.kill.discover import Clients
+from killswitch.testing import sim
 
 ROLE = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/sagemaker-execution"
 IMAGE = f"{DEFAULT_ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com/agent:latest"

@@ -15,11 +15,11 @@ from moto import mock_aws
 from moto.batch.models import batch_backends
 
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
-from killswitch.testing import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.kinds.batch import BATCH_JOB, BATCH_QUEUE
 from killswitch.kill.watch import CLOUDTRAIL_DETAIL_TYPE
 from killswitch.results import Outcome
+from killswitch.testing import sim
 from tests.aws.kill_support import AGENT, EAST, OTHER, engine
 
 ACCOUNT = "123456789012"

@@ -10,13 +10,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
-from killswitch.testing import sim
 from killswitch.kill.discover import Clients
 from killswitch.kill.kinds.base import RegionScan
 from killswitch.kill.kinds.eks import EKS_NODEGROUP, EksNodegroups
 from killswitch.kill.model import Operation
 from killswitch.kill.watch import CLOUDTRAIL_DETAIL_TYPE
 from killswitch.results import Outcome
+from killswitch.testing import sim
 from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine
 
 __all__ = ["aws"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from killswitch.config import ALL_ACTIONS, Action, KillSwitchConfig
-from killswitch.testing import sim
 from killswitch.kill.discover import Clients, discover
 from killswitch.kill.kinds import kinds_for
 from killswitch.kill.kinds.base import ActContext
@@ -16,6 +15,7 @@ from killswitch.kill.kinds.sagemaker import ENDPOINT, NOTEBOOK, SageMakerEndpoin
 from killswitch.kill.model import Resource
 from killswitch.kill.watch import RECHECK_EVENT
 from killswitch.results import Outcome
+from killswitch.testing import sim
 from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine
 from tests.aws.sagemaker_support import (
     PendingNotebook,

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from killswitch.testing import sim
 from killswitch.kill.discover import Clients
 from killswitch.meter.compute import SnapshotPrices, accrue
 from killswitch.meter.managed import (
@@ -18,6 +17,7 @@ from killswitch.meter.managed import (
     ManagedComputeSource,
     rds_item,
 )
+from killswitch.testing import sim
 from tests.aws import meter_support as M
 from tests.aws.kill_support import aws  # noqa: F401 (fixture)
 from tests.aws.sagemaker_support import endpoint, notebook
