@@ -9,7 +9,7 @@ Contract of a kind:
   Groups Tagging API pages found for the kind's `tagging_type`; kinds the Tagging API cannot list read their own
   service, always with a server-side tag filter where the service has one). Never mutates AWS.
 - `state_skip(r, rules)` is the pure plan rule: a reason to skip the resource in its current state, or None;
-  `approval_reason(r)` a reason it always needs approval (a Batch job: terminating it loses its work), or None.
+  `approval_reason(r)`: why the kind never acts on it without approval (not restorable, or deletes it), or None.
 - `act(decisions, ctx)` changes AWS for the decisions of this kind and returns one `ActResult` per decision; an
   AWS error of one resource becomes that resource's error result with the AWS error code, never an exception.
 - `restore(entries, ctx)` puts back the recorded prior state; `not_restorable(entry)` says why not, when not.
@@ -105,7 +105,8 @@ class Kind:
         return f"{r.state or 'running'}"
 
     def approval_reason(self, r: Resource) -> str | None:
-        """Why this resource always waits for `killswitch approve` (work that cannot be restored), or None."""
+        """Why this resource waits for `killswitch approve` even under automatic approval (a change restore cannot
+        undo, like stopping a training job), or None."""
         return None
 
     # -- act / restore ---------------------------------------------------------------------------------------
