@@ -21,6 +21,7 @@ from killswitch.kill.watch import CLOUDTRAIL_DETAIL_TYPE
 from killswitch.results import Outcome
 from killswitch.testing import sim
 from tests.aws.kill_support import AGENT, EAST, OTHER, engine
+from tests.aws.tagging_support import list_eks_and_batch
 
 ACCOUNT = "123456789012"
 BATCH_TRUST = {
@@ -31,8 +32,9 @@ BATCH_TRUST = {
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
-    """moto with its Docker-free Batch (jobs are recorded, never run)."""
+    """moto with its Docker-free Batch (jobs are recorded, never run), Batch resources listed by the Tagging API."""
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    list_eks_and_batch(monkeypatch)
     with mock_aws(config={"batch": {"use_docker": False}}):
         yield Clients()
 

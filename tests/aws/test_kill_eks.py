@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
@@ -18,8 +19,15 @@ from killswitch.kill.watch import CLOUDTRAIL_DETAIL_TYPE
 from killswitch.results import Outcome
 from killswitch.testing import sim
 from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine
+from tests.aws.tagging_support import list_eks_and_batch
 
 __all__ = ["aws"]
+
+
+@pytest.fixture(autouse=True)
+def _tagging_api_lists_node_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    list_eks_and_batch(monkeypatch)
+
 
 ROLE = "arn:aws:iam::123456789012:role/eks"
 
@@ -209,4 +217,9 @@ def test_verify_reports_a_node_group_that_is_still_scaled_up_and_skips_one_delet
 
 
 def scan(c: Clients) -> RegionScan:
-    return RegionScan(AGENT, EAST, c, [{"Key": "agent-name", "Values": [AGENT]}])
+    s = RegionScan(AGENT, EAST, c, [{"Key": "agent-name", "Values": [AGENT]}])
+    s.arns[EKS_NODEGROUP] = [
+        n["nodegroupArn"]
+        for n in [c("eks", EAST).describe_nodegroup(clusterName="shared", nodegroupName="summarizer-a")["nodegroup"]]
+    ]
+    return s

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from killswitch.config import Action, AgentConfig, Approval, BudgetConfig
+from killswitch.kill import kinds
 from killswitch.kill.kinds.batch import BATCH_CE, BATCH_JOB, BATCH_QUEUE
 from killswitch.kill.kinds.eks import EKS_NODEGROUP
 from killswitch.kill.model import Act, Resource
@@ -77,3 +78,24 @@ def test_not_enabled_without_the_action() -> None:
     decisions = plan_kill(only_ec2, [nodegroup(), job(), environment()], limit=100).decisions
     assert {d.act for d in decisions} == {Act.SKIP}
     assert all("is not enabled" in d.reason for d in decisions)
+
+
+def test_registry_order_watch_events_and_grants() -> None:
+    order = kinds.KILL_ORDER
+    # No new Batch jobs before anything else is scaled; node groups with the other groups; jobs after services.
+    assert order.index(BATCH_QUEUE) < order.index("autoscaling:group") < order.index(EKS_NODEGROUP)
+    assert order.index("ecs:task") < order.index(BATCH_JOB) < order.index(BATCH_CE) < order.index("ec2:instance")
+    events = kinds.watch_events()
+    assert {"CreateNodegroup", "UpdateNodegroupConfig"} <= set(events["eks.amazonaws.com"])
+    assert {"CreateJobQueue", "UpdateJobQueue", "SubmitJob", "UpdateComputeEnvironment"} <= set(
+        events["batch.amazonaws.com"]
+    )
+    grants = {g.sid: g for g in kinds.iam_grants()}
+    for sid, action in (
+        ("ScaleTaggedNodegroups", "eks:UpdateNodegroupConfig"),
+        ("DisableTaggedBatch", "batch:UpdateJobQueue"),
+        ("ScaleTaggedBatchEnvironments", "batch:UpdateComputeEnvironment"),
+    ):
+        assert grants[sid].actions == (action,) and grants[sid].conditions, sid
+    every = {a for g in grants.values() for a in g.actions}
+    assert "batch:TerminateJob" not in every  # approval runs with ops credentials, never the kill Lambda

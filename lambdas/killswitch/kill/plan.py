@@ -10,8 +10,8 @@ Rules, first match wins:
 4. the action is not enabled for the agent in the config → skip
 5. nothing to do in its current state (instance stopped, service at 0, DAEMON service, Auto Scaling member,
    task that belongs to a service, ...) → skip
-6. the kind's own approval rule (a SageMaker training job cannot be resumed, a Batch job loses its work),
-   `killswitch:criticality=critical`, or
+6. `killswitch:criticality=critical`, the kind's own approval rule (a SageMaker training job cannot be resumed, a
+   Batch job loses its work), or
    the agent's `approval: manual` → needs_approval
 7. otherwise → stop / scale_to_zero / stop_task / attach_scp
 Then the blast-radius limit: more actionable resources (act + needs_approval) than the limit → the plan is refused
@@ -110,10 +110,10 @@ def _decide(
         return skip(state_reason)
 
     if not approved:
-        if kind_reason := kind.approval_reason(r):
-            return Decision(r, Act.NEEDS_APPROVAL, kind_reason, action)
         if T.is_critical(r.tags):
             return Decision(r, Act.NEEDS_APPROVAL, f"{T.CRITICALITY}=critical: never stopped automatically", action)
+        if kind_reason := kind.approval_reason(r):
+            return Decision(r, Act.NEEDS_APPROVAL, kind_reason, action)
         if agent.approval is Approval.MANUAL:
             return Decision(r, Act.NEEDS_APPROVAL, "agent approval is manual: waits for `killswitch approve`", action)
 

@@ -11,10 +11,11 @@
 - Managed compute environments tagged `agent-name` get min and max vCPUs 0 (restored exactly; see
   `BatchComputeEnvironments`).
 
-Discovery: moto's Resource Groups Tagging API does not list Batch resources and Batch has no server-side tag filter,
-but `DescribeJobQueues` / `DescribeComputeEnvironments` return the tags (100 per page): one call each for a region
-without Batch. Jobs cost one `ListJobs` per status and queue of the agent, and one `DescribeJobs` per 100 jobs (for
-their own tags).
+Discovery: the shared Resource Groups Tagging API pages (`batch:job-queue`, `batch:compute-environment`: AWS's
+`GetResources` lists every resource type), then `DescribeJobQueues` / `DescribeComputeEnvironments` for the listed
+ARNs (100 per call) for live state and tags; a region without the agent's Batch resources costs nothing extra.
+Jobs cost one `ListJobs` per status and queue of the agent, and one `DescribeJobs` per 100 jobs (for their own
+tags). (moto's Tagging API lists no Batch resources: the tests add them, see `tests/aws/tagging_support.py`.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ QUEUES = "arn:{partition}:batch:*:{account}:job-queue/*"
 ENVIRONMENTS = "arn:{partition}:batch:*:{account}:compute-environment/*"
 ACTIVE_JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 GONE = {"DELETING", "DELETED"}
-DESCRIBE_JOBS_BATCH = 100
+DESCRIBE_BATCH = 100  # ARNs per DescribeJobQueues / DescribeComputeEnvironments / DescribeJobs call
 SHARED_QUEUES = "batch:agent-queues"
 BATCH_WHY = (
     "Agent job queues exist in every configured region and have unknown names; every write is conditioned on the "
@@ -55,21 +56,38 @@ def queue_resource(q: dict[str, Any], region: str) -> Resource:
     )
 
 
+def describe_queues(client: Any, arns: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        q for batch in chunks(arns, DESCRIBE_BATCH) for q in client.describe_job_queues(jobQueues=batch)["jobQueues"]
+    ]
+
+
+def agent_queue_arns(scan: RegionScan) -> list[str]:
+    """A run-scoped kill's shared pages hold only what carries the run's id; the run's jobs sit in the agent's queues
+    (tagged with the agent, not the run): one Tagging API walk for those queues."""
+    pages = scan.clients("resourcegroupstaggingapi", scan.region).get_paginator("get_resources")
+    return sorted(
+        {
+            m["ResourceARN"]
+            for page in pages.paginate(
+                TagFilters=[{"Key": T.AGENT_NAME, "Values": [scan.agent]}], ResourceTypeFilters=[BATCH_QUEUE]
+            )
+            for m in page.get("ResourceTagMappingList", [])
+        }
+    )
+
+
 def agent_queues(scan: RegionScan) -> list[dict[str, Any]]:
     """The job queues tagged with the agent's name (any run), read once per region scan and shared by both kinds."""
     if SHARED_QUEUES not in scan.shared:
-        pages = scan.clients("batch", scan.region).get_paginator("describe_job_queues").paginate()
-        scan.shared[SHARED_QUEUES] = [
-            q
-            for page in pages
-            for q in page.get("jobQueues", [])
-            if (q.get("tags") or {}).get(T.AGENT_NAME) == scan.agent
-        ]
+        arns = scan.arns_of(BATCH_QUEUE) if scan.run_id is None else agent_queue_arns(scan)
+        found = describe_queues(scan.clients("batch", scan.region), arns) if arns else []
+        scan.shared[SHARED_QUEUES] = [q for q in found if (q.get("tags") or {}).get(T.AGENT_NAME) == scan.agent]
     return list(scan.shared[SHARED_QUEUES])
 
 
 def describe_jobs(client: Any, job_ids: Sequence[str]) -> list[dict[str, Any]]:
-    return [j for batch in chunks(job_ids, DESCRIBE_JOBS_BATCH) for j in client.describe_jobs(jobs=batch)["jobs"]]
+    return [j for batch in chunks(job_ids, DESCRIBE_BATCH) for j in client.describe_jobs(jobs=batch)["jobs"]]
 
 
 class BatchJobQueues(Kind):
@@ -77,6 +95,7 @@ class BatchJobQueues(Kind):
     config_action = Action.STOP_BATCH
     kill_act = Act.DISABLE
     restore_action = "enable_queue"
+    tagging_type = BATCH_QUEUE
     watch_events = (
         ("batch.amazonaws.com", "CreateJobQueue"),
         ("batch.amazonaws.com", "UpdateJobQueue"),
@@ -114,10 +133,9 @@ class BatchJobQueues(Kind):
         for r in resources:
             by_region.setdefault(r.region, []).append(r.resource_id)
         for region, arns in by_region.items():
-            for batch in chunks(arns, 100):
-                for q in ctx.clients("batch", region).describe_job_queues(jobQueues=batch).get("jobQueues", []):
-                    if q.get("state") != "DISABLED":
-                        out[(region, q["jobQueueArn"])] = f"job queue {q.get('state')}"
+            for q in describe_queues(ctx.clients("batch", region), arns):
+                if q.get("state") != "DISABLED":
+                    out[(region, q["jobQueueArn"])] = f"job queue {q.get('state')}"
         return out
 
     def grants(self) -> list[IamGrant]:
@@ -212,21 +230,23 @@ class BatchComputeEnvironments(Kind):
     config_action = Action.STOP_BATCH
     kill_act = Act.SCALE_TO_ZERO
     restore_action = "restore_vcpus"
+    tagging_type = BATCH_CE
     watch_events = (
         ("batch.amazonaws.com", "CreateComputeEnvironment"),
         ("batch.amazonaws.com", "UpdateComputeEnvironment"),
     )
 
-    def _describe(self, client: Any, **kw: Any) -> list[dict[str, Any]]:
-        pages = client.get_paginator("describe_compute_environments").paginate(**kw)
-        return [ce for page in pages for ce in page.get("computeEnvironments", [])]
+    def _describe(self, client: Any, arns: Sequence[str]) -> list[dict[str, Any]]:
+        return [
+            ce
+            for batch in chunks(arns, DESCRIBE_BATCH)
+            for ce in client.describe_compute_environments(computeEnvironments=batch)["computeEnvironments"]
+        ]
 
     def discover(self, scan: RegionScan) -> list[Resource]:
-        return [
-            environment_resource(ce, scan.region)
-            for ce in self._describe(scan.clients("batch", scan.region))
-            if (ce.get("tags") or {}).get(T.AGENT_NAME) == scan.agent
-        ]
+        arns = scan.arns_of(self.tagging_type)
+        found = self._describe(scan.clients("batch", scan.region), arns) if arns else []
+        return [environment_resource(ce, scan.region) for ce in found]
 
     def state_skip(self, r: Resource, rules: PlanRules) -> str | None:
         if r.extra.get("type") != "MANAGED":
@@ -268,11 +288,10 @@ class BatchComputeEnvironments(Kind):
         for r in resources:
             by_region.setdefault(r.region, []).append(r.resource_id)
         for region, arns in by_region.items():
-            for batch in chunks(arns, 100):
-                for ce in self._describe(ctx.clients("batch", region), computeEnvironments=batch):
-                    now = environment_resource(ce, region)
-                    if now.max_size or (now.min_size and not is_fargate(now)):
-                        out[now.key] = f"vCPUs min {now.min_size}/max {now.max_size}"
+            for ce in self._describe(ctx.clients("batch", region), arns):
+                now = environment_resource(ce, region)
+                if now.max_size or (now.min_size and not is_fargate(now)):
+                    out[now.key] = f"vCPUs min {now.min_size}/max {now.max_size}"
         return out
 
     def grants(self) -> list[IamGrant]:

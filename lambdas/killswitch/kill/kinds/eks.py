@@ -5,10 +5,12 @@ not guess from a cluster tag which node groups are the agent's), and EKS does no
 The kill records min, max and desired size and calls `UpdateNodegroupConfig` with min 0 / desired 0 (max stays:
 EKS requires max ≥ 1); restore puts back min, max and desired exactly as recorded.
 
-Discovery: EKS has no server-side tag filter and moto's Resource Groups Tagging API does not list node groups, so
-`ListClusters`, `ListNodegroups` per cluster and `DescribeNodegroup` per node group (the tags come with it). A region
-without clusters costs one call. A node group EKS cannot update in its current state (`UPDATING`, `CREATING`, ...)
-gets its own error result with the AWS code (`ResourceInUseException`, ...); one being deleted is skipped.
+Discovery: the shared Resource Groups Tagging API pages (`eks:nodegroup`: AWS's `GetResources` lists every
+resource type), then one `DescribeNodegroup` per listed node group for its live size, status and tags; a region
+without the agent's node groups costs nothing extra. A listed node group that is gone meanwhile is dropped. (moto's
+Tagging API lists no EKS resources: the tests add them, see `tests/aws/tagging_support.py`.) A node group EKS cannot
+update in its current state (`UPDATING`, `CREATING`, ...) gets its own error result with the AWS code
+(`ResourceInUseException`, ...); one being deleted is skipped.
 
 Limits, documented in the README: a cluster autoscaler (or Karpenter) that sees pending pods may raise the node
 group's underlying Auto Scaling group again up to max; verify reports it (`not_verified`), and the watch's re-check
@@ -22,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from killswitch import aws
-from killswitch import tags as T
 from killswitch.config import Action
 from killswitch.kill.common import ActResult, AwsError, success
 from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan
@@ -49,8 +50,20 @@ def nodegroup_resource(ng: dict[str, Any], region: str) -> Resource:
     )
 
 
-def describe(client: Any, cluster: str, name: str) -> dict[str, Any]:
-    return dict(client.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"])
+def nodegroup_names(arn: str) -> tuple[str, str]:
+    """(cluster, node group) of `arn:<partition>:eks:<region>:<account>:nodegroup/<cluster>/<name>/<uuid>`."""
+    parts = arn.split(":", 5)[-1].split("/")
+    return parts[1], parts[2]
+
+
+def describe_if_present(client: Any, cluster: str, name: str) -> dict[str, Any] | None:
+    """The node group, or None when it is gone (the Tagging API may still list a deleted one)."""
+    try:
+        return dict(client.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"])
+    except AwsError as exc:
+        if aws.error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
 
 
 class EksNodegroups(Kind):
@@ -58,6 +71,7 @@ class EksNodegroups(Kind):
     config_action = Action.SCALE_EKS
     kill_act = Act.SCALE_TO_ZERO
     restore_action = "restore_nodegroup"
+    tagging_type = EKS_NODEGROUP
     watch_events = (
         ("eks.amazonaws.com", "CreateNodegroup"),
         ("eks.amazonaws.com", "UpdateNodegroupConfig"),
@@ -66,13 +80,11 @@ class EksNodegroups(Kind):
     def discover(self, scan: RegionScan) -> list[Resource]:
         eks = scan.clients("eks", scan.region)
         out = []
-        for page in eks.get_paginator("list_clusters").paginate():
-            for cluster in page.get("clusters", []):
-                for ng_page in eks.get_paginator("list_nodegroups").paginate(clusterName=cluster):
-                    for name in ng_page.get("nodegroups", []):
-                        ng = describe(eks, cluster, name)
-                        if (ng.get("tags") or {}).get(T.AGENT_NAME) == scan.agent:
-                            out.append(nodegroup_resource(ng, scan.region))
+        for arn in scan.arns_of(self.tagging_type):
+            cluster, name = nodegroup_names(arn)
+            ng = describe_if_present(eks, cluster, name)
+            if ng is not None:
+                out.append(nodegroup_resource(ng, scan.region))
         return out
 
     def state_skip(self, r: Resource, rules: PlanRules) -> str | None:
@@ -106,12 +118,9 @@ class EksNodegroups(Kind):
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
         out: dict[tuple[str, str], str] = {}
         for r in resources:
-            try:
-                ng = describe(ctx.clients("eks", r.region), r.cluster or "", r.name)
-            except AwsError as exc:
-                if aws.error_code(exc) == "ResourceNotFoundException":
-                    continue  # deleted meanwhile: nothing runs
-                raise
+            ng = describe_if_present(ctx.clients("eks", r.region), r.cluster or "", r.name)
+            if ng is None:
+                continue  # deleted meanwhile: nothing runs
             desired = int((ng.get("scalingConfig") or {}).get("desiredSize", 0))
             if desired > 0:
                 out[r.key] = f"desired size {desired}"
@@ -119,7 +128,7 @@ class EksNodegroups(Kind):
 
     def grants(self) -> list[IamGrant]:
         return [
-            IamGrant("Discover", ("eks:ListClusters", "eks:ListNodegroups", "eks:DescribeNodegroup")),
+            IamGrant("Discover", ("eks:DescribeNodegroup",)),
             IamGrant(
                 "ScaleTaggedNodegroups",
                 ("eks:UpdateNodegroupConfig",),
