@@ -15,11 +15,14 @@ Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N,
 | guard charge (idempotency) | `GUARD#<agent>` | `CHARGE#<charge_id>` | guard |
 | guard lease | `GUARD#<agent>` | `LEASE#<lease_id>` | guard |
 | business outcome (`run.outcome`) | `GUARD#<agent>` | `OUTCOME#<yyyy-mm-dd>#<outcome id>` | guard |
+| run approval (`killswitch approve-run`) | `APPROVAL#<agent>` | `RUN#<run_id>` | ops (CLI); the guard only reads |
 
 Agent access: an agent role (the `<prefix>-guard-publisher` policy) may read and write only items whose partition key
 is exactly `GUARD#<its agent-name principal tag>` (IAM `dynamodb:LeadingKeys`; DynamoDB cannot condition on sort
 keys). So everything the guard SDK writes lives in that one partition, including its spend facts, and the budget /
-Cost Explorer facts under `SPEND#<agent>`, which decide a kill, stay out of an agent's reach.
+Cost Explorer facts under `SPEND#<agent>`, which decide a kill, stay out of an agent's reach. Approvals of paused
+runs live in their own partition `APPROVAL#<agent>`: ops write them (`killswitch approve-run`), an agent may only
+GetItem in its own (a second LeadingKeys statement without any write action), so no agent approves itself.
 
 Spend items (one item per fact, so a re-read day or a retried event overwrites instead of adding):
 - pk `SPEND#<agent>` (sources `budget`, `cost_explorer`) or `GUARD#<agent>` (source `guard`, written by the agent's
@@ -61,3 +64,11 @@ def spend_fact_pk(agent: str, source: str) -> str:
 
 def kill_pk(kill_id: str) -> str:
     return f"KILL#{kill_id}"
+
+
+def approval_pk(agent: str) -> str:
+    return f"APPROVAL#{agent}"
+
+
+def approval_sk(run_id: str) -> str:
+    return f"RUN#{run_id}"

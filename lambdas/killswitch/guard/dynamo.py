@@ -26,6 +26,7 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 
 from killswitch import aws
+from killswitch.guard.approvals import Approval
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge
 from killswitch.guard.ledger import (
     HOLD_RETENTION_SECONDS,
@@ -40,7 +41,7 @@ from killswitch.guard.ledger import (
     hold_sk,
 )
 from killswitch.guard.prices import usd
-from killswitch.keys import PK, SK, TTL_ATTR, guard_pk
+from killswitch.keys import PK, SK, TTL_ATTR, approval_pk, approval_sk, guard_pk
 
 log = logging.getLogger("killswitch.guard")
 
@@ -290,6 +291,16 @@ class DynamoLedger:
         item = resp.get("Item")
         return _to_hold(item) if item else None
 
+    def get_approval(self, agent: str, run_id: str) -> Approval | None:
+        """The ops approval of a paused run (`APPROVAL#<agent>`, which the agent may only read)."""
+        resp = self.client.get_item(
+            TableName=self.table_name,
+            Key={PK: _s(approval_pk(agent)), SK: _s(approval_sk(run_id))},
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return Approval.from_item({k: next(iter(v.values())) for k, v in item.items()}) if item else None
+
     def open_leases(self, agent: str) -> list[Hold]:
         """Reserved LEASE# items of the agent (read only when a charge is refused, never per call)."""
         kwargs: dict[str, Any] = {
@@ -412,4 +423,13 @@ def _to_hold(item: Mapping[str, Any]) -> Hold:
         state=cast(HoldState, item["state"]["S"]),
         actual=_usd(item["actual_nusd"]) if "actual_nusd" in item else None,
         meta={k: v["S"] for k, v in item.get("meta", {}).get("M", {}).items()},
+    )
+
+
+def write_approval(client: Any, table_name: str, approval: Approval, *, now: float | None = None) -> None:
+    """Ops side (`killswitch approve-run`, ops credentials): write or replace the approval of one run."""
+    item = approval.to_item(time.time() if now is None else now)
+    client.put_item(
+        TableName=table_name,
+        Item={k: _n(v) if isinstance(v, int) else _s(str(v)) for k, v in item.items()},
     )

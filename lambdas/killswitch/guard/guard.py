@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from killswitch.events import KillSwitchEvent
+from killswitch.guard.approvals import ApprovalReader
 from killswitch.guard.caps import DAY_SECONDS, Caps, LeasePolicy, Mode, Period, dec, utc_day
 from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected
 from killswitch.guard.escalation import ApprovalRequest, ApprovalSink, EscalatePolicy
@@ -27,7 +28,7 @@ from killswitch.guard.metrics import MetricsSink
 from killswitch.guard.outcomes import OutcomeRecord, OutcomeSink
 from killswitch.guard.prices import PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
-from killswitch.guard.records import ChargeRecord, SpendSink
+from killswitch.guard.records import ChargeRecord, SpendSink, swept_charge
 from killswitch.guard.run import Run
 from killswitch.guard.stepdown import Throttle, ThrottlePolicy
 from killswitch.guard.wiring import guard_from_config, models_pair
@@ -63,6 +64,7 @@ class Guard:
         throttle: ThrottlePolicy | None = None,
         escalate: EscalatePolicy | None = None,
         approval_sink: ApprovalSink | None = None,
+        approvals: ApprovalReader | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         if not agent:
@@ -86,6 +88,10 @@ class Guard:
         self.outcome_sink = outcome_sink
         self.escalate = escalate
         self.approval_sink = approval_sink
+        # Where ops approvals of paused runs are read (`killswitch approve-run`): the ledger's approval partition.
+        self.approvals: ApprovalReader | None = approvals
+        if approvals is None and isinstance(self.ledger, ApprovalReader):
+            self.approvals = self.ledger
         self.throttle = (
             None
             if throttle is None
@@ -93,6 +99,7 @@ class Guard:
         )
         self.outcome_caps: dict[str, Decimal] = {k: usd(v) for k, v in self.caps.per_outcome_usd.items()}
         self._approved: set[str] = set()  # run ids approved since their last pause
+        self._seen_approvals: dict[str, str] = {}  # run id -> the approval id that last resumed it
         self._lock = threading.Lock()
         self._stopped: set[tuple[str, str]] = set()  # (agent, period) | (workflow, label#period) caps crossed
         self._published: set[tuple[str, ...]] = set()
@@ -213,15 +220,45 @@ class Guard:
             self._approved.add(run_id)
 
     def take_approval(self, run_id: str, *, paused: bool) -> bool:
-        """True (once) when the run was approved since its last pause."""
+        """True (once) when the run was approved since its last pause: in process (`approve_run`) or, while it is
+        paused, by an ops approval in the approval store that has not resumed it yet (`killswitch approve-run`)."""
         with self._lock:
             approved = run_id in self._approved
             self._approved.discard(run_id)
-        return approved
+        if approved or not paused or self.approvals is None:
+            return approved
+        try:
+            approval = self.approvals.get_approval(self.agent, run_id)
+        except Exception:  # the run stays paused: a failed read never lets a costly call through
+            log.exception("reading the approval of run %s failed; the run stays paused", run_id)
+            return False
+        if approval is None or approval.agent != self.agent:
+            return False
+        with self._lock:
+            if self._seen_approvals.get(run_id) == approval.approval_id:
+                return False  # this approval already resumed the run once
+            self._seen_approvals[run_id] = approval.approval_id
+        log.info("run %s resumed by approval %s (%s)", run_id, approval.approval_id, approval.approved_by or "ops")
+        return True
 
     def request_approval(self, request: ApprovalRequest) -> None:
-        """A run paused (`escalate`): count it and hand the request to the approval sink. Never raises."""
+        """A run paused (`escalate`): count it, publish `approval_requested` on the agent's guard topic (the kill
+        Lambda forwards it to ops on the events topic) and hand the request to the approval sink. Never raises."""
         self.metric("GuardApprovalRequests", 1)
+        event = KillSwitchEvent(
+            source="killswitch.guard",
+            action="approval_requested",
+            agent=self.agent,
+            run_id=request.run_id,
+            reason=request.reason,
+            spend_usd=float(request.spent_usd),
+            tool=request.tool,
+            calls=request.calls,
+        )
+        try:
+            self.publisher.publish(event)
+        except Exception:
+            log.exception("publishing the approval request failed (agent=%s run=%s)", self.agent, request.run_id)
         if self.approval_sink is not None:
             try:
                 self.approval_sink(request)
@@ -302,23 +339,7 @@ class Guard:
         swept = sweep(self.ledger, self.agent, t)
         for hold in swept:
             if hold.kind == "charge":
-                m = hold.meta
-                self.record_charge(
-                    ChargeRecord(
-                        agent=self.agent,
-                        run_id=m.get("run_id", ""),
-                        workflow=m.get("workflow") or None,
-                        charge_id=hold.hold_id,
-                        kind=m.get("kind", "other"),
-                        name=m.get("name", ""),
-                        amount_usd=hold.amount,
-                        estimated_usd=hold.amount,
-                        day=utc_day(t),
-                        input_tokens=int(m.get("input_tokens", "0")),
-                        output_tokens=int(m.get("max_output_tokens", "0")),
-                        state="swept",
-                    )
-                )
+                self.record_charge(swept_charge(self.agent, hold, utc_day(t)))
         return swept
 
     def maybe_sweep(self) -> None:

@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from killswitch.guard.ledger import Hold
 from killswitch.guard.outcomes import OutcomeRecord, OutcomeSink
 
 log = logging.getLogger("killswitch.guard")
@@ -59,6 +60,25 @@ class ChargeRecord:
 
 
 SpendSink = Callable[[ChargeRecord], None]
+
+
+def swept_charge(agent: str, hold: Hold, day: str) -> ChargeRecord:
+    """The record of a charge the sweeper settled at its reservation (its process never settled it)."""
+    m = hold.meta
+    return ChargeRecord(
+        agent=agent,
+        run_id=m.get("run_id", ""),
+        workflow=m.get("workflow") or None,
+        charge_id=hold.hold_id,
+        kind=m.get("kind", "other"),
+        name=m.get("name", ""),
+        amount_usd=hold.amount,
+        estimated_usd=hold.amount,
+        day=day,
+        input_tokens=int(m.get("input_tokens", "0")),
+        output_tokens=int(m.get("max_output_tokens", "0")),
+        state="swept",
+    )
 
 
 def spend_ledger_sink(spend: Any) -> SpendSink:
