@@ -45,8 +45,9 @@ class Call:
         self.max_output_tokens = max_output_tokens
         self.record: ChargeRecord | None = None
         self._state = "reserved"
-        self._hold: Hold | None = None
-        self._lease: Lease | None = None
+        # Set once by the run when the charge reaches the ledger (`bind_hold` / `bind_lease`); read-only elsewhere.
+        self.hold: Hold | None = None  # the charge's own ledger hold (None when it draws on a lease)
+        self.lease: Lease | None = None  # the run's lease it draws on (None when it has its own hold)
         self._lock = threading.Lock()
 
     @property
@@ -57,24 +58,14 @@ class Call:
     def estimate_usd(self) -> float:
         return float(self.estimate)
 
-    @property
-    def hold(self) -> Hold | None:
-        """The ledger hold of this charge (None when it draws on a lease)."""
-        return self._hold
-
-    @property
-    def lease(self) -> Lease | None:
-        """The run's lease this charge draws on (None when it has its own ledger hold)."""
-        return self._lease
-
     def bind_hold(self, hold: Hold, *, settled: bool) -> None:
         """The ledger reserved this charge as `hold` (a replayed charge may come back already settled)."""
-        self._hold = hold
+        self.hold = hold
         if hold.state != "reserved" and not settled:
             self._state = "settled"  # a retry of a charge the ledger already settled
 
     def bind_lease(self, lease: Lease) -> None:
-        self._lease = lease
+        self.lease = lease
 
     def __enter__(self) -> Call:
         return self
@@ -140,8 +131,8 @@ class Call:
                 actual,
                 self.estimate,
             )
-        hold = self._hold
-        if self._lease is not None or (hold is not None and hold.state == "reserved"):
+        hold = self.hold
+        if self.lease is not None or (hold is not None and hold.state == "reserved"):
             changed = run.settle_call(self, actual, state)
         else:
             # reserve+settle happened in one ledger step (charge_usd), unless the ledger replayed an earlier one

@@ -230,7 +230,8 @@ class Run:
         with self._lock:
             if counted is not None:
                 self._spent += counted
-            self._end_inflight(call)
+            if self._inflight_ids:
+                self._end_inflight(call)
 
     # -- internals --------------------------------------------------------------------------------------------
     def _escalation_check(self, name: str, amount: Decimal) -> None:
