@@ -14,15 +14,19 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
+from infra.constructs.guard_policy import APPROVAL_ITEM_ACTIONS
 from killswitch.cli.main import app
 from killswitch.config import load_config
 from killswitch.guard import ApprovalRequired, Caps, DynamoLedger, EscalatePolicy, Guard, SnsPublisher
 from killswitch.handlers import kill as kill_handler
 from killswitch.intakes import guard_queue_name, guard_topic_name
+from killswitch.keys import approval_pk
 from killswitch.kill.discover import Clients
 from tests.aws.intake_support import ALERTS_TOPIC, PREFIX, sqs_record
 from tests.aws.kill_support import AGENT, EAST, OTHER, aws, create_table
 from tests.aws.test_kill_handler import Context
+from tests.iam_coverage.policy import iam_actions
+from tests.iam_coverage.recorder import Recorder
 
 __all__ = ["aws"]
 TABLE = "killswitch-ledger"
@@ -182,3 +186,26 @@ def test_a_redelivered_approval_request_reaches_ops_once(stack: Stack) -> None:
     second = kill_handler.handler({"Records": [record]}, Context())["results"]
     assert [r["operation"] for r in (*first, *second)] == ["approval_requested", "duplicate"]
     assert len(stack.events()) == 1
+
+
+def test_the_guard_reads_approvals_only_as_its_policy_allows(stack: Stack) -> None:
+    """What the paused run's approval check sends is exactly what `ReadOwnRunApprovals` grants: GetItem on
+    `APPROVAL#<its own agent>`."""
+    recorder = Recorder(attribute=lambda: "agent")
+    with recorder.recording():
+        guard = agent_guard(stack)  # its clients are created while recording
+        with guard.run() as run:
+            pause(run)
+            before = len(recorder.calls)
+            stack.approve_run(run.run_id, "--agent", AGENT, "--yes")  # ops, not the agent: left out below
+            after = len(recorder.calls)
+            run.charge_usd(0.01, name=TOOL)
+    calls = recorder.calls[:before] + recorder.calls[after:]
+    reads = [
+        (f"dynamodb:{action}", params.get("LeadingKey"))
+        for c in calls
+        if c.service == "dynamodb"
+        for action, params in iam_actions(c)
+        if str(params.get("LeadingKey", "")).startswith("APPROVAL#")
+    ]
+    assert reads and set(reads) == {(a, approval_pk(AGENT)) for a in APPROVAL_ITEM_ACTIONS}
