@@ -83,7 +83,7 @@ def measure(ledger: Ledger, leases: LeasePolicy | None, calls: int) -> dict[str,
     """Interleaved plain / metered stubbed Converse calls; medians in µs and what the metered calls were charged."""
     guard = Guard(
         "bench-agent",
-        Caps(per_run_usd=1_000_000.0, per_period_usd=1_000_000.0),
+        Caps(per_run_usd=1_000_000.0, per_day_usd=1_000_000.0),
         ledger,
         leases=leases,
         loop=LoopLimits(max_steps_per_run=10_000_000),

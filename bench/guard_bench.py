@@ -64,7 +64,7 @@ class _Writes:
 def _guard(ledger: Ledger, leases: LeasePolicy | None, cap: float = 1_000_000.0) -> Guard:
     return Guard(
         "bench-agent",
-        Caps(per_run_usd=cap, per_period_usd=cap),
+        Caps(per_run_usd=cap, per_day_usd=cap),
         ledger,
         leases=leases,
         loop=UNLIMITED_STEPS,
@@ -173,7 +173,7 @@ def _overspend_naive(workers: int) -> Decimal:
 
 def _overspend_guard(workers: int, make_ledger: Callable[[], Ledger], leases: LeasePolicy | None) -> Decimal:
     ledger = make_ledger()
-    guard = Guard("race", Caps(per_period_usd=float(CAP)), ledger, leases=leases, loop=UNLIMITED_STEPS)
+    guard = Guard("race", Caps(per_day_usd=float(CAP)), ledger, leases=leases, loop=UNLIMITED_STEPS)
 
     def worker(n: int) -> None:
         rnd = random.Random(n)

@@ -67,13 +67,13 @@ def _client_call() -> int:
 def client_overhead(quick: bool) -> dict[str, dict[str, float]]:
     n = 2000 if quick else 10000
     variants: dict[str, tuple[Guard, bool]] = {
-        "no leases": (Guard("bench", Caps(per_period_usd=1e6), InMemoryLedger(), loop=UNLIMITED_STEPS), False),
+        "no leases": (Guard("bench", Caps(per_day_usd=1e6), InMemoryLedger(), loop=UNLIMITED_STEPS), False),
         "leases": (
-            Guard("bench", Caps(per_period_usd=1e6), InMemoryLedger(), leases=LeasePolicy(), loop=UNLIMITED_STEPS),
+            Guard("bench", Caps(per_day_usd=1e6), InMemoryLedger(), leases=LeasePolicy(), loop=UNLIMITED_STEPS),
             False,
         ),
         "no leases, uuid4 ids (before)": (
-            Guard("bench", Caps(per_period_usd=1e6), InMemoryLedger(), loop=UNLIMITED_STEPS),
+            Guard("bench", Caps(per_day_usd=1e6), InMemoryLedger(), loop=UNLIMITED_STEPS),
             True,
         ),
     }
@@ -111,7 +111,7 @@ CENT = ModelPrice.of(0, 10_000)
 
 def _race(ledger: Ledger, runs: int, leases: LeasePolicy | None) -> dict[str, float]:
     pub = InMemoryPublisher()
-    guard = Guard("race", Caps(per_period_usd=float(CAP)), ledger, leases=leases, publisher=pub, loop=UNLIMITED_STEPS)
+    guard = Guard("race", Caps(per_day_usd=float(CAP)), ledger, leases=leases, publisher=pub, loop=UNLIMITED_STEPS)
     accepted = [0]
     contended = [0]
     lock = threading.Lock()

@@ -126,7 +126,7 @@ def one_kill(*, warm: bool) -> Sample:
                 kill_handler.handler(event, LambdaContext())
         guard = Guard(
             AGENT,
-            Caps(per_period_usd=CAP_USD),
+            Caps(per_day_usd=CAP_USD),
             DynamoLedger(TABLE, client=c("dynamodb", REGION)),
             publisher=SnsPublisher(guard_topic, client=sns),
         )

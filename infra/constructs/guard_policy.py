@@ -11,7 +11,7 @@ from infra import nag
 from infra.constructs.guard_intake import guard_topic_arn_pattern
 from killswitch import tags
 from killswitch.intakes import guard_topic_pattern
-from killswitch.keys import guard_pk
+from killswitch.keys import approval_pk, guard_pk
 
 # IAM resolves the variable from the caller's `agent-name` principal tag; a role without the tag matches nothing.
 AGENT_PRINCIPAL_TAG = "${aws:PrincipalTag/" + tags.AGENT_NAME + "}"
@@ -19,6 +19,10 @@ AGENT_PRINCIPAL_TAG = "${aws:PrincipalTag/" + tags.AGENT_NAME + "}"
 # (killswitch.keys): exactly `GUARD#<own agent-name>`, so an agent never reaches another agent's items, nor the
 # budget / Cost Explorer facts (`SPEND#<agent>`), kill records or agent state that decide its kill.
 GUARD_LEADING_KEYS = [guard_pk(AGENT_PRINCIPAL_TAG)]
+# Ops approvals of the agent's paused runs (`killswitch approve-run`): the guard may only read them, in its own
+# approval partition; no write action is granted there, so an agent never approves its own run.
+APPROVAL_LEADING_KEYS = [approval_pk(AGENT_PRINCIPAL_TAG)]
+APPROVAL_ITEM_ACTIONS = ["dynamodb:GetItem"]
 # What `killswitch.guard.dynamo` and the guard's spend sink call (TransactWriteItems is authorized per item as
 # UpdateItem / PutItem); no deletes, no batch writes, no condition checks.
 GUARD_ITEM_ACTIONS = [
@@ -61,6 +65,12 @@ class GuardPublisherPolicy(Construct):
                     actions=GUARD_ITEM_ACTIONS,
                     resources=[table.table_arn],
                     conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": GUARD_LEADING_KEYS}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadOwnRunApprovals",
+                    actions=APPROVAL_ITEM_ACTIONS,
+                    resources=[table.table_arn],
+                    conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": APPROVAL_LEADING_KEYS}},
                 ),
                 # Topic and table are encrypted with the kill switch key.
                 iam.PolicyStatement(

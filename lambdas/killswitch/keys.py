@@ -20,11 +20,14 @@ Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N,
 | spend per day, meter estimates | `SPEND#<agent>` | `DAY#<yyyy-mm-dd>#meter#<detail>` | meter |
 | last compute tick | `METER#STATE` | `TICK` | meter |
 | cached hourly price | `METER#PRICE` | `<region>#<item>` | meter |
+| run approval (`killswitch approve-run`) | `APPROVAL#<agent>` | `RUN#<run_id>` | ops (CLI); the guard only reads |
 
 Agent access: an agent role (the `<prefix>-guard-publisher` policy) may read and write only items whose partition key
 is exactly `GUARD#<its agent-name principal tag>` (IAM `dynamodb:LeadingKeys`; DynamoDB cannot condition on sort
 keys). So everything the guard SDK writes lives in that one partition, including its spend facts, and the budget /
-Cost Explorer facts under `SPEND#<agent>`, which decide a kill, stay out of an agent's reach.
+Cost Explorer facts under `SPEND#<agent>`, which decide a kill, stay out of an agent's reach. Approvals of paused
+runs live in their own partition `APPROVAL#<agent>`: ops write them (`killswitch approve-run`), an agent may only
+GetItem in its own (a second LeadingKeys statement without any write action), so no agent approves itself.
 
 Spend items (one item per fact, so a re-read day or a retried event overwrites instead of adding):
 - pk `SPEND#<agent>` (sources `budget`, `cost_explorer`) or `GUARD#<agent>` (source `guard`, written by the agent's
@@ -133,3 +136,11 @@ def outcome_sk(day: str, outcome_id: str) -> str:
 METER_STATE_PK = "METER#STATE"
 METER_TICK_SK = "TICK"
 METER_PRICE_PK = "METER#PRICE"  # sk `<region>#<item>`
+
+
+def approval_pk(agent: str) -> str:
+    return f"APPROVAL#{agent}"
+
+
+def approval_sk(run_id: str) -> str:
+    return f"RUN#{run_id}"

@@ -43,6 +43,7 @@ class ReportStatus(StrEnum):
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
     REFUSED = "refused"
+    APPROVAL_REQUESTED = "approval_requested"  # a guard's paused run, forwarded to ops (`killswitch approve-run`)
     # the kill record's status after a kill, approve or restore (`KillStatus`)
     PLANNED = "planned"
     AWAITING_APPROVAL = "awaiting_approval"

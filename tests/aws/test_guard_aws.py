@@ -66,7 +66,7 @@ def test_guard_threads_on_dynamodb_never_overspend(ddb: Any, leases: LeasePolicy
     records: list[ChargeRecord] = []
     guard = Guard(
         "busy-agent",
-        Caps(per_period_usd=0.8),
+        Caps(per_day_usd=0.8),
         DynamoLedger("killswitch-ledger", client=ddb),
         leases=leases,
         spend_sink=records.append,
@@ -105,7 +105,7 @@ def test_guard_threads_on_dynamodb_never_overspend(ddb: Any, leases: LeasePolicy
 def test_leases_cut_ledger_writes_per_call(ddb: Any) -> None:
     writes = {}
     for name, leases in (("direct", None), ("leases", LeasePolicy())):
-        guard = Guard(name, Caps(per_run_usd=5, per_period_usd=50), DynamoLedger("killswitch-ledger", client=ddb))
+        guard = Guard(name, Caps(per_run_usd=5, per_day_usd=50), DynamoLedger("killswitch-ledger", client=ddb))
         guard.leases = leases
         counter = WriteCounter(ddb)
 
@@ -127,7 +127,7 @@ def test_crashed_reservation_on_dynamodb_is_swept_after_expiry(ddb: Any) -> None
     now = [1_795_000_000.0]
     guard = Guard(
         "crashy",
-        Caps(per_period_usd=1.0),
+        Caps(per_day_usd=1.0),
         DynamoLedger("killswitch-ledger", client=ddb),
         clock=lambda: now[0],
         reservation_ttl=120,
@@ -151,7 +151,7 @@ def test_kill_event_reaches_the_sns_topic(aws: None) -> None:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
 
-    guard = Guard("log-summarizer", Caps(per_period_usd=0.5), publisher=SnsPublisher(topic))
+    guard = Guard("log-summarizer", Caps(per_day_usd=0.5), publisher=SnsPublisher(topic))
     with guard.run() as run:
         run.charge_usd(0.4)
         for _ in range(2):
@@ -280,7 +280,7 @@ def test_from_config_wires_table_topic_caps_thrift_and_spend_ledger(
     monkeypatch.setenv("KILLSWITCH_GUARD_TOPIC_ARN", topic + "-explicit")
     assert Guard.from_config("log-summarizer", config=example_config).publisher.topic_arn == topic + "-explicit"  # type: ignore[attr-defined]
     monkeypatch.delenv("KILLSWITCH_GUARD_TOPIC_ARN")
-    assert (guard.caps.per_run_usd, guard.caps.per_period_usd) == (5, 50)
+    assert (guard.caps.per_run_usd, guard.caps.per_day_usd) == (5, 50)
     assert guard.warn_at_pct == 80 and guard.leases is not None
     assert guard.route("high") == "anthropic.claude-sonnet-4-5"
     with guard.run(workflow="triage") as run:

@@ -37,7 +37,7 @@ def race(ledger: Ledger, runs: int, cap: float, watch_cap: list[str]) -> tuple[G
     pub = CommittedAtPublish()
     guard = Guard(
         AGENT,
-        Caps(per_period_usd=cap),
+        Caps(per_day_usd=cap),
         ledger,
         leases=LeasePolicy(),
         publisher=pub,

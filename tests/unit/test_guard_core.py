@@ -39,7 +39,7 @@ def make_guard(**kwargs: object) -> tuple[Guard, InMemoryLedger, InMemoryPublish
     ledger = InMemoryLedger()
     pub = InMemoryPublisher()
     records: list[ChargeRecord] = []
-    caps = kwargs.pop("caps", Caps(per_run_usd=5.0, per_period_usd=50.0))
+    caps = kwargs.pop("caps", Caps(per_run_usd=5.0, per_day_usd=50.0))
     guard = Guard(
         "log-summarizer",
         caps,  # type: ignore[arg-type]
@@ -104,7 +104,7 @@ def test_double_settle_counts_once_and_a_retried_charge_id_is_the_same_charge() 
 
 
 def test_budget_exceeded_is_raised_before_the_call_and_charges_nothing() -> None:
-    guard, ledger, pub, _ = make_guard(caps=Caps(per_run_usd=1.0, per_period_usd=50.0))
+    guard, ledger, pub, _ = make_guard(caps=Caps(per_run_usd=1.0, per_day_usd=50.0))
     with guard.run() as run:
         run.charge_usd(0.9, name="a")
         before = ledger.all_usages("log-summarizer")
@@ -118,7 +118,7 @@ def test_budget_exceeded_is_raised_before_the_call_and_charges_nothing() -> None
 
 
 def test_agent_cap_stops_the_agent_and_publishes_one_kill_event() -> None:
-    guard, _, pub, _ = make_guard(caps=Caps(per_period_usd=1.0))
+    guard, _, pub, _ = make_guard(caps=Caps(per_day_usd=1.0))
     with guard.run() as run:
         run.charge_usd(0.95, name="big")
         for _ in range(3):
@@ -168,7 +168,7 @@ def test_publisher_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture
         def publish(self, event: KillSwitchEvent) -> None:
             raise ConnectionError("sns down")
 
-    guard = Guard("a", Caps(per_period_usd=0.1), InMemoryLedger(), publisher=Broken())
+    guard = Guard("a", Caps(per_day_usd=0.1), InMemoryLedger(), publisher=Broken())
     # the agent sees the budget error, not the SNS error
     with caplog.at_level(logging.ERROR, logger="killswitch.guard"), guard.run() as run, pytest.raises(BudgetExceeded):
         run.charge_usd(0.2)
@@ -176,7 +176,7 @@ def test_publisher_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture
 
 
 def test_thrift_mode_routes_to_the_cheap_model() -> None:
-    guard, *_ = make_guard(caps=Caps(per_period_usd=10.0), warn_at_pct=80)
+    guard, *_ = make_guard(caps=Caps(per_day_usd=10.0), warn_at_pct=80)
     assert guard.mode is Mode.OK
     assert guard.route("high") == SONNET and guard.route("low") == HAIKU and guard.route(0.7) == SONNET
     with guard.run() as run:
@@ -212,7 +212,7 @@ def test_spend_sink_failure_does_not_break_the_agent(caplog: pytest.LogCaptureFi
     def sink(record: ChargeRecord) -> None:
         raise RuntimeError("table gone")
 
-    guard = Guard("a", Caps(per_period_usd=1.0), InMemoryLedger(), spend_sink=sink)
+    guard = Guard("a", Caps(per_day_usd=1.0), InMemoryLedger(), spend_sink=sink)
     with caplog.at_level(logging.ERROR, logger="killswitch.guard"), guard.run() as run:
         run.charge_usd(0.1)
     assert guard.spent_usd() == pytest.approx(0.1)
@@ -249,7 +249,7 @@ def test_runs_sweep_opportunistically() -> None:
 
 
 def test_lease_covers_many_calls_with_one_reservation_and_returns_the_rest() -> None:
-    guard, ledger, _, records = make_guard(caps=Caps(per_run_usd=5.0, per_period_usd=50.0), leases=LeasePolicy())
+    guard, ledger, _, records = make_guard(caps=Caps(per_run_usd=5.0, per_day_usd=50.0), leases=LeasePolicy())
     start = ledger.operations
     with guard.run() as run:
         for _ in range(20):
@@ -265,7 +265,7 @@ def test_lease_covers_many_calls_with_one_reservation_and_returns_the_rest() -> 
 
 
 def test_lease_is_a_slice_of_the_remaining_headroom() -> None:
-    guard, ledger, _, _ = make_guard(caps=Caps(per_period_usd=10.0), leases=LeasePolicy(fraction=0.1))
+    guard, ledger, _, _ = make_guard(caps=Caps(per_day_usd=10.0), leases=LeasePolicy(fraction=0.1))
     with guard.run() as run:
         run.charge_usd(0.01)
         assert ledger.usage("log-summarizer", "agent", guard.period_key()).reserved == D(1)  # 10% of 10
@@ -276,7 +276,7 @@ def test_lease_is_a_slice_of_the_remaining_headroom() -> None:
 
 
 def test_leases_never_hoard_past_the_cap() -> None:
-    guard, ledger, _, _ = make_guard(caps=Caps(per_period_usd=1.0), leases=LeasePolicy(fraction=0.5))
+    guard, ledger, _, _ = make_guard(caps=Caps(per_day_usd=1.0), leases=LeasePolicy(fraction=0.5))
     with guard.run() as a, guard.run() as b:
         a.charge_usd(0.1)  # lease 0.5
         b.charge_usd(0.1)  # lease 0.25
@@ -295,7 +295,7 @@ def test_leases_never_hoard_past_the_cap() -> None:
 
 
 def test_threads_in_one_run_share_leases_without_overspending() -> None:
-    guard, ledger, _, records = make_guard(caps=Caps(per_period_usd=2.0), leases=LeasePolicy())
+    guard, ledger, _, records = make_guard(caps=Caps(per_day_usd=2.0), leases=LeasePolicy())
     denied = []
     lock = threading.Lock()
 
@@ -325,7 +325,7 @@ def test_threads_in_one_run_share_leases_without_overspending() -> None:
 def test_expired_lease_of_a_dead_run_is_swept_at_its_full_amount() -> None:
     clock = Clock()
     guard, ledger, _, _ = make_guard(
-        caps=Caps(per_period_usd=10.0), leases=LeasePolicy(ttl_seconds=300), clock=clock, sweep_interval=0
+        caps=Caps(per_day_usd=10.0), leases=LeasePolicy(ttl_seconds=300), clock=clock, sweep_interval=0
     )
     run = guard.start_run()
     run.charge_usd(0.05)  # lease of 1.00; the process dies without close()
@@ -341,7 +341,7 @@ def test_expired_lease_of_a_dead_run_is_swept_at_its_full_amount() -> None:
 def test_idle_lease_near_its_deadline_is_handed_back_before_the_sweeper_could_take_it_in_full() -> None:
     clock = Clock()
     policy = LeasePolicy(ttl_seconds=300, return_margin_seconds=60, auto_return=False)
-    guard, ledger, _, _ = make_guard(caps=Caps(per_period_usd=10.0), leases=policy, clock=clock, sweep_interval=0)
+    guard, ledger, _, _ = make_guard(caps=Caps(per_day_usd=10.0), leases=policy, clock=clock, sweep_interval=0)
     with guard.run() as run:
         run.charge_usd(0.05)  # lease of 1.00
         clock.now += 200
@@ -360,7 +360,7 @@ def test_idle_lease_near_its_deadline_is_handed_back_before_the_sweeper_could_ta
 def test_a_lease_in_use_near_its_deadline_takes_no_new_charges() -> None:
     clock = Clock()
     policy = LeasePolicy(ttl_seconds=300, return_margin_seconds=60, auto_return=False)
-    guard, ledger, _, _ = make_guard(caps=Caps(per_period_usd=10.0), leases=policy, clock=clock)
+    guard, ledger, _, _ = make_guard(caps=Caps(per_day_usd=10.0), leases=policy, clock=clock)
     with guard.run() as run:
         slow = run.charge("flat", 0, 1, price=ModelPrice.of(0, 100_000))  # 0.10 in flight on lease 1
         clock.now += 250
@@ -376,7 +376,7 @@ def test_auto_return_timer_hands_back_an_idle_lease() -> None:
     import time
 
     policy = LeasePolicy(ttl_seconds=2.0, return_margin_seconds=1.5)  # timer fires after ~1 s
-    guard, ledger, _, _ = make_guard(caps=Caps(per_period_usd=10.0), leases=policy)
+    guard, ledger, _, _ = make_guard(caps=Caps(per_day_usd=10.0), leases=policy)
     run = guard.start_run()
     run.charge_usd(0.05)
     assert ledger.usage("log-summarizer", "agent", guard.period_key()).reserved == D(1)
@@ -392,7 +392,7 @@ def test_metrics_count_denials_kills_loop_trips_and_spend() -> None:
     from killswitch.guard import InMemoryMetrics, LoopDetected, LoopLimits
 
     metrics = InMemoryMetrics()
-    guard = Guard("a", Caps(per_period_usd=1.0), metrics=metrics, loop=LoopLimits(max_identical_calls=2))
+    guard = Guard("a", Caps(per_day_usd=1.0), metrics=metrics, loop=LoopLimits(max_identical_calls=2))
     with guard.run() as run:
         run.charge_usd(0.25, name="x")
         with pytest.raises(LoopDetected):

@@ -34,7 +34,7 @@ def test_run_cap_refusal_names_the_field_the_amounts_and_a_new_run() -> None:
 
 
 def test_day_cap_refusal_names_per_day_usd_and_guard_resume() -> None:
-    g = guard(Caps(per_period_usd=1.0))
+    g = guard(Caps(per_day_usd=1.0))
     exc = refusal(g, 0.2, spend_first=0.9)
     text = str(exc)
     assert exc.cap_field == "caps.per_day_usd"

@@ -19,7 +19,7 @@ from killswitch.guard import (
 def make(policy: EscalatePolicy) -> tuple[Guard, list[ApprovalRequest]]:
     requests: list[ApprovalRequest] = []
     guard = Guard(
-        "support-bot", Caps(per_period_usd=100.0), InMemoryLedger(), escalate=policy, approval_sink=requests.append
+        "support-bot", Caps(per_day_usd=100.0), InMemoryLedger(), escalate=policy, approval_sink=requests.append
     )
     return guard, requests
 

@@ -39,7 +39,7 @@ def test_concurrent_runs_with_leases_reach_the_cap_and_never_pass_it(runs: int) 
 def test_a_run_refused_a_lease_takes_back_idle_headroom_of_other_runs_instead_of_stopping() -> None:
     ledger = InMemoryLedger()
     pub = CommittedAtPublish()
-    guard = Guard(AGENT, Caps(per_period_usd=1.0), ledger, leases=LeasePolicy(fraction=0.9), publisher=pub)
+    guard = Guard(AGENT, Caps(per_day_usd=1.0), ledger, leases=LeasePolicy(fraction=0.9), publisher=pub)
     pub.guard, pub.ledger = guard, ledger
     hoarder = guard.start_run()
     hoarder.charge_usd(0.01)  # leases 90% of the headroom, spends 1 cent of it
@@ -61,8 +61,8 @@ def test_a_run_refused_a_lease_takes_back_idle_headroom_of_other_runs_instead_of
 def test_headroom_leased_by_another_process_refuses_the_call_without_stopping_the_agent() -> None:
     ledger = InMemoryLedger()
     pub = CommittedAtPublish()
-    other_process = Guard(AGENT, Caps(per_period_usd=1.0), ledger, leases=LeasePolicy(fraction=0.95))
-    this_process = Guard(AGENT, Caps(per_period_usd=1.0), ledger, leases=LeasePolicy(), publisher=pub)
+    other_process = Guard(AGENT, Caps(per_day_usd=1.0), ledger, leases=LeasePolicy(fraction=0.95))
+    this_process = Guard(AGENT, Caps(per_day_usd=1.0), ledger, leases=LeasePolicy(), publisher=pub)
     pub.guard, pub.ledger = this_process, ledger
     far = other_process.start_run()
     far.charge_usd(0.01)  # leases 0.95

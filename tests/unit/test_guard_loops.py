@@ -22,7 +22,7 @@ from killswitch.guard import (
 
 
 def guard(agent: str = "a", pub: InMemoryPublisher | None = None, **limits: int) -> Guard:
-    return Guard(agent, Caps(per_period_usd=100.0), InMemoryLedger(), publisher=pub, loop=LoopLimits(**limits))
+    return Guard(agent, Caps(per_day_usd=100.0), InMemoryLedger(), publisher=pub, loop=LoopLimits(**limits))
 
 
 def test_identical_tool_calls_in_a_row_trip_and_freeze_the_run() -> None:

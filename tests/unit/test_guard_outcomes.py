@@ -23,7 +23,7 @@ def make(leases: LeasePolicy | None = None) -> tuple[Guard, InMemoryPublisher, l
     records: list[OutcomeRecord] = []
     guard = Guard(
         "support-bot",
-        Caps(per_period_usd=100.0, per_outcome_usd={"ticket_resolved": 2.0}),
+        Caps(per_day_usd=100.0, per_outcome_usd={"ticket_resolved": 2.0}),
         InMemoryLedger(),
         publisher=pub,
         leases=leases,

@@ -63,7 +63,7 @@ def test_costs_per_million_tokens() -> None:
 
 def test_unknown_model_needs_an_explicit_price_and_charges_nothing_without_one() -> None:
     ledger = InMemoryLedger()
-    guard = Guard("a", Caps(per_period_usd=1.0), ledger)
+    guard = Guard("a", Caps(per_day_usd=1.0), ledger)
     with guard.run() as run:
         with pytest.raises(UnknownModel):
             run.charge("in-house-llm", 1000, 1000)

@@ -27,7 +27,7 @@ class FakeTime:
 def make(t: FakeTime, metrics: InMemoryMetrics | None = None) -> Guard:
     return Guard(
         "support-bot",
-        Caps(per_period_usd=10.0),
+        Caps(per_day_usd=10.0),
         InMemoryLedger(),
         throttle=ThrottlePolicy(from_pct=90, max_calls_per_minute=2, recheck_seconds=0),
         clock=t.clock,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from killswitch.cli import demo, local, meter, ops, report, validate
+from killswitch.cli import approve_run, demo, local, meter, ops, report, validate
 
 app = typer.Typer(
     name="killswitch",
@@ -23,7 +23,7 @@ def root() -> None:
     """Serverless AWS kill switch for AI agents that overspend."""
 
 
-for module in (validate, ops, report, demo, meter, local):
+for module in (validate, ops, approve_run, report, demo, meter, local):
     module.register(app)
 
 

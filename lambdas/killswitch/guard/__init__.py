@@ -2,7 +2,7 @@
 
 ```python
 from killswitch.guard import Guard, Caps, InMemoryLedger
-guard = Guard(agent="log-summarizer", caps=Caps(per_run_usd=5.0, per_period_usd=50.0), ledger=InMemoryLedger())
+guard = Guard(agent="log-summarizer", caps=Caps(per_run_usd=5.0, per_day_usd=50.0), ledger=InMemoryLedger())
 with guard.run(workflow="triage") as run:
     with run.charge(model="anthropic.claude-haiku-4-5", input_tokens=1200, max_output_tokens=800) as call:
         ...  # the LLM call
@@ -10,10 +10,12 @@ with guard.run(workflow="triage") as run:
 ```
 """
 
-from killswitch.guard.core import Call, Caps, ChargeRecord, Guard, LeasePolicy, Mode, Run, SpendSink, spend_ledger_sink
+from killswitch.guard.call import Call
+from killswitch.guard.caps import Caps, LeasePolicy, Mode
 from killswitch.guard.dynamo import DynamoLedger
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge, GuardError, LoopDetected, RunFrozen, UnknownModel
 from killswitch.guard.escalation import ApprovalRequest, ApprovalRequired, EscalatePolicy
+from killswitch.guard.guard import Guard
 from killswitch.guard.instrument import instrument
 from killswitch.guard.ledger import CapLimit, CapUsage, Hold, InMemoryLedger, Ledger, sweep
 from killswitch.guard.loops import (
@@ -28,6 +30,8 @@ from killswitch.guard.loops import (
 from killswitch.guard.metrics import EmfMetrics, InMemoryMetrics, MetricsSink
 from killswitch.guard.prices import ModelPrice, PriceTable, default_prices
 from killswitch.guard.publisher import InMemoryPublisher, NullPublisher, Publisher, SnsPublisher
+from killswitch.guard.records import ChargeRecord, SpendSink, spend_ledger_sink
+from killswitch.guard.run import Run
 from killswitch.guard.stepdown import ThrottlePolicy
 
 __all__ = [

@@ -27,8 +27,9 @@ from killswitch.guard.usage import settle_from_usage as _settle
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
 if TYPE_CHECKING:
-    from killswitch.guard.core import Call, Run
+    from killswitch.guard.call import Call
     from killswitch.guard.prices import ModelPrice
+    from killswitch.guard.run import Run
 
 log = logging.getLogger("killswitch.guard")
 

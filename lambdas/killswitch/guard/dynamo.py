@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from killswitch import aws
+from killswitch.guard.approvals import Approval
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge
 from killswitch.guard.ledger import (
     HOLD_RETENTION_SECONDS,
@@ -37,7 +38,18 @@ from killswitch.guard.ledger import (
 )
 from killswitch.guard.prices import usd
 from killswitch.items import ItemTable
-from killswitch.keys import CHARGE_PREFIX, LEASE_PREFIX, PK, SK, TTL_ATTR, cap_sk, guard_pk, hold_sk
+from killswitch.keys import (
+    CHARGE_PREFIX,
+    LEASE_PREFIX,
+    PK,
+    SK,
+    TTL_ATTR,
+    approval_pk,
+    approval_sk,
+    cap_sk,
+    guard_pk,
+    hold_sk,
+)
 
 log = logging.getLogger("killswitch.guard")
 
@@ -255,6 +267,11 @@ class DynamoLedger:
         )
         return [_to_hold(i) for i in items]
 
+    def get_approval(self, agent: str, run_id: str) -> Approval | None:
+        """The ops approval of a paused run (`APPROVAL#<agent>`, which the agent may only read)."""
+        item = self.table.get(approval_pk(agent), approval_sk(run_id))
+        return Approval.from_item(item) if item else None
+
     def open_leases(self, agent: str) -> list[Hold]:
         """Reserved LEASE# items of the agent (read only when a charge is refused, never per call)."""
         return self._reserved(agent, LEASE_PREFIX)
@@ -297,3 +314,9 @@ def _to_hold(item: Mapping[str, Any]) -> Hold:
         actual=_usd(item["actual_nusd"]) if "actual_nusd" in item else None,
         meta={str(k): str(v) for k, v in item.get("meta", {}).items()},
     )
+
+
+def write_approval(client: Any, table_name: str, approval: Approval, *, now: float | None = None) -> None:
+    """Ops side (`killswitch approve-run`, ops credentials): write or replace the approval of one run."""
+    item = approval.to_item(time.time() if now is None else now)
+    ItemTable(table_name, client).put({k: v if isinstance(v, int) else str(v) for k, v in item.items()})

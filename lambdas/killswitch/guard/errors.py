@@ -30,7 +30,8 @@ def cap_field(scope: str, key: str) -> str:
     if scope == "run":
         return "caps.per_run_usd"
     if scope == "agent":
-        return "caps.per_day_usd" if len(key) == 10 else "Caps.per_period_usd"
+        # One field for the agent's period cap, whatever the period (a UTC day, or a month with Guard(period=...)).
+        return "caps.per_day_usd"
     if scope == "workflow":
         return f"caps.per_workflow_usd.{key.rsplit('#', 1)[0]}"
     if scope == "outcome":

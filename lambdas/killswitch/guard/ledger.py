@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
+from killswitch.guard.approvals import Approval, InMemoryApprovals
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge
 from killswitch.keys import cap_sk, hold_sk
 
@@ -154,6 +155,14 @@ class InMemoryLedger:
         self._limits: dict[tuple[str, str], Decimal | None] = {}
         self._holds: dict[tuple[str, str], Hold] = {}  # (agent, hold sk) -> hold
         self.operations = 0  # writes attempted (for benchmarks)
+        self.approvals = InMemoryApprovals()  # the APPROVAL#<agent> partition's twin (ops write, the guard reads)
+
+    # -- approvals of paused runs (`killswitch.guard.approvals`) ---------------------------------------------------
+    def put_approval(self, approval: Approval) -> None:
+        self.approvals.put_approval(approval)
+
+    def get_approval(self, agent: str, run_id: str) -> Approval | None:
+        return self.approvals.get_approval(agent, run_id)
 
     # -- Ledger -----------------------------------------------------------------------------------------------
     def reserve(

@@ -12,8 +12,9 @@ import logging
 import time
 from collections.abc import Iterable
 
-from killswitch.guard.core import Guard, SpendSink
+from killswitch.guard.guard import Guard
 from killswitch.guard.ledger import Ledger
+from killswitch.guard.records import SpendSink
 
 log = logging.getLogger("killswitch.guard")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from killswitch.guard.core import Call
+    from killswitch.guard.call import Call
 
 log = logging.getLogger("killswitch.guard")
 

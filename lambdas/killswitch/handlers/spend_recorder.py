@@ -16,8 +16,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from killswitch.guard.core import spend_ledger_sink
 from killswitch.guard.dynamo import DynamoLedger
+from killswitch.guard.records import spend_ledger_sink
 from killswitch.guard.sweeper import sweep_agents
 from killswitch.metrics import METRICS_NAMESPACE
 from killswitch.settings import SpendRecorderEnv

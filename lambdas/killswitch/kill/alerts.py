@@ -66,7 +66,8 @@ class AlertKind(StrEnum):
     METERED = "METERED"  # the meter's period-to-date estimate (compared with the budget like ACTUAL)
 
 
-AlertAction = Literal["kill", "warn"]  # restore/approve are ops commands, never events
+# restore/approve are ops commands, never events; `approval_requested` (a guard paused a run) is forwarded to ops.
+AlertAction = Literal["kill", "warn", "approval_requested"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class Alert:
     raw: str = field(default="", repr=False)
     anomaly_id: str | None = None
     budget_period: Period | None = None  # DAILY/MONTHLY/... from the letter's wording, else the agent's config
+    tool: str | None = None  # approval_requested: the costly tool that paused the run
+    calls: int | None = None  # approval_requested: how many calls of it paused the run
 
 
 @dataclass(frozen=True)
@@ -558,6 +561,13 @@ def _parse_own(
             message_id,
             raw,
         )
+    if event.action == "approval_requested" and (event.source != AlertSource.GUARD.value or not event.run_id):
+        return Rejected(
+            "invalid kill switch event: approval_requested comes from the guard (source killswitch.guard) and names "
+            "the paused run (run_id)",
+            message_id,
+            raw,
+        )
     source = AlertSource.TEST if is_test else AlertSource(event.source)
     canonical = event.model_dump_json(exclude_none=True)
     minute = _minute(timestamp, now)
@@ -575,6 +585,8 @@ def _parse_own(
         message_id=message_id,
         dedupe_key=event_dedupe_key(source, message_id, canonical, minute),
         raw=raw,
+        tool=event.tool,
+        calls=event.calls,
     )
 
 

@@ -29,6 +29,7 @@ from killswitch.config import Action, AgentConfig, KillSwitchConfig
 from killswitch.intakes import Intakes
 from killswitch.kill.act import ActResult, BisectStats, ScpActions, execute, is_transient
 from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected
+from killswitch.kill.approval_requests import approval_request_report
 from killswitch.kill.discover import ClientFactory, Clients, discover
 from killswitch.kill.intake import GuardCollapse, collapsed_report, read_event
 from killswitch.kill.kinds import (
@@ -184,6 +185,8 @@ class KillEngine:
 
     def handle_alert(self, alert: Alert, *, dry_run: bool = False) -> KillReport:
         dry = dry_run or alert.dry_run
+        if alert.action == "approval_requested":
+            return self.forward_approval_request(alert, dry_run=dry)
         if not dry:
             self._record_spend(alert)
         level = decide_level(alert, self.config)
@@ -244,6 +247,18 @@ class KillEngine:
             self.publisher.publish(report.to_event())
         except Exception as exc:  # the ledger is the record; a lost notification must not undo a kill
             logger.error("could not publish result event", extra={"error": str(exc)})
+
+    def forward_approval_request(self, alert: Alert, *, dry_run: bool = False) -> KillReport:
+        """A guard paused a run: tell ops on the events topic, once per delivery (SNS is at-least-once)."""
+        report = approval_request_report(alert, dry_run=dry_run)
+        if alert.dedupe_key and not dry_run:
+            earlier = self.ledger.claim(alert.dedupe_key, f"approval-{self.clock().strftime('%Y%m%dT%H%M%SZ')}")
+            if earlier:
+                report.operation, report.status = Operation.DUPLICATE, ReportStatus.DUPLICATE
+                report.message = f"duplicate delivery: already forwarded ({earlier}); nothing done"
+                return report
+        self._publish(report)
+        return report
 
     # ------------------------------------------------------------------------------------------------------
     # warn

@@ -269,6 +269,7 @@ class Operation(StrEnum):
     APPROVE = "approve"
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
+    APPROVAL_REQUESTED = "approval_requested"  # a guard paused a run: forwarded to ops (`killswitch approve-run`)
 
 
 @dataclass
@@ -291,6 +292,7 @@ class KillReport:
     transient_failure: bool = False
     verification: str = ""  # verified | not_verified (re-described after acting) | "" (nothing acted on)
     still_running: list[dict[str, str]] = field(default_factory=list)
+    detail: dict[str, Any] | None = None  # operation-specific fields (approval_requested: run, tool, command)
 
     @property
     def needs_approval(self) -> list[str]:
@@ -306,7 +308,8 @@ class KillReport:
         return self.summary.exit_code()
 
     def to_event(self) -> dict[str, Any]:
-        return {
+        extra = {} if self.detail is None else {"detail": self.detail}
+        return extra | {
             "type": "killswitch.result",
             "operation": self.operation.value,
             "level": self.level or self.operation.value,

@@ -11,7 +11,7 @@ from killswitch.guard.usage import Usage
 from killswitch.guard.usage import settle_from_usage as settle
 
 if TYPE_CHECKING:
-    from killswitch.guard.core import Call
+    from killswitch.guard.call import Call
 
 
 class PendingCalls:

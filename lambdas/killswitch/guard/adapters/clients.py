@@ -30,7 +30,8 @@ import httpx2
 from killswitch.guard.usage import Usage, estimate_tokens, settle_from_usage
 
 if TYPE_CHECKING:
-    from killswitch.guard.core import Call, Run
+    from killswitch.guard.call import Call
+    from killswitch.guard.run import Run
 
 log = logging.getLogger("killswitch.guard")
 

@@ -22,7 +22,7 @@ from killswitch.guard.adapters._pending import PendingCalls
 from killswitch.guard.usage import Usage, estimate_tokens
 
 if TYPE_CHECKING:
-    from killswitch.guard.core import Run
+    from killswitch.guard.run import Run
 
 
 class KillSwitchRunHooks(RunHooks[Any]):
