@@ -224,8 +224,9 @@ def dedupe_pk(key: str) -> str:
     return f"DEDUPE#{key}"
 
 
-def resource_sk(region: str, resource_id: str) -> str:
-    return f"RES#{region}#{resource_id}"
+def resource_sk(region: str, resource_id: str, account: str = "") -> str:
+    """`RES#<region>#<id>`; a hub kill's resource in an organization account: `RES#<account>#<region>#<id>`."""
+    return f"RES#{account}#{region}#{resource_id}" if account else f"RES#{region}#{resource_id}"
 
 
 class ItemKillLedger:
@@ -329,7 +330,7 @@ class ItemKillLedger:
         r = entry.resource
         item: dict[str, Any] = {
             PK: kill_pk(entry.kill_id),
-            SK: resource_sk(r.region, r.resource_id),
+            SK: resource_sk(r.region, r.resource_id, r.account),
             "kill_id": entry.kill_id,
             "resource_type": r.resource_type,
             "resource_id": r.resource_id,
