@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from rich.console import Console
 
+from killswitch.cli.render import print_status
 from killswitch.config import KillSwitchConfig
 from killswitch.kill import sim
 from killswitch.kill.discover import Clients
@@ -110,6 +112,9 @@ def test_hub_kills_and_restores_one_agent_in_every_account_and_region(
     assert resource_sk(WEST, fleet[SPOKES[1]]["mine"][WEST], SPOKES[1]) in sks
     status = eng.status(AGENT)[0]["resources"]
     assert {line.get("account", "") for line in status} == {"", *SPOKES}
+    con = Console(record=True, width=250)
+    print_status(con, eng.status(AGENT))
+    assert f"{SPOKES[2]}/{WEST}" in con.export_text()
 
     # Restore puts everything back in every account (the roles are assumed again for the restore).
     assumed.clear()
