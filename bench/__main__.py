@@ -28,6 +28,7 @@ SECTIONS: dict[str, str] = {
     "tooling": "bench.tooling",
     "scale_synth": "bench.scale_synth",
     "meter": "bench.meter_bench",
+    "hub": "bench.hub_bench",
 }
 
 

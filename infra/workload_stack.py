@@ -206,7 +206,12 @@ class WorkloadStack(Stack):
         organization account (accounts of an OU are unknown at synth, hence `*`; the spoke checks the ExternalId)."""
         pattern = f"arn:{{partition}}:iam::*:role/{config.spoke_role_name()}"
         self.kill.role.add_to_principal_policy(
-            iam.PolicyStatement(sid="AssumeSpokeRoles", actions=["sts:AssumeRole"], resources=[nag.arn(pattern)])
+            iam.PolicyStatement(
+                sid="AssumeSpokeRoles",
+                actions=["sts:AssumeRole"],
+                resources=[nag.arn(pattern)],
+                conditions={"StringEquals": {"sts:ExternalId": config.spoke_external_id()}},
+            )
         )
         nag.acknowledge(
             self.kill.role,
@@ -215,3 +220,20 @@ class WorkloadStack(Stack):
             "at run time; each spoke trusts only this role and checks the ExternalId",
             [nag.resource_finding(pattern)],
         )
+        assert config.accounts is not None
+        if config.accounts.organizational_units:
+            # The hub kill lists the OUs' accounts per invocation (new accounts covered without a redeploy).
+            self.kill.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ListSpokeAccounts",
+                    actions=["organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent"],
+                    resources=["*"],
+                )
+            )
+            nag.acknowledge(
+                self.kill.role,
+                "AwsSolutions-IAM5",
+                "Listing the accounts and child OUs of the configured OUs is read-only; the IAM catalogue has no "
+                "required resource type for these list calls",
+                ["Resource::*"],
+            )

@@ -208,6 +208,8 @@ class AccountsConfig(_Strict):
     # Account of the kill Lambda (the hub); default sandbox.workload_account_id, else the management account.
     hub_account_id: AccountId | None = None
     external_id: Annotated[str, StringConstraints(min_length=2, max_length=1224, pattern=EXTERNAL_ID_RE)] | None = None
+    # Hub kill: accounts × regions discovered and acted on at once (a bounded thread pool in the kill Lambda).
+    max_parallel: int = Field(default=16, ge=1, le=64)
 
     @model_validator(mode="after")
     def _targets(self) -> AccountsConfig:

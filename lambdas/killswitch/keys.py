@@ -8,7 +8,7 @@ Table: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N,
 | agent state (OK/THRIFT/KILLED)| `AGENT#<agent>` | `STATE` | kill engine|
 | kill record | `AGENT#<agent>` | `KILL#<kill_id>` | kill engine|
 | kill pointer (agent of a kill id) | `KILL#<kill_id>` | `RECORD` | kill engine|
-| kill resource (prior state) | `KILL#<kill_id>` | `RES#<region>#<resource_id>` | kill engine|
+| kill resource (prior state) | `KILL#<kill_id>` | `RES#[<account>#]<region>#<resource_id>` | kill engine|
 | alert dedupe marker | `DEDUPE#<sha256 of alert identity>` | `DEDUPE` | kill engine|
 | rejected event (dead letter) | `REJECTED#<yyyy-mm-dd>` | `<timestamp>#<message id>` | kill engine|
 | spend per day, budget / Cost Explorer | `SPEND#<agent>` | `DAY#<yyyy-mm-dd>#<source>#<detail>` | spend |
@@ -93,8 +93,11 @@ def kill_sk(kill_id: str) -> str:
     return f"{KILL_PREFIX}{kill_id}"
 
 
-def resource_sk(region: str, resource_id: str) -> str:
-    return f"{RESOURCE_PREFIX}{region}#{resource_id}"
+def resource_sk(region: str, resource_id: str, account: str = "") -> str:
+    """`RES#<region>#<id>`; a hub kill's resource in an organization account: `RES#<account>#<region>#<id>`."""
+    return (
+        f"{RESOURCE_PREFIX}{account}#{region}#{resource_id}" if account else f"{RESOURCE_PREFIX}{region}#{resource_id}"
+    )
 
 
 def dedupe_pk(key: str) -> str:

@@ -24,10 +24,13 @@ class ResourceResult:
     outcome: Outcome
     code: str | None = None  # AWS error code (or our own) when outcome is ERROR
     message: str = ""
+    account: str = ""  # hub kill: the organization account of the resource ("" = the kill Lambda's own account)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["outcome"] = self.outcome.value
+        if not self.account:
+            del d["account"]  # single-account output stays as it was
         return d
 
 

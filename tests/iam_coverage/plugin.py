@@ -22,6 +22,13 @@ from tests.iam_coverage.template import Where, role_logical_id, role_statements
 
 REPO = Path(__file__).resolve().parents[2]
 CROSS_ACCOUNT_WORKLOAD = "444455556666"
+# Hub and spokes: the kill Lambda lists the OUs' accounts and assumes `<prefix>-spoke` (only with `accounts:`).
+HUB_ACCOUNTS = {
+    "organizational_units": ["ou-ab12-cdef3456"],
+    "account_ids": ["111111111111"],
+    "organization_root_id": "r-ab12",
+}
+HUB_LIST_OPERATIONS = {"ListAccountsForParent", "ListOrganizationalUnitsForParent"}
 _RECORDER = pytest.StashKey[Recorder]()
 _GATHERED = pytest.StashKey[list[Call]]()
 _PROBLEMS = pytest.StashKey[list[str]]()
@@ -100,25 +107,42 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def synthesize() -> dict[str, dict[str, Any]]:
-    """Templates of the example config: shared-account mode (the kill Lambda calls Organizations itself) and
-    cross-account mode (it assumes the management account's org-kill role)."""
+    """Templates of the example config: shared-account mode (the kill Lambda calls Organizations itself),
+    cross-account mode (it assumes the management account's org-kill role) and hub mode (`accounts:`, whose
+    management template carries the spoke role's template in its StackSet: `hub-spoke`)."""
     from infra.app_builder import add_stacks, new_app
-    from killswitch.config import load_config
+    from killswitch.config import AccountsConfig, load_config
 
     shared = load_config(REPO / "killswitch.yaml")
     assert shared.sandbox is not None
     cross = shared.model_copy(
         update={"sandbox": shared.sandbox.model_copy(update={"workload_account_id": CROSS_ACCOUNT_WORKLOAD})}
     )
+    hub = shared.model_copy(update={"accounts": AccountsConfig.model_validate(HUB_ACCOUNTS)})
     out: dict[str, dict[str, Any]] = {}
-    for mode, config in (("shared", shared), ("cross", cross)):
+    for mode, config in (("shared", shared), ("cross", cross), ("hub", hub)):
         app = new_app(builtin_validation=False)
         workload, management = add_stacks(app, config, scp_dir=REPO / "scp_policies")
         assembly = app.synth()
         out[f"{mode}-workload"] = assembly.get_stack_by_name(workload.stack_name).template
         if management is not None:
             out[f"{mode}-management"] = assembly.get_stack_by_name(management.stack_name).template
+    out["hub-spoke"] = spoke_template(out["hub-management"])
     return out
+
+
+def spoke_template(management: dict[str, Any]) -> dict[str, Any]:
+    """The template the StackSet deploys to every spoke account (its TemplateBody, intrinsics of the management
+    stack resolved; the spoke's own pseudo parameters are resolved later, per call, for the spoke account)."""
+    from tests.iam_coverage.template import resolve
+
+    for res in management["Resources"].values():
+        if res["Type"] == "AWS::CloudFormation::StackSet":
+            body = resolve(
+                res["Properties"]["TemplateBody"], management["Resources"], Where("999988887777", "us-east-1")
+            )
+            return dict(json.loads(body))
+    raise LookupError("no StackSet in the hub-mode management template")
 
 
 def role_template(call: Call) -> tuple[str, dict[str, str]]:
@@ -129,6 +153,10 @@ def role_template(call: Call) -> tuple[str, dict[str, str]]:
 
     if call.role == "org-kill":
         return "cross-management", {"role_name": "killswitch-org-kill"}
+    if call.role == "spoke":
+        return "hub-spoke", {"role_name": "killswitch-spoke"}
+    if call.role == "kill" and (_is_spoke_assume(call) or call.operation in HUB_LIST_OPERATIONS):
+        return "hub-workload", {"handler": KILL_HANDLER}
     if call.role == "spend":
         return "shared-workload", {"handler": SPEND_RECORDER_HANDLER}
     if call.role == "meter":
@@ -163,11 +191,15 @@ def bind(call: Call, template: dict[str, Any], where: Where) -> Call:
         ]
     if "RequestItems" in params and "TableName" in names:
         params["RequestItems"] = {names["TableName"]: {}}
-    if call.service == "sts" and "RoleArn" in params:
+    if call.service == "sts" and "RoleArn" in params and not _is_spoke_assume(call):
         org_role = _org_role_arn(template, where)
         if org_role:
             params["RoleArn"] = org_role
     return replace(call, params=params)
+
+
+def _is_spoke_assume(call: Call) -> bool:
+    return call.service == "sts" and str(call.params.get("RoleArn", "")).endswith("-spoke")
 
 
 def _org_role_arn(template: dict[str, Any], where: Where) -> str | None:

@@ -5,7 +5,9 @@ Hooked on every client botocore creates: `before-parameter-build` keeps the API 
 handler or the kill engine's entry points (what the kill Lambda runs) and the spend recorder handler; setup calls
 of the tests themselves and the ops CLI (`killswitch.cli`, ops credentials) are not the Lambdas'. Calls signed with
 assumed-role credentials (moto's `ASIA...` keys) are the kill Lambda acting through the management account's
-`<prefix>-org-kill` role.
+`<prefix>-org-kill` role, or through an organization account's `<prefix>-spoke` role (hub kill: the call is
+checked against the spoke role, in that account). Work the Lambda hands to a thread pool (the hub kill's accounts)
+is attributed to the Lambda that submitted it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,6 +65,9 @@ KEPT_PARAMS = {
 }
 
 
+_SUBMITTED = threading.local()  # `.role`: the Lambda that submitted the work this pool thread runs
+
+
 def lambda_of_stack() -> str | None:
     frame = sys._getframe(1)
     found = None
@@ -71,7 +77,20 @@ def lambda_of_stack() -> str | None:
             return None
         found = LAMBDA_MODULES.get(module) or LAMBDA_FUNCTIONS.get((module, frame.f_code.co_name)) or found
         frame = frame.f_back  # type: ignore[assignment]
-    return found
+    return found or getattr(_SUBMITTED, "role", None)
+
+
+def _assumed_role(access_key: str) -> tuple[str, str] | None:
+    """(account, role ARN) of moto assumed-role credentials."""
+    try:
+        from moto.iam.models import iam_backends
+    except ImportError:  # pragma: no cover - moto is a test dependency
+        return None
+    for account_id, backend in list(iam_backends.items()):
+        key = backend["aws"].access_keys.get(access_key)
+        if key is not None:
+            return account_id, str(getattr(key, "role_arn", "") or "")
+    return None
 
 
 def _partition_key(body: dict[str, Any]) -> str | None:
@@ -117,6 +136,7 @@ class Recorder:
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._original: Callable[..., Any] | None = None
+        self._original_submit: Any = None
 
     def install(self) -> None:
         original = botocore.session.Session.create_client
@@ -130,10 +150,26 @@ class Recorder:
             return client
 
         botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        self._original_submit = ThreadPoolExecutor.submit
+
+        def submit(pool: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            submitted_by = lambda_of_stack()
+
+            def run(*a: Any, **kw: Any) -> Any:
+                before, _SUBMITTED.role = getattr(_SUBMITTED, "role", None), submitted_by
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    _SUBMITTED.role = before
+
+            return recorder._original_submit(pool, run, *args, **kwargs)
+
+        ThreadPoolExecutor.submit = submit  # type: ignore[assignment,method-assign]
 
     def uninstall(self) -> None:
         if self._original is not None:
             botocore.session.Session.create_client = self._original  # type: ignore[method-assign]
+            ThreadPoolExecutor.submit = self._original_submit  # type: ignore[method-assign]
             self._original = None
 
     def _keep_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -145,8 +181,13 @@ class Recorder:
             return
         credentials = getattr(request_signer, "_credentials", None)
         access_key = str(getattr(credentials, "access_key", "") or "")
+        account = DEFAULT_ACCOUNT
         if role == "kill" and access_key.startswith("ASIA"):
-            role = "org-kill"
+            assumed = _assumed_role(access_key)
+            if assumed and assumed[1].endswith("-spoke"):
+                role, account = "spoke", assumed[0]
+            else:
+                role = "org-kill"
         service_model = model.service_model
         signing = service_model.signing_name or service_model.endpoint_prefix
         call = Call(
@@ -154,7 +195,7 @@ class Recorder:
             operation=model.name,
             params=slim_params(context.get("iam_coverage_params", {})),
             region=str(getattr(request_signer, "_region_name", "") or "us-east-1"),
-            account=DEFAULT_ACCOUNT,
+            account=account,
             role=role,
             where=os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0],
         )

@@ -124,6 +124,17 @@ def test_the_hub_kill_role_may_assume_the_spoke_role_in_any_account(templates: d
     stmt = statement(templates["ks-workload"], "AssumeSpokeRoles")
     assert stmt["Action"] == "sts:AssumeRole"
     assert stmt["Resource"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::*:role/ks-spoke"]]}
+    # Only with this deployment's ExternalId (the spoke checks it too).
+    assert stmt["Condition"] == {"StringEquals": {"sts:ExternalId": "ks-hub-2026"}}
+
+
+def test_the_hub_kill_role_may_list_the_accounts_of_the_ous(templates: dict[str, Template]) -> None:
+    stmt = statement(templates["ks-workload"], "ListSpokeAccounts")
+    assert sorted(as_list(stmt["Action"])) == [
+        "organizations:ListAccountsForParent",
+        "organizations:ListOrganizationalUnitsForParent",
+    ]
+    assert stmt["Resource"] == "*"
 
 
 def test_without_sandbox_the_management_stack_holds_only_the_stack_set(templates: dict[str, Template]) -> None:

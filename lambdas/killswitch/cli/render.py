@@ -62,12 +62,17 @@ def plan_table(plan: Plan, title: str = "Plan") -> Table:
         t.add_row(
             f"[{style}]{act}[/]" if style else act,
             r.resource_type,
-            r.region,
+            where(r.account, r.region),
             short_id(r.resource_type, r.resource_id),
             r.name if r.name != r.resource_id else "",
             d.reason,
         )
     return t
+
+
+def where(account: str, region: str) -> str:
+    """The region column; a hub kill's resource in an organization account reads `<account>/<region>`."""
+    return f"{account}/{region}" if account else region
 
 
 def results_table(report: KillReport, title: str = "Results") -> Table:
@@ -79,7 +84,7 @@ def results_table(report: KillReport, title: str = "Results") -> Table:
             f"[{style}]{r.outcome.value}[/]",
             r.action,
             r.resource_type,
-            r.region,
+            where(r.account, r.region),
             short_id(r.resource_type, r.resource_id),
             r.code or "",
             textwrap.shorten(r.message, 200, placeholder=" …"),
@@ -178,7 +183,7 @@ def print_status(con: Console, rows: list[dict[str, Any]]) -> None:
             name,
             r["kill_id"],
             r["resource_type"],
-            r["region"],
+            where(r.get("account", ""), r["region"]),
             short_id(r["resource_type"], r["resource_id"]) if r["resource_type"] != ACCOUNT else r["resource_id"],
             r["done"],
             r["outcome"],

@@ -7,7 +7,7 @@ importing the engine's own modules (which are built from the registry).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import boto3
@@ -112,7 +112,7 @@ def bisect_call(
 
 
 def with_action(r: ResourceResult, action: str) -> ResourceResult:
-    return ResourceResult(r.resource_id, r.resource_type, r.region, action, r.outcome, r.code, r.message)
+    return replace(r, action=action)
 
 
 def error_result(decision: Decision, exc: BaseException, action: str | None = None) -> ResourceResult:

@@ -16,21 +16,30 @@ Failure rule (SNS delivers at least once and retries a Lambda that raises, then 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger
 
 from killswitch.config import Action, AgentConfig, KillSwitchConfig
 from killswitch.intakes import Intakes
+from killswitch.kill.accounts import (
+    AccountFailure,
+    SpokeSessions,
+    SpokeUnavailableError,
+    by_account,
+    discover_everywhere,
+    stamp,
+)
 from killswitch.kill.act import ActResult, BisectStats, ScpActions, execute, is_transient
 from killswitch.kill.alerts import Alert, AlertKind, AlertSource, Rejected
 from killswitch.kill.approval_requests import approval_request_report
-from killswitch.kill.discover import ClientFactory, Clients, discover
+from killswitch.kill.discover import ClientFactory, Clients, Discovery, discover
 from killswitch.kill.intake import GuardCollapse, collapsed_report, read_event
 from killswitch.kill.kinds import (
     KILL_ORDER,
@@ -56,6 +65,7 @@ from killswitch.kill.model import (
     Plan,
     Resource,
     result_for,
+    scope_of,
 )
 from killswitch.kill.plan import plan_kill
 from killswitch.kill.publish import DeadLetterSink, EventPublisher, NullPublisher
@@ -64,6 +74,9 @@ from killswitch.results import Outcome, ResourceResult
 from killswitch.states import ReportStatus
 
 logger = Logger(child=True)
+X = TypeVar("X")
+Y = TypeVar("Y")
+NO_ACCOUNTS = "the kill recorded this resource in an organization account, but the config has no accounts: section"
 
 
 class SpendRecorder(Protocol):
@@ -101,9 +114,13 @@ class StatusLine:
     done: str  # what the kill did (or waits to do)
     outcome: str
     restore: str  # what `restore` would do
+    account: str = ""  # hub kill: the organization account ("" = the kill Lambda's own account)
 
     def to_dict(self) -> dict[str, str]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        if not self.account:
+            del d["account"]
+        return d
 
 
 def _restore_text(e: ResourceEntry) -> str:
@@ -132,6 +149,7 @@ class KillEngine:
         clock: Callable[[], datetime] = _utcnow,
         kill_ids: Callable[[datetime], str] = new_kill_id,
         intakes: Intakes | None = None,
+        spokes: Callable[[], SpokeSessions] | None = None,
     ):
         self.config = config
         self.ledger = ledger
@@ -143,6 +161,10 @@ class KillEngine:
         self.clock = clock
         self.kill_ids = kill_ids
         self.stats = BisectStats()
+        # Hub and spokes (`accounts:`): fresh sessions per operation (a warm Lambda must not keep a failed account).
+        self.spokes_factory = spokes
+        self.hub: SpokeSessions | None = None
+        self._record_lock = threading.Lock()
         # Which topic/queue is which intake (the handler pins the alerts topic ARN from its environment).
         self.intakes = intakes or Intakes(config.prefix, tuple(config.agent_names()))
 
@@ -308,11 +330,11 @@ class KillEngine:
     def plan(self, agent: str, *, run_id: str | None = None, force: bool = False) -> tuple[Plan, list[ResourceResult]]:
         """Discover and plan (no changes). Returns the plan and error results for regions that could not be read."""
         cfg = self.config.agent(agent)
-        found = discover(agent, self.config.regions, self.clients, run_id=run_id, kinds=discovery_kinds(cfg.actions))
+        found, unreachable = self._discover(agent, run_id, cfg)
         errors = [
             ResourceResult(f"region/{f.region}", "region", f.region, "discover", Outcome.ERROR, f.code, f.message)
             for f in found.failures
-        ]
+        ] + unreachable
         resources = found.resources
         try:
             resources = resources + self._scp_targets(cfg)
@@ -330,6 +352,49 @@ class KillEngine:
             rules=self.plan_rules(),
         )
         return plan, errors
+
+    def _start_hub(self) -> SpokeSessions | None:
+        """New spoke sessions for one operation (kill, approve, restore): accounts listed and roles assumed once."""
+        self.hub = self.spokes_factory() if self.spokes_factory else None
+        return self.hub
+
+    def _discover(self, agent: str, run_id: str | None, cfg: AgentConfig) -> tuple[Discovery, list[ResourceResult]]:
+        """The hub's own account, plus every spoke account × region in a hub set-up (errors per account)."""
+        kinds = discovery_kinds(cfg.actions)
+        hub = self.hub or self._start_hub()
+        if hub is None:
+            return discover(agent, self.config.regions, self.clients, run_id=run_id, kinds=kinds), []
+        return discover_everywhere(agent, self.config.regions, self.clients, hub, run_id=run_id, kinds=kinds)
+
+    def _per_account(
+        self,
+        items: Sequence[X],
+        account_of: Callable[[X], str],
+        work: Callable[[str, ActContext, list[X]], list[Y]],
+        failed: Callable[[list[X], SpokeUnavailableError], list[Y]],
+        reason: str = "agent kill switch",
+    ) -> list[Y]:
+        """`work(account, ctx, items of that account)` for the hub's own account here and for spoke accounts on
+        the hub's pool, each with its account's clients; an account whose role cannot be assumed gets `failed`."""
+        groups = by_account(items, account_of)
+        out = list(work("", self.act_context(reason), groups.pop(""))) if "" in groups else []
+        if not groups:
+            return out
+        hub = self.hub or self._start_hub()
+        if hub is None:  # spoke resources recorded by a hub kill, but no accounts: section any more
+            exc = SpokeUnavailableError(AccountFailure("", "assume_role", "NoAccountsConfig", NO_ACCOUNTS))
+            return out + [y for group in groups.values() for y in failed(group, exc)]
+
+        def one(account: str) -> list[Y]:
+            try:
+                ctx = replace(self.act_context(reason), clients=hub.clients(account))
+            except SpokeUnavailableError as exc:
+                return failed(groups[account], exc)
+            return work(account, ctx, groups[account])
+
+        for done in hub.map(one, sorted(groups)):
+            out += done
+        return out
 
     def plan_rules(self) -> PlanRules:
         """Principals a kill must never deny: this kill switch's own roles and the break-glass roles."""
@@ -362,6 +427,7 @@ class KillEngine:
         t0 = time.monotonic()
         now = self.clock()
         kill_id = self.kill_ids(now)
+        self._start_hub()
         report = KillReport(Operation.KILL, agent, kill_id=kill_id, run_id=run_id, reason=reason, dry_run=dry_run)
         if self._agent(agent) is None:
             report.refused = f"agent {agent!r} is not in the config (known: {', '.join(self.config.agent_names())})"
@@ -463,13 +529,22 @@ class KillEngine:
 
         A stop in progress (EC2 `stopping`) counts as verified; a kind that cannot be re-read is not verified, with
         the AWS error code."""
-        by_type: dict[str, list[Resource]] = {}
-        for ar in acted:
-            if ar.result.outcome is Outcome.SUCCESS:
-                by_type.setdefault(ar.decision.resource.resource_type, []).append(ar.decision.resource)
-        if not by_type:
+        changed = [ar.decision.resource for ar in acted if ar.result.outcome is Outcome.SUCCESS]
+        if not changed:
             return "", []
-        ctx = self.act_context()
+
+        def unreachable(rs: list[Resource], exc: SpokeUnavailableError) -> list[dict[str, str]]:
+            return [_running(r, f"not re-read: {exc.failure.code}") for r in rs]
+
+        running = self._per_account(changed, lambda r: r.account, self._still_running, unreachable)
+        if running:
+            logger.warning("kill not verified", extra={"still_running": running[:20]})
+        return ("not_verified" if running else "verified"), running
+
+    def _still_running(self, account: str, ctx: ActContext, resources: list[Resource]) -> list[dict[str, str]]:
+        by_type: dict[str, list[Resource]] = {}
+        for r in resources:
+            by_type.setdefault(r.resource_type, []).append(r)
         running: list[dict[str, str]] = []
         for t, rs in by_type.items():
             kind = kind_of(t)
@@ -478,17 +553,11 @@ class KillEngine:
             try:
                 left = kind.still_running(rs, ctx)
             except Exception as exc:  # verification never undoes or blocks a kill: it is reported
-                code = _code(exc)
-                running += [
-                    {"resource_id": r.resource_id, "region": r.region, "why": f"not re-read: {code}"} for r in rs
-                ]
+                running += [_running(r, f"not re-read: {_code(exc)}") for r in rs]
                 continue
-            running += [
-                {"resource_id": rid, "region": region, "why": why} for (region, rid), why in sorted(left.items())
-            ]
-        if running:
-            logger.warning("kill not verified", extra={"still_running": running[:20]})
-        return ("not_verified" if running else "verified"), running
+            keyed = {r.key: r for r in rs}
+            running += [_running(keyed[key], why) for key, why in sorted(left.items()) if key in keyed]
+        return running
 
     def execute_recorded(self, kill_id: str, plan: Plan) -> list[ActResult]:
         return list(self._execute(kill_id, plan).values())
@@ -500,6 +569,28 @@ class KillEngine:
         """Act on the plan; the results of each API batch are written to the ledger as soon as they are known."""
 
         def record(ars: list[ActResult]) -> None:
+            with self._record_lock:  # spoke accounts act on the hub's pool: one ledger write at a time
+                self._put_results(kill_id, ars)
+
+        def act(account: str, ctx: ActContext, decisions: list[Decision]) -> list[ActResult]:
+            ars = execute(decisions, ctx.clients, on_results=record, ctx=ctx)
+            for ar in ars:
+                ar.result = stamp([ar.result], account)[0]
+            return ars
+
+        def unreachable(decisions: list[Decision], exc: SpokeUnavailableError) -> list[ActResult]:
+            f = exc.failure
+            ars = [ActResult(d, result_for(d, Outcome.ERROR, f.message, f.code)) for d in decisions]
+            record(ars)
+            return ars
+
+        results = self._per_account(
+            plan.to_act, lambda d: d.resource.account, act, unreachable, f"killswitch {kill_id}"
+        )
+        return {ar.decision.resource.key: ar for ar in results}
+
+    def _put_results(self, kill_id: str, ars: list[ActResult]) -> None:
+        if ars:
             self.ledger.put_resources(
                 [
                     ResourceEntry(
@@ -516,17 +607,6 @@ class KillEngine:
                     for ar in ars
                 ]
             )
-
-        results = execute(
-            plan.to_act,
-            self.clients,
-            scp=self.scp,
-            reason=f"killswitch {kill_id}",
-            stats=self.stats,
-            on_results=record,
-            ctx=self.act_context(f"killswitch {kill_id}"),
-        )
-        return {ar.decision.resource.key: ar for ar in results}
 
     def _finish(self, report: KillReport, t0: float) -> KillReport:
         report.duration_ms = (time.monotonic() - t0) * 1000
@@ -553,9 +633,9 @@ class KillEngine:
         entries = self.ledger.resources(kill_id)
         waiting = [e for e in entries if e.awaiting_approval]
         # Re-discover: act on the current state, not on what was true when the kill was planned.
-        found = discover(
-            record.agent, self.config.regions, self.clients, run_id=record.run_id, kinds=discovery_kinds(cfg.actions)
-        )
+        self._start_hub()
+        found, unreachable = self._discover(record.agent, record.run_id, cfg)
+        report.summary.extend(unreachable)
         current = {r.key: r for r in found.resources}
         if any(e.resource.resource_type == ACCOUNT for e in waiting):
             current.update({r.key: r for r in self._scp_targets(cfg)})
@@ -604,6 +684,7 @@ class KillEngine:
     def restore(self, agent: str | None, *, kill_id: str | None = None, dry_run: bool = False) -> KillReport:
         t0 = time.monotonic()
         report = KillReport(Operation.RESTORE, agent, kill_id=kill_id, dry_run=dry_run)
+        self._start_hub()
         if kill_id:
             record = self.ledger.get_kill(kill_id)
             if record is None or (agent and record.agent != agent):
@@ -666,7 +747,7 @@ class KillEngine:
         results.extend(self._restore_entries(todo))
         if not dry_run:
             now = self.clock().astimezone(UTC).isoformat(timespec="seconds")
-            by_key = {(r.region, r.resource_id): r for r in results}
+            by_key = {(scope_of(r.account, r.region), r.resource_id): r for r in results}
             done = []
             for e in todo:
                 rr = by_key.get(e.resource.key)
@@ -679,14 +760,20 @@ class KillEngine:
         return results
 
     def _restore_entries(self, todo: Sequence[ResourceEntry]) -> list[ResourceResult]:
-        out: list[ResourceResult] = []
-        ctx = self.act_context()
-        for t in reversed(KILL_ORDER):
-            group = [e for e in todo if e.resource.resource_type == t]
-            kind = kind_of(t)
-            if group and kind is not None:
-                out += kind.restore(group, ctx)
-        return out
+        def restore(account: str, ctx: ActContext, entries: list[ResourceEntry]) -> list[ResourceResult]:
+            out: list[ResourceResult] = []
+            for t in reversed(KILL_ORDER):
+                group = [e for e in entries if e.resource.resource_type == t]
+                kind = kind_of(t)
+                if group and kind is not None:
+                    out += kind.restore(group, ctx)
+            return stamp(out, account)
+
+        def unreachable(entries: list[ResourceEntry], exc: SpokeUnavailableError) -> list[ResourceResult]:
+            f = exc.failure
+            return [_rres(_restore_decision(e), Outcome.ERROR, f.message, f.code) for e in entries]
+
+        return self._per_account(todo, lambda e: e.resource.account, restore, unreachable)
 
     # ------------------------------------------------------------------------------------------------------
     # status
@@ -725,6 +812,7 @@ class KillEngine:
                             done=e.act,
                             outcome=e.outcome or "pending",
                             restore=_restore_text(e),
+                            account=e.resource.account,
                         )
                     )
             out.append(
@@ -740,6 +828,11 @@ class KillEngine:
                 }
             )
         return out
+
+
+def _running(r: Resource, why: str) -> dict[str, str]:
+    out = {"resource_id": r.resource_id, "region": r.region, "why": why}
+    return {**out, "account": r.account} if r.account else out
 
 
 def _why_not_restorable(e: ResourceEntry) -> str | None:
@@ -758,7 +851,7 @@ def _rres(d: Decision, outcome: Outcome, message: str, code: str | None = None) 
     """A restore result: named after the restore action of the resource type (start, restore_service, ...)."""
     r = result_for(d, outcome, message, code)
     action = restore_action(r.resource_type)
-    return ResourceResult(r.resource_id, r.resource_type, r.region, action, r.outcome, r.code, r.message)
+    return replace(r, action=action)
 
 
 def _planned_result(d: Decision) -> ResourceResult:

@@ -253,7 +253,7 @@ class ItemKillLedger:
         r = entry.resource
         item: dict[str, Any] = {
             PK: kill_pk(entry.kill_id),
-            SK: resource_sk(r.region, r.resource_id),
+            SK: resource_sk(r.region, r.resource_id, r.account),
             "kill_id": entry.kill_id,
             "resource_type": r.resource_type,
             "resource_id": r.resource_id,

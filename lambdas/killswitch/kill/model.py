@@ -92,10 +92,11 @@ class Resource:
     # Kind-specific prior state (JSON values), e.g. a Lambda function's reserved concurrency or an IAM
     # principal's attached deny policy: what restore puts back for the kinds added after the fields above.
     extra: Mapping[str, Any] = field(default_factory=dict)
+    account: str = ""  # hub kill: the organization account it lives in ("" = the kill Lambda's own account)
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.region, self.resource_id)
+        return (scope_of(self.account, self.region), self.resource_id)
 
     @property
     def label(self) -> str:
@@ -123,6 +124,7 @@ class Resource:
             "scalable_target": self.scalable_target.to_dict() if self.scalable_target else None,
             "note": self.note,
             "extra": dict(self.extra),
+            **({"account": self.account} if self.account else {}),
         }
 
     @classmethod
@@ -146,7 +148,14 @@ class Resource:
             scalable_target=ScalableTarget.from_dict(st) if st else None,
             note=d.get("note") or "",
             extra=dict(d.get("extra") or {}),
+            account=d.get("account") or "",
         )
+
+
+def scope_of(account: str, region: str) -> str:
+    """First half of a resource key: the region, prefixed by the account in a hub kill (`<account>/<region>`), so
+    the same id in two accounts (or regions) stays two resources in the plan, the ledger and restore."""
+    return f"{account}/{region}" if account else region
 
 
 def _opt_int(v: Any) -> int | None:
@@ -246,6 +255,7 @@ class Plan:
             "tag_variants": self.tag_variant_dicts(),  # kept by `killswitch status`
             "decisions": [
                 [d.act.value, d.resource.resource_type, d.resource.region, d.resource.resource_id, d.reason]
+                + ([d.resource.account] if d.resource.account else [])
                 for d in self.decisions
             ],
         }
@@ -324,7 +334,13 @@ class KillReport:
             "counts": self.summary.counts,
             # SNS messages are limited to 256 KB: the event lists the first failures and approvals, with totals.
             "failures": [
-                {"resource_id": r.resource_id, "region": r.region, "code": r.code, "message": r.message[:300]}
+                {
+                    "resource_id": r.resource_id,
+                    "region": r.region,
+                    "code": r.code,
+                    "message": r.message[:300],
+                    **({"account": r.account} if r.account else {}),
+                }
                 for r in self.summary.failures[:EVENT_LIST_LIMIT]
             ],
             "failures_total": len(self.summary.failures),
@@ -358,4 +374,5 @@ def result_for(decision: Decision, outcome: Outcome, message: str = "", code: st
         outcome=outcome,
         code=code,
         message=message,
+        account=r.account,
     )

@@ -2,10 +2,11 @@
 `build_engine`), so a new engine dependency is wired once.
 
 Defaults are the deployed set-up: a DynamoDB kill ledger and spend ledger on `table`, result events on
-`events_topic_arn`, rejected inputs to the DLQ at `dlq_url`, and the Organizations deny SCP when the config has
-sandbox accounts. No table means an in-memory ledger (a dry run needs no table). Any engine part can be passed
-in instead (`ledger=`, `clients=`, `publisher=`, `scp=`, `spend=`, `dead_letter=`) and other `KillEngine` keyword
-arguments (`clock=`, `kill_ids=`) pass through.
+`events_topic_arn`, rejected inputs to the DLQ at `dlq_url`, the Organizations deny SCP when the config has
+sandbox accounts, and with an `accounts:` section the hub path (`killswitch.kill.accounts`: every organization
+account through its `<prefix>-spoke` role). No table means an in-memory ledger (a dry run needs no table). Any
+engine part can be passed in instead (`ledger=`, `clients=`, `publisher=`, `scp=`, `spend=`, `dead_letter=`,
+`spokes=`) and other `KillEngine` keyword arguments (`clock=`, `kill_ids=`) pass through.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def build_engine(
     scp: Any = DEFAULT,
     spend: Any = DEFAULT,
     dead_letter: Any = DEFAULT,
+    spokes: Any = DEFAULT,
     **engine_options: Any,
 ) -> KillEngine:
     """A `KillEngine` for `config`. One boto3 session for every client: a session caches the service models
@@ -58,6 +60,8 @@ def build_engine(
         scp = _org_scp(config, scp_policy_name, org_role_arn, session)
     if dead_letter is DEFAULT:
         dead_letter = _dead_letter(dlq_url, clients, region)
+    if spokes is DEFAULT:
+        spokes = _spokes(config, clients, session, region)
     return KillEngine(
         config,
         ledger,
@@ -66,6 +70,7 @@ def build_engine(
         scp=scp,
         spend=spend,
         dead_letter=dead_letter,
+        spokes=spokes,
         **engine_options,
     )
 
@@ -107,3 +112,13 @@ def _dead_letter(queue_url: str | None, clients: Any, region: str) -> Any:
     from killswitch.kill.publish import SqsDeadLetter
 
     return SqsDeadLetter(queue_url, client=clients("sqs", region))
+
+
+def _spokes(config: KillSwitchConfig, clients: Any, session: Any, region: str) -> Any:
+    """Hub and spokes: a `SpokeSessions` factory (new sessions per operation: accounts listed and roles assumed
+    once per kill, never kept across warm invocations)."""
+    if config.accounts is None:
+        return None
+    from killswitch.kill.accounts import SpokeSessions
+
+    return lambda: SpokeSessions(config, clients, hub_session=session, region=region)
