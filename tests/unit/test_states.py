@@ -25,7 +25,7 @@ def test_one_agent_state_for_the_engine_and_the_guard() -> None:
 
 
 def test_the_guard_past_its_period_cap_is_killed() -> None:
-    guard = Guard("bot", Caps(per_period_usd=1.0), InMemoryLedger())
+    guard = Guard("bot", Caps(per_day_usd=1.0), InMemoryLedger())
     with guard.run() as run:
         run.charge_usd(1.0)
     assert guard.mode is AgentState.KILLED
