@@ -42,6 +42,8 @@ def test_mixed_fleet_row_counts_calls_per_registered_kind() -> None:
         assert mixed.step(rtype, "discover") >= 1, rtype
     assert mixed.step("ec2:instance", "act") == 1  # one StopInstances for both
     assert mixed.step("iam:role", "act") == 2  # one AttachRolePolicy per role
+    assert mixed.step("autoscaling:group", "verify") == 1  # both groups re-read in one call
+    assert mixed.step("ec2:instance", "verify") == 1
     assert mixed.outside_kinds() == {"resourcegroupstaggingapi:GetResources": 1}  # one shared walk
     [note] = fanout_kinds.kind_notes(mixed)
     assert "lambda:function 2 built / 2 acted" in note and "organizations:account" in note
