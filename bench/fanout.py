@@ -24,6 +24,7 @@ from unittest import mock
 
 import botocore.session
 
+from bench import fanout_kinds
 from bench.common import Section
 from killswitch import tags as T
 from killswitch.config import KillSwitchConfig
@@ -474,16 +475,24 @@ def measure_naive(m: Measured) -> None:
 
 
 def minimum_calls(n: int) -> dict[str, int]:
-    """The fewest compute calls that find and stop this fleet in one region (reasoning in the notes)."""
+    """The fewest compute calls that find, stop and verify this fleet in one region (reasoning in the notes)."""
     ecs = SERVICES + TASKS
     return {
-        "GetResources": math.ceil((n + ecs) / TAGGING_PAGE),
+        "GetResources": math.ceil(ecs / TAGGING_PAGE),
         "DescribeAutoScalingGroups": 1,
         "DescribeInstances": math.ceil(n / DESCRIBE_BATCH),
         "DescribeServices+DescribeTasks+DescribeScalableTargets": 3,
         "StopInstances": math.ceil(n / STOP_BATCH),
         "UpdateService+StopTask+RegisterScalableTarget": ecs + 1,
+        "verify: DescribeInstances+DescribeServices": math.ceil(n / DESCRIBE_BATCH) + 1,
     }
+
+
+def tagging_listed_minimum(n: int) -> int:
+    """The minimum of the previous rounds, when instances were listed through the Tagging API (100 per page) and
+    then described by id, without verify: ⌈(N+8)/100⌉ + 1 + ⌈N/1000⌉ + 3 + ⌈N/1000⌉ + 9 (74 at N = 5,000)."""
+    ecs = SERVICES + TASKS
+    return math.ceil((n + ecs) / TAGGING_PAGE) + 1 + 2 * math.ceil(n / DESCRIBE_BATCH) + 3 + ecs + 1
 
 
 # -- the section ------------------------------------------------------------------------------------------------
@@ -494,17 +503,18 @@ def _ops(calls: Counter[str]) -> str:
 def _excess(m: Measured) -> str:
     """Compute operations where the engine made more calls than the minimum."""
     minimum = minimum_calls(m.n)
+    per_op = {
+        "GetResources": minimum["GetResources"],
+        "DescribeInstances": minimum["DescribeInstances"] + math.ceil(m.n / DESCRIBE_BATCH),  # discover + verify
+        "StopInstances": minimum["StopInstances"],
+    }
     out = []
-    for op in ("GetResources", "DescribeInstances", "StopInstances"):
+    for op, least in per_op.items():
         ours = sum(k for name, k in m.calls.items() if name.endswith(f":{op}"))
-        if ours > minimum[op]:
-            out.append(f"{op} {ours} vs {minimum[op]}")
-    rest = m.control - sum(
-        k
-        for name, k in m.calls.items()
-        if name.rsplit(":", 1)[-1] in ("GetResources", "DescribeInstances", "StopInstances")
-    )
-    other_min = sum(v for op, v in minimum.items() if op not in ("GetResources", "DescribeInstances", "StopInstances"))
+        if ours > least:
+            out.append(f"{op} {ours} vs {least}")
+    rest = m.control - sum(k for name, k in m.calls.items() if name.rsplit(":", 1)[-1] in per_op)
+    other_min = sum(minimum.values()) - sum(per_op.values())
     if rest > other_min:
         out.append(f"other compute calls {rest} vs {other_min}")
     return ", ".join(out)
@@ -520,8 +530,12 @@ def measure(sizes: tuple[int, ...]) -> list[Measured]:
     return out
 
 
-def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> Section:
+def run(quick: bool = False, sizes: tuple[int, ...] | None = None, per_kind: int | None = None) -> Section:
+    """`sizes`: the EC2 fleet sizes; `per_kind`: resources of every kind in the mixed-fleet row (default: 20, 3
+    with `quick`; 0 leaves the row out, as does giving `sizes` alone)."""
     measured = measure(sizes or (QUICK_SIZES if quick else FULL_SIZES))
+    if per_kind is None:
+        per_kind = 0 if sizes else (fanout_kinds.QUICK_PER_KIND if quick else fanout_kinds.PER_KIND)
     rows: list[list[str]] = []
     figures: dict[str, float] = {}
     notes: list[str] = []
@@ -590,6 +604,36 @@ def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> Section:
                 f"{m.record_bytes / 1024:,.0f} KiB: DynamoDB's item limit is 400 KB, so the Lambda path "
                 + ("would fail here too." if m.record_bytes > 400_000 else "would accept it.")
             )
+    if per_kind:
+        mixed = fanout_kinds.measure_mixed(per_kind)
+        total = sum(v for (_, op), v in mixed.calls.items() if not op.startswith(("sns:", "dynamodb:")))
+        built = sum(mixed.built.values())
+        rows.append(
+            [
+                f"mixed: {len(mixed.built)} kinds × {per_kind}",
+                "KillEngine, in-memory ledger",
+                f"{total:,}",
+                "-",
+                "-",
+                "-",
+                "-",
+                f"{mixed.wall_s:.2f}",
+                "-",
+                "-",
+                "-",
+            ]
+        )
+        figures["mixed.compute_calls"] = total
+        figures["mixed.resources"] = built
+        figures["mixed.wall_s"] = mixed.wall_s
+        for rtype in mixed.built:
+            figures[f"mixed.calls.{rtype}"] = mixed.kind_total(rtype)
+        notes += fanout_kinds.kind_notes(mixed)
+        notes.append(
+            "Mixed row: no minimum or naive figure; kinds read per resource (IAM: a tag read and an attached-policies "
+            "read per principal; Lambda: one concurrency read per function) are above one call per resource because "
+            "their services have no batch read with tags; Auto Scaling groups take two writes each (update, suspend)."
+        )
     notes += [
         "Calls are counted by a `before-call`/`after-call` handler on every botocore client created during the "
         "kill (the handler's engine, ledger and publisher build their own sessions; the factory is patched); time in "
@@ -602,15 +646,27 @@ def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> Section:
         "Peak memory: tracemalloc peak of a second run of the same kill on the recorded responses (botocore returns "
         "them from `before-call`, no backend): the engine's Python allocations, not moto's; the raw HTTP bodies "
         "a real call receives are not included. tracemalloc is off while timing (it slows Python ~4×).",
-        "Minimum (compute calls, one region): GetResources takes all three resource types in one paginated call, at "
-        "most 100 resources per page → ⌈(N+8)/100⌉; 1 DescribeAutoScalingGroups (the tagging API does not list "
-        "groups); DescribeInstances by id, up to 1,000 per call → ⌈N/1000⌉ (needed for state and ASG membership); 1 "
+        "Minimum (compute calls, one region, find + stop + verify): DescribeInstances filtered on the tag, up to "
+        "1,000 per page with state, tags and ASG membership in the page → ⌈N/1000⌉; GetResources for the 8 ECS "
+        "resources (100 per page) → 1; 1 DescribeAutoScalingGroups (the tagging API does not list groups); 1 "
         "DescribeServices (≤10/call), 1 DescribeTasks (≤100/call), 1 DescribeScalableTargets (≤50/call); "
         "StopInstances ⌈N/1000⌉ (the API documents no per-call maximum; 1,000 is the engine's batch); ECS has no "
-        "batch stop: 1 UpdateService per service, 1 StopTask per task, 1 RegisterScalableTarget per scaled service.",
+        "batch stop: 1 UpdateService per service, 1 StopTask per task, 1 RegisterScalableTarget per scaled service; "
+        "verify after acting: DescribeInstances by id ⌈N/1000⌉ and 1 DescribeServices.",
+        "Previous rounds listed instances through the Tagging API (100 per page) and described them by id, and their "
+        "minimum was ⌈(N+8)/100⌉ + ⌈N/1000⌉ + ... without verify "
+        f"({tagging_listed_minimum(max(m.n for m in measured)):,} at N={max(m.n for m in measured):,}); the engine "
+        "now reads instances with a tag-filtered DescribeInstances (one walk, `tag-key=agent-name`, which also finds "
+        "the case/whitespace variants of the agent's name that the Tagging API walk used to look for separately), "
+        "so the figures are compared with the lower minimum above. Reading `tag-key` pages includes other agents' "
+        "instances (N/10 here), the price of finding the name variants.",
+        "moto pages DescribeInstances by reservation, not by instance (this fleet launches 500 instances per "
+        "RunInstances call), so the tag-filtered walk is one page in moto; on real AWS it takes ⌈(N + other "
+        "agents' instances)/1000⌉ pages (6 at N=5,000 with 250 other-agent instances): add that minus one to "
+        "our compute calls for a real-AWS figure.",
         "moto pages GetResources at 100 *tags* per page (it applies the TagsPerPage default even when "
-        "ResourcesPerPage is given), i.e. ~49 resources with 2 tags: about twice the pages of the minimum; AWS "
-        "documents that a page may hold fewer than ResourcesPerPage, so real AWS lies between the two.",
+        "ResourcesPerPage is given), i.e. ~49 resources with 2 tags: twice the pages of real AWS for kinds listed "
+        "through the Tagging API (only the ECS resources here).",
         "Naive: list the agent's resources through the tagging API, then one StopInstances / UpdateService / "
         f"StopTask per resource, executed on a fresh identical fleet for N ≤ {NAIVE_MAX:,}; above that, computed "
         "as N + 8 + ⌈(N+8)/100⌉. naive / ours compares compute calls only.",

@@ -11,6 +11,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.budget_stacks import add_budget_stacks
 from infra.management_stack import ManagementStack
+from infra.watch_stacks import add_watch_stacks
 from infra.workload_stack import StackConfigError, WorkloadStack
 from killswitch.config import KillSwitchConfig
 
@@ -85,6 +86,10 @@ def add_stacks(
     for budget_stack in add_budget_stacks(app, config, config_file=config_file, env=workload_env):
         budget_stack.add_stack_dependency(workload, "budgets alert the workload stack's kill topic")
         workload.budget_stacks.append(budget_stack)
+    # The watch in every other configured region forwards to the workload stack's rule (`infra.watch_stacks`).
+    for watch_stack in add_watch_stacks(app, config, account=workload_env.account if workload_env else None):
+        watch_stack.add_stack_dependency(workload, "forwarded events are matched by the workload stack's watch")
+        workload.watch_stacks.append(watch_stack)
     management = None
     if sandbox is not None or config.accounts is not None:
         mgmt_env = (

@@ -69,6 +69,8 @@ class WorkloadStack(Stack):
         self.config = config
         # The budget stacks alerting this stack's kill topic (`infra.budget_stacks`), filled by `add_stacks`.
         self.budget_stacks: list[Stack] = []
+        # The watch's forwarding stacks in the other configured regions (`infra.watch_stacks`), filled by `add_stacks`.
+        self.watch_stacks: list[Stack] = []
         prefix = config.prefix
 
         self.key = KillSwitchKey(self, "Encryption", prefix=prefix).key

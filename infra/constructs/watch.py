@@ -1,9 +1,10 @@
 """The watch: a kill stays applied (`killswitch.kill.watch`).
 
 - an EventBridge rule on the default bus for the CloudTrail management events that create or restart compute of a
-  registered kind (the pattern comes from the kind registry), delivering to the kill Lambda;
+  registered kind (the pattern comes from the kind registry), delivering to the kill Lambda; it also matches the
+  events that the other configured regions forward to this bus (`infra.watch_stacks`);
 - a schedule (default every 15 minutes) sending `{"killswitch": "recheck"}` for what events miss (RDS restarts a
-  stopped database after 7 days) and for the configured regions other than the stack's own.
+  stopped database after 7 days; CloudTrail delivery to EventBridge is best effort).
 Only AWS can put `aws.*` events on a bus: the rule's events are facts about this account, never kill orders.
 """
 

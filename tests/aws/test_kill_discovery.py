@@ -1,5 +1,6 @@
-"""Discovery in two regions with moto: the tagging API for EC2/ECS, DescribeAutoScalingGroups for groups, live
-state from the describe calls, stale tags dropped, run scope. Discovery only reads: one fleet for the module."""
+"""Discovery in two regions with moto: a tag-filtered DescribeInstances for EC2, the tagging API for ECS,
+DescribeAutoScalingGroups for groups, live state from the describe calls, stale tags dropped, run scope. Discovery
+only reads: one fleet for the module."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from killswitch.kill.discover import Clients, discover
+from killswitch.kill.kinds.ec2 import describe_instances
 from killswitch.kill.model import ASG, EC2_INSTANCE, ECS_SERVICE, ECS_TASK
 from tests.aws.kill_support import AGENT, EAST, OTHER, REGIONS, RUN, WEST, Fleet, shared_fleet
 
@@ -97,34 +99,18 @@ def test_other_agent_discovery_is_disjoint(shared_fleet: tuple[Clients, Fleet]) 
 
 
 def test_a_vanished_instance_falls_back_on_the_instance_id_filter(shared_fleet: tuple[Clients, Fleet]) -> None:
-    """The tagging API still lists an instance that no longer exists: DescribeInstances by id fails for the whole
-    batch (`InvalidInstanceID.NotFound`), so the batch is read again with an `instance-id` filter, which leaves
-    the missing id out and still finds every other instance."""
+    """Reading instances by id (verify after act) with one that no longer exists: DescribeInstances by id fails for
+    the whole batch (`InvalidInstanceID.NotFound`), so the batch is read again with an `instance-id` filter, which
+    leaves the missing id out and still finds every other instance."""
     aws, f = shared_fleet
     vanished = "i-0123456789abcdef0"
 
-    class StaleTagging:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def get_paginator(self, name: str) -> Any:
-            inner = self.inner.get_paginator(name)
-
-            class P:
-                def paginate(self, **kw: Any) -> Any:
-                    for page in inner.paginate(**kw):
-                        arn = f"arn:aws:ec2:{EAST}:123456789012:instance/{vanished}"
-                        page["ResourceTagMappingList"].append({"ResourceARN": arn, "Tags": []})
-                        yield page
-
-            return P()
-
     class CountingEc2:
         def __init__(self, inner: Any) -> None:
-            self.inner, self.by_id, self.errors, self.filtered = inner, 0, [], 0
+            self.inner, self.filtered = inner, 0
+            self.errors: list[str] = []
 
         def describe_instances(self, **kw: Any) -> Any:
-            self.by_id += 1
             try:
                 return self.inner.describe_instances(**kw)
             except ClientError as exc:
@@ -140,14 +126,57 @@ def test_a_vanished_instance_falls_back_on_the_instance_id_filter(shared_fleet: 
             return getattr(self.inner, name)
 
     ec2 = CountingEc2(aws("ec2", EAST))
+    found = describe_instances(ec2, EAST, [f["plain"], vanished, f["critical"]])
+    ids = {r.resource_id for r in found}
+    assert ec2.errors == ["InvalidInstanceID.NotFound"] and ec2.filtered == 1  # the fallback ran
+    assert ids == {f["plain"], f["critical"]}
+
+
+def test_instances_are_found_by_a_tag_filtered_describe_not_the_tagging_api(
+    shared_fleet: tuple[Clients, Fleet],
+) -> None:
+    """EC2 discovery is one DescribeInstances walk filtered on the tag (1,000 per page, live state in the page);
+    the Tagging API pages list only the other kinds, so no instance is read twice."""
+    aws, f = shared_fleet
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def spy(name: str, inner: Any) -> Any:
+        class Spy:
+            def get_paginator(self, op: str) -> Any:
+                paginator = inner.get_paginator(op)
+
+                class P:
+                    def paginate(self, **kw: Any) -> Any:
+                        calls.append((f"{name}:{op}", kw))
+                        return paginator.paginate(**kw)
+
+                return P()
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(inner, attr)
+
+        return Spy()
+
     clients = Clients(
         overrides={
-            ("resourcegroupstaggingapi", EAST): StaleTagging(aws("resourcegroupstaggingapi", EAST)),
-            ("ec2", EAST): ec2,
+            ("ec2", EAST): spy("ec2", aws("ec2", EAST)),
+            ("resourcegroupstaggingapi", EAST): spy("tagging", aws("resourcegroupstaggingapi", EAST)),
         }
     )
     found = discover(AGENT, [EAST], clients)
-    ids = {r.resource_id for r in found.resources}
-    assert ec2.errors == ["InvalidInstanceID.NotFound"] and ec2.filtered == 1  # the fallback ran
-    assert vanished not in ids and f["plain"] in ids and f["critical"] in ids
-    assert found.failures == []
+    assert {f["plain"], f["critical"], f["exempt"]} <= {r.resource_id for r in found.resources}
+    ec2_walks = [kw for op, kw in calls if op == "ec2:describe_instances"]
+    assert ec2_walks == [
+        {"Filters": [{"Name": "tag-key", "Values": ["agent-name"]}], "PaginationConfig": {"PageSize": 1000}}
+    ]
+    [tagging] = [kw for op, kw in calls if op == "tagging:get_resources"]
+    assert "ec2:instance" not in tagging["ResourceTypeFilters"] and "ecs:service" in tagging["ResourceTypeFilters"]
+    assert tagging["TagFilters"] == [{"Key": "agent-name"}]  # one walk: exact matches and name variants
+
+    calls.clear()
+    assert [r.resource_id for r in discover(AGENT, [EAST], clients, run_id=RUN).resources] == [f["run"]]
+    [run_walk] = [kw for op, kw in calls if op == "ec2:describe_instances"]
+    assert run_walk["Filters"] == [
+        {"Name": "tag:agent-name", "Values": [AGENT]},
+        {"Name": "tag:agent-run-id", "Values": [RUN]},
+    ]

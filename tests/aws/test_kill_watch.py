@@ -4,7 +4,10 @@ are not killed cost one state lookup and nothing else."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from moto.events.models import EventPattern
 
 from killswitch.config import KillSwitchConfig
 from killswitch.kill.discover import Clients
@@ -114,3 +117,31 @@ def test_pattern_and_tag_extraction() -> None:
     assert tagged_agents({"functionName": "x", "tags": {"agent-name": "a2"}}) == {"a2"}
     assert tagged_agents({"tags": [{"key": "agent-name", "value": "a3"}]}) == {"a3"}
     assert tagged_agents({"instancesSet": {"items": [{"instanceId": "i-1"}]}}) == set()
+
+
+def test_an_event_forwarded_from_another_region_matches_the_home_rule_and_acts_in_its_region(
+    aws: Clients, example_config: KillSwitchConfig
+) -> None:
+    """The watch stack of a non-home region forwards the CloudTrail event unchanged to the home bus: the home rule's
+    pattern (no region or account in it) matches it, and the kill Lambda acts in the region the call was made in."""
+    build_fleet(aws)
+    eng, ledger, _ = engine(example_config, aws)
+    kill = eng.kill(AGENT)
+    west_new = sim.run_instance(aws, WEST, sim.agent_tags(AGENT, Name="relaunched-west"))
+    east_new = sim.run_instance(aws, EAST, sim.agent_tags(AGENT, Name="relaunched-east"))
+    forwarded = sim_kinds.cloudtrail_event(
+        "ec2.amazonaws.com", "RunInstances", WEST, sim_kinds.run_instances_request(sim.agent_tags(AGENT))
+    )
+    # moto's own EventBridge pattern matcher (TestEventPattern is not implemented in moto): the home rule's pattern
+    # matches the forwarded event, and not an event of another source.
+    home_rule = EventPattern.load(json.dumps(event_pattern()))
+    assert home_rule.matches_event(forwarded)
+    assert not home_rule.matches_event({**forwarded, "source": "killswitch.guard"})
+
+    (report,) = eng.handle_event(forwarded)
+
+    assert report.kill_id == kill.kill_id
+    assert {r.resource_id for r in report.summary.results if r.outcome is Outcome.SUCCESS} == {west_new}
+    assert instance_state(aws, WEST, west_new) == "stopped"
+    assert instance_state(aws, EAST, east_new) == "running"  # another region: the re-check or its own event
+    assert west_new in {e.resource.resource_id for e in ledger.resources(str(kill.kill_id))}

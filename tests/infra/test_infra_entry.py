@@ -52,6 +52,7 @@ def test_good_config_synthesizes_both_stacks(synthesized: tuple[App, Path, str])
     assert sorted(p.name for p in outdir.glob("*.template.json")) == [
         "ks-budgets-0.template.json",
         "ks-management.template.json",
+        "ks-watch-eu-west-1.template.json",  # the watch's forwarding rule in the other configured region
         "ks-workload.template.json",
     ]
     workload = json.loads((outdir / "ks-workload.template.json").read_text(encoding="utf-8"))

@@ -18,6 +18,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from killswitch.cli.demo_kinds import DemoKinds
 from killswitch.cli.ops import ConfigOpt
 from killswitch.cli.render import console, headline, plan_table, print_status, results_table, short_id
 from killswitch.config import ConfigError, KillSwitchConfig, load_config
@@ -52,10 +53,17 @@ def sns_event(message: str, subject: str, message_id: str, topic_arn: str) -> di
 class Story:
     """Builds the fleet and remembers a label for every resource (for the before/after table)."""
 
-    def __init__(self, clients: Any, agents: list[str]):
+    def __init__(self, clients: Any, agents: list[str], prefix: str = "killswitch"):
         self.c = clients
         self.labels: dict[str, tuple[str, str]] = {}  # snapshot key → (agent, label)
         self.a, self.b = agents[0], agents[1] if len(agents) > 1 else agents[0]
+        self.kinds = DemoKinds(clients, prefix)
+
+    def state(self, regions: list[str]) -> dict[str, str]:
+        """Snapshot key → shown state, for every resource of the story."""
+        from killswitch.testing import sim
+
+        return {**_flat(sim.snapshot(self.c, regions)), **self.kinds.snapshot()}
 
     def add(self, key: str, agent: str, label: str) -> None:
         self.labels[key] = (agent, label)
@@ -89,6 +97,8 @@ class Story:
         self.add(f"{EAST}/{arn}", b, f"ECS service agents/{b}-api (desired)")
         i = sim.run_instance(c, WEST, {"Name": "untagged-bastion"})
         self.add(f"{WEST}/{i}", "-", "EC2 untagged-bastion (no agent-name tag)")
+        self.kinds.build(a, b if b != a else None)
+        self.labels.update(self.kinds.labels)
 
 
 def _flat(snap: Any) -> dict[str, str]:
@@ -165,7 +175,7 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
         try:
             c = Clients()
             cfg, sandbox, policy = _org(c, config.model_copy(update={"regions": regions}), agent)
-            story = Story(c, agents)
+            story = Story(c, agents, cfg.prefix)
             story.build()
             sim.create_ledger_table(c("dynamodb", EAST), TABLE)
             sns, sqs = c("sns", EAST), c("sqs", EAST)
@@ -189,7 +199,7 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
             kill_handler.logger.setLevel(logging.WARNING)
             eng, _ = kill_handler.engine()
 
-            before = _flat(sim.snapshot(c, regions))
+            before = story.state(regions)
             scp_before = _scp_state(c, sandbox, policy)
             con.print(f"\n[bold]1. The fleet[/] — {len(story.labels)} resources in {', '.join(regions)}")
             fleet = Table(title_justify="left")
@@ -197,6 +207,8 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
                 fleet.add_column(col, overflow="fold")
             for key, (who, label) in story.labels.items():
                 region, rid = key.split("/", 1)
+                if region == "iam":
+                    region, rid = "global", rid.rsplit("/", 1)[-1]
                 fleet.add_row(
                     who, label, region, short_id("ecs:service", rid) if "arn:" in rid else rid, before.get(key, "")
                 )
@@ -227,6 +239,7 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
                 )
             con.print(results_table(report, "\n4. What the kill did"))
             con.print(headline(report))
+            con.print(f"IAM and Lambda after the kill: {story.kinds.summary(story.kinds.snapshot())}")
             msgs = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
             if msgs:
                 ev = json.loads(msgs[0]["Body"])
@@ -242,12 +255,13 @@ def run_demo(config: KillSwitchConfig, config_path: str) -> int:
             (dup,) = kill_handler.handle(sns_event(letter, "AWS Budgets", "demo-msg-2", kill_topic), eng)
             con.print(f"\n[bold]7. The same alert delivered again[/] → {dup.operation.value}: {dup.message}")
 
-            during = _flat(sim.snapshot(c, regions))
+            during = story.state(regions)
             scp_during = _scp_state(c, sandbox, policy)
             restored = eng.restore(agent)
             con.print(results_table(restored, f"\n8. Restore {agent} (reverse order: SCP first, groups last)"))
             con.print(headline(restored))
-            after = _flat(sim.snapshot(c, regions))
+            con.print(f"IAM and Lambda after restore: {story.kinds.summary(story.kinds.snapshot())}")
+            after = story.state(regions)
             scp_after = _scp_state(c, sandbox, policy)
 
             cmp = Table(title="\n9. Before / after the kill / after restore", title_justify="left")

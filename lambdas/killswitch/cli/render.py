@@ -42,9 +42,13 @@ def console() -> Console:
 
 
 def short_id(resource_type: str, resource_id: str) -> str:
-    """ARNs shortened for tables: ECS services as cluster/name, tasks as cluster/task-id."""
+    """ARNs shortened for tables: ECS services as cluster/name, tasks as cluster/task-id, other ARNs (IAM roles and
+    users, Lambda functions, RDS) as their resource part (`role/name`, `function:name`)."""
     if resource_type in (ECS_SERVICE, ECS_TASK):
         return ecs_short_name(resource_id)
+    parts = resource_id.split(":", 5)
+    if resource_id.startswith("arn:") and len(parts) == 6:
+        return parts[5]
     return resource_id
 
 

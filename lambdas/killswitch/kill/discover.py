@@ -1,12 +1,17 @@
 """Discovery: everything tagged with the agent (or one run) in every configured region, with current state.
 
-Per region, one walk of the Resource Groups Tagging API `GetResources` pages (`TagFilters` agent-name
-[+ agent-run-id], `ResourceTypeFilters` = the tagging types of every registered kind, 100 per page) is shared by all
-kinds; each kind then describes its own ARNs in batches for the live state and the authoritative tags (see
-`killswitch.kill.kinds`). Kinds the Tagging API cannot list read their own service with a server-side tag filter
-(Auto Scaling groups). Global kinds (IAM principals) are read once per kill, in the first region.
-Resources whose live tags no longer match (the Tagging API may list stale or stopped resources) are dropped here;
-the plan checks the tags again anyway.
+Per region, one walk of the Resource Groups Tagging API `GetResources` pages (`ResourceTypeFilters` = the tagging
+types of every registered kind, 100 per page) is shared by all kinds; each kind then describes its own ARNs in
+batches for the live state and the authoritative tags (see `killswitch.kill.kinds`). Kinds whose own describe call
+filters on the tag server-side with live state and as many results per page (EC2: DescribeInstances, 1,000 per
+page) skip the walk; kinds the Tagging API cannot list read their own service with a server-side tag filter (Auto
+Scaling groups). Global kinds (IAM principals) are read once per kill, in the first region.
+
+The same reads find the resources tagged with a case/whitespace variant of the agent's name (`log-summarizer `),
+which the exact-value filters of AWS would miss: for an agent-wide kill the walk filters on the `agent-name` key
+only and keeps exact matches and variants (the plan reports variants, never acts on them); a run-scoped kill
+filters on the exact values. Resources whose live tags no longer match (the Tagging API may list stale or stopped
+resources) are dropped here; the plan checks the tags again anyway.
 
 A region (or a kind in a region) that cannot be read (access denied, endpoint down) does not stop the others: it is
 reported as a `DiscoveryFailure` and becomes an error result.
@@ -79,8 +84,6 @@ def discover(
             out.resources.extend(
                 discover_region(agent, region, clients, run_id=run_id, kinds=[k for k in chosen if not k.is_global])
             )
-            if run_id is None:
-                out.resources.extend(tag_variants(agent, region, clients))
         except (ClientError, BotoCoreError) as exc:
             out.failures.append(DiscoveryFailure(region, aws.error_code(exc), str(exc)))
     global_kinds = [k for k in chosen if k.is_global]
@@ -95,28 +98,6 @@ def discover(
                 out.failures.append(
                     DiscoveryFailure(GLOBAL_REGION, aws.error_code(exc), f"{kind.resource_type}: {exc}")
                 )
-    return out
-
-
-def tag_variants(agent: str, region: str, clients: ClientFactory) -> list[Resource]:
-    """Resources tagged with a case/whitespace variant of `agent` (`log-summarizer `): GetResources matches values
-    exactly, so every `agent-name` value of the kinds the Tagging API lists is read once and the variants kept.
-    The plan reports them, never acts."""
-    out: list[Resource] = []
-    for page in (
-        clients("resourcegroupstaggingapi", region)
-        .get_paginator("get_resources")
-        .paginate(
-            TagFilters=[{"Key": T.AGENT_NAME}], ResourceTypeFilters=tagging_types(), ResourcesPerPage=TAGGING_PAGE
-        )
-    ):
-        for mapping in page.get("ResourceTagMappingList", []):
-            tags = T.tag_list_to_dict(mapping.get("Tags"))
-            if T.is_name_variant(tags.get(T.AGENT_NAME), agent):
-                arn = mapping["ResourceARN"]
-                rtype = arn_type(arn)
-                rid = arn.rsplit("/", 1)[-1] if rtype == EC2_INSTANCE else arn
-                out.append(Resource(rtype, rid, region, tags=tags, name=arn))
     return out
 
 
@@ -142,21 +123,30 @@ def discover_region(
     run_id: str | None = None,
     kinds: Sequence[Kind] | None = None,
 ) -> list[Resource]:
+    """The agent's resources in one region, then (agent-wide only) the variants of its name, unfiltered."""
     chosen = [k for k in (kinds if kinds is not None else REGISTRY) if not (k.is_global or k.discovered_by_engine)]
     scan = RegionScan(agent, region, clients, tag_filters_for(agent, run_id), run_id, client_region=region)
-    types = tagging_types(chosen)
+    if run_id is None:
+        scan.variants = []
+    types = tagging_types([k for k in chosen if not k.describe_by_tag])
     if types:
+        # Agent-wide: the key only, so that variants of the name come in the same pages.
+        filters = scan.tag_filters if run_id else [{"Key": T.AGENT_NAME}]
         pages = clients("resourcegroupstaggingapi", region).get_paginator("get_resources")
-        for page in pages.paginate(
-            TagFilters=scan.tag_filters, ResourceTypeFilters=types, ResourcesPerPage=TAGGING_PAGE
-        ):
+        for page in pages.paginate(TagFilters=filters, ResourceTypeFilters=types, ResourcesPerPage=TAGGING_PAGE):
             for m in page.get("ResourceTagMappingList", []):
-                arn = m["ResourceARN"]
-                scan.arns.setdefault(arn_type(arn), []).append(arn)
-                scan.tagged[arn] = T.tag_list_to_dict(m.get("Tags"))
+                arn, tags = m["ResourceARN"], T.tag_list_to_dict(m.get("Tags"))
+                value = tags.get(T.AGENT_NAME)
+                if scan.variants is not None and T.is_name_variant(value, agent):
+                    rtype = arn_type(arn)
+                    rid = arn.rsplit("/", 1)[-1] if rtype == EC2_INSTANCE else arn
+                    scan.variants.append(Resource(rtype, rid, region, tags=tags, name=arn))
+                elif value == agent:
+                    scan.arns.setdefault(arn_type(arn), []).append(arn)
+                    scan.tagged[arn] = tags
     found: list[Resource] = []
     for kind in chosen:
-        if kind.tagging_type and not scan.arns.get(kind.tagging_type):
+        if kind.tagging_type and not kind.describe_by_tag and not scan.arns.get(kind.tagging_type):
             continue  # nothing of this kind is tagged for the agent here: no describe call
         found += kind.discover(scan)
-    return [r for r in found if _matches(dict(r.tags), agent, run_id)]
+    return [r for r in found if _matches(dict(r.tags), agent, run_id)] + (scan.variants or [])

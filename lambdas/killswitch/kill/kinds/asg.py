@@ -12,11 +12,12 @@ from typing import Any
 
 from killswitch import tags as T
 from killswitch.config import Action
-from killswitch.kill.common import ActResult, AwsError, error_result, success
+from killswitch.kill.common import ActResult, AwsError, chunks, error_result, success
 from killswitch.kill.kinds.base import ActContext, IamGrant, Kind, PlanRules, RegionScan
 from killswitch.kill.model import ASG, Act, Decision, Resource
 
 # Processes that would launch or replace instances while the group is meant to be at zero.
+ASG_NAMES_PER_CALL = 100  # DescribeAutoScalingGroups: up to 100 names (and records) per call
 ASG_KILL_PROCESSES = ("Launch", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification", "ScheduledActions")
 GROUPS = "arn:{partition}:autoscaling:*:{account}:autoScalingGroup:*:autoScalingGroupName/*"
 ASG_TAG_PRESENT = {"Null": {f"autoscaling:ResourceTag/{T.AGENT_NAME}": "false"}}
@@ -96,14 +97,18 @@ class AutoScalingGroups(Kind):
         return f"min {r.min_size}/max {r.max_size}/desired {r.desired_count}{resumed}"
 
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
+        """Re-read the groups of each region in batches of 100 names (DescribeAutoScalingGroups' maximum)."""
         out: dict[tuple[str, str], str] = {}
+        by_region: dict[str, list[str]] = {}
         for r in resources:
-            groups = ctx.clients("autoscaling", r.region).describe_auto_scaling_groups(
-                AutoScalingGroupNames=[r.resource_id]
-            )
-            for g in groups.get("AutoScalingGroups", []):
-                if int(g["DesiredCapacity"]) > 0:
-                    out[r.key] = f"desired capacity {g['DesiredCapacity']}"
+            by_region.setdefault(r.region, []).append(r.resource_id)
+        for region, names in by_region.items():
+            pages = ctx.clients("autoscaling", region).get_paginator("describe_auto_scaling_groups")
+            for batch in chunks(sorted(set(names)), ASG_NAMES_PER_CALL):
+                for page in pages.paginate(AutoScalingGroupNames=batch, PaginationConfig={"PageSize": 100}):
+                    for g in page.get("AutoScalingGroups", []):
+                        if int(g["DesiredCapacity"]) > 0:
+                            out[(region, g["AutoScalingGroupName"])] = f"desired capacity {g['DesiredCapacity']}"
         return out
 
     def grants(self) -> list[IamGrant]:

@@ -67,6 +67,9 @@ class RegionScan:
     tagged: dict[str, dict[str, str]] = field(default_factory=dict)  # ARN → tags from the Tagging API page
     client_region: str = ""  # the region to call a global service in
     shared: dict[str, Any] = field(default_factory=dict)  # reads one kind's discovery shares with the next (Batch)
+    # Resources tagged with a case/whitespace variant of the agent's name (reported, never acted on); None: not
+    # searched (a run-scoped kill).
+    variants: list[Resource] | None = None
 
     def arns_of(self, tagging_type: str | None) -> list[str]:
         return sorted(set(self.arns.get(tagging_type or "", [])))
@@ -88,6 +91,9 @@ class Kind:
     kill_act: ClassVar[Act]
     restore_action: ClassVar[str]
     tagging_type: ClassVar[str | None] = None  # Resource Groups Tagging API ResourceTypeFilter, if it lists the kind
+    # The kind's own describe call filters on the tag server-side with live state and as many results per page as
+    # the Tagging API: discovery does not list the kind through the shared Tagging API pages (EC2).
+    describe_by_tag: ClassVar[bool] = False
     is_global: ClassVar[bool] = False  # discovered once per kill, not per region (IAM)
     discovered_by_engine: ClassVar[bool] = False  # the SCP kind: targets come from Organizations, not a region
     batched: ClassVar[bool] = False  # `act` takes every decision of the kind at once (EC2: one call per region)
