@@ -124,6 +124,7 @@ def asset_size(root: Path) -> tuple[int, int, int]:
 
 def run(quick: bool = False, runs: int | None = None) -> Section:
     runs = runs or (3 if quick else 9)
+    load_before = os.getloadavg()[0]
     rows = []
     figures: dict[str, float] = {}
     baselines: list[float] = []
@@ -188,6 +189,8 @@ def run(quick: bool = False, runs: int | None = None) -> Section:
             " moves that cost into the first invocation, which validates the bundled config (measured: the import"
             " gets cheaper by about what the first `from_json` gets dearer), and Lambda gives the init phase its"
             " full CPU. The goal needs the Lambdas to read the synth-validated config without pydantic.",
+            f"machine load (1-minute load average, 2 cores) {load_before:.1f} at the start and"
+            f" {os.getloadavg()[0]:.1f} at the end of these runs: absolute times scale with it, ratios much less.",
             f"asset (staged by CDK's copy with `ASSET_EXCLUDE`): {files} files, {raw / 1024:.0f} KiB,"
             f" {zipped / 1024:.0f} KiB zipped ({zipped / all_zipped:.2f}× the {all_files} files,"
             f" {all_raw / 1024:.0f} KiB, {all_zipped / 1024:.0f} KiB zipped it would be with the CLI, validators and"
