@@ -48,5 +48,6 @@ def test_the_section_reports_each_handler_beyond_boto3_and_the_asset() -> None:
         assert section.figures[f"{module}.import_ms"] > 0
         assert section.figures[f"{module}.boto3_ms"] > 0
         assert 0 < section.figures[f"{module}.config_ms"] < section.figures[f"{module}.import_ms"]
+    assert section.figures["killswitch.handlers.kill.import_ms_bytecode"] > 0  # the same import from .pyc
     assert section.figures["asset_files"] > 50
     assert "beyond boto3" in section.headers[1]

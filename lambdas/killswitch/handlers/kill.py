@@ -16,11 +16,10 @@ transiently are returned as `batchItemFailures` and come back alone. A missing e
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from killswitch.intakes import Intakes
 from killswitch.kill.engine import KillEngine
@@ -29,6 +28,9 @@ from killswitch.kill.wiring import build_engine
 from killswitch.metrics import METRICS_NAMESPACE
 from killswitch.settings import KillSwitchEnv
 from killswitch.states import ReportStatus
+
+if TYPE_CHECKING:  # an annotation only: not loaded on the cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 NAMESPACE = METRICS_NAMESPACE
 # The stack sets POWERTOOLS_SERVICE_NAME (`<prefix>-kill`); the engine's child loggers attach to this logger by name.

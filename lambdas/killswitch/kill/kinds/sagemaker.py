@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
@@ -31,7 +31,9 @@ from killswitch.config import Action
 from killswitch.kill.common import ActResult, success
 from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan
 from killswitch.kill.model import Act, Decision, Resource
-from killswitch.meter.compute import HourlyPrices, SnapshotPrices
+
+if TYPE_CHECKING:  # the price modules load on the first endpoint scan, not with every kill handler cold start
+    from killswitch.meter.compute import HourlyPrices
 
 NOTEBOOK = "sagemaker:notebook-instance"
 TRAINING_JOB = "sagemaker:training-job"
@@ -284,6 +286,8 @@ class SageMakerEndpoints(_SageMaker):
         self.prices = prices
 
     def discover(self, scan: RegionScan) -> list[Resource]:
+        from killswitch.meter.compute import SnapshotPrices
+
         client = scan.clients("sagemaker", scan.region)
         prices = self.prices or SnapshotPrices()
         out = []
