@@ -24,8 +24,10 @@ from killswitch.config import KillSwitchConfig
 
 
 def hub_principal_arns(config: KillSwitchConfig, hub_account: str) -> list[str]:
-    """The hub roles the spoke trusts: the kill Lambda's role (`<prefix>-kill-<home region>`)."""
-    return [f"arn:{Aws.PARTITION}:iam::{hub_account}:role/{config.prefix}-kill-{config.deploy_region}"]
+    """The hub roles the spoke trusts: the kill Lambda's role (`<prefix>-kill-<home region>`) and the ops roles
+    (`accounts.ops_role_arns`) that run `killswitch restore|approve` across the accounts."""
+    ops = list(config.accounts.ops_role_arns) if config.accounts else []
+    return [f"arn:{Aws.PARTITION}:iam::{hub_account}:role/{config.prefix}-kill-{config.deploy_region}", *ops]
 
 
 def _spoke_arns(value: Any) -> Any:

@@ -210,6 +210,9 @@ class AccountsConfig(_Strict):
     external_id: Annotated[str, StringConstraints(min_length=2, max_length=1224, pattern=EXTERNAL_ID_RE)] | None = None
     # Hub kill: accounts × regions discovered and acted on at once (a bounded thread pool in the kill Lambda).
     max_parallel: int = Field(default=16, ge=1, le=64)
+    # Roles of the hub account that ops run `killswitch restore|approve|status` with: the spoke role trusts them next
+    # to the kill Lambda's role, so a restore reaches every account the kill reached. Exact ARNs, no wildcards.
+    ops_role_arns: list[RoleArn] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _targets(self) -> AccountsConfig:
@@ -221,6 +224,13 @@ class AccountsConfig(_Strict):
                 "account_ids need organization_root_id (r-...): a service-managed StackSet reaches single "
                 "accounts only through an organizational unit",
             )
+        for i, arn in enumerate(self.ops_role_arns):
+            if "*" in arn:
+                raise FieldError(
+                    ("ops_role_arns", i),
+                    f"{arn}: the spoke role trusts these roles; name each one exactly (no wildcards), "
+                    "in the hub account",
+                )
         for field_name in ("organizational_units", "account_ids"):
             values = getattr(self, field_name)
             for i, v in enumerate(values):

@@ -11,6 +11,7 @@ from aws_cdk.assertions import Template
 from pydantic import ValidationError
 
 from infra.constructs.kill_function import kill_statements
+from infra.constructs.spokes import spoke_template
 from killswitch.config import KillSwitchConfig
 from tests.infra.infra_support import (
     MANAGEMENT_ACCOUNT,
@@ -200,3 +201,14 @@ def test_config_file_errors_name_file_line_and_field(tmp_path: Path) -> None:
         load_config(path)
     [issue] = info.value.issues
     assert str(issue).startswith(f"{path}:3:1: KS107 accounts.organization_root_id: account_ids need")
+
+
+def test_ops_roles_are_trusted_exactly_so_a_restore_reaches_every_account() -> None:
+    ops = f"arn:aws:iam::{WORKLOAD_ACCOUNT}:role/platform-ops"
+    config = make_config(accounts={**ACCOUNTS, "ops_role_arns": [ops]})
+    trust = spoke_template(config, hub_account=WORKLOAD_ACCOUNT, statements=[])["Resources"]["SpokeRole"]
+    [statement] = trust["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    principals = statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+    assert principals[1:] == [ops] and principals[0].endswith(":role/ks-kill-us-east-1")
+    with pytest.raises(ValidationError, match="no wildcards"):
+        make_config(accounts={**ACCOUNTS, "ops_role_arns": [f"arn:aws:iam::{WORKLOAD_ACCOUNT}:role/ops-*"]})
