@@ -95,6 +95,57 @@ def _clusters(c: Clients, region: str, count: int, tags: dict[str, str]) -> None
         )
 
 
+def _notebooks(c: Clients, region: str, count: int, tags: dict[str, str]) -> None:
+    for i in range(count):
+        sim_kinds.sagemaker_notebook(c, region, f"{AGENT}-nb-{i}", tags)
+
+
+def _training_jobs(c: Clients, region: str, count: int, tags: dict[str, str]) -> None:
+    for i in range(count):
+        sim_kinds.training_job(c, region, f"{AGENT}-train-{i}", tags)  # InProgress: waits for approval
+
+
+def _processing_jobs(c: Clients, region: str, count: int, tags: dict[str, str]) -> None:
+    for i in range(count):
+        sim_kinds.processing_job(c, region, f"{AGENT}-proc-{i}", tags)  # InProgress: waits for approval
+
+
+def _endpoints(c: Clients, region: str, count: int, tags: dict[str, str]) -> None:
+    for i in range(count):
+        sim_kinds.sagemaker_endpoint(c, region, f"{AGENT}-ep-{i}", tags, count=1)  # waits for approval
+
+
+def _nodegroups(c: Clients, region: str, count: int, tags: dict[str, str]) -> None:
+    sim_kinds.eks_cluster(c, region, "agents")  # an untagged shared cluster: only node groups are the agent's
+    for i in range(count):
+        sim_kinds.eks_nodegroup(c, region, "agents", f"{AGENT}-ng-{i}", tags, min=1, max=4, desired=2)
+
+
+def _batch_queue(c: Clients, region: str, name: str, tags: dict[str, str]) -> None:
+    """The job queue `name` on the shared UNMANAGED environment `agents` (both created on first use)."""
+    batch = c("batch", region)
+    if not batch.describe_compute_environments(computeEnvironments=["agents"])["computeEnvironments"]:
+        sim_kinds.batch_compute_environment(c, region, "agents")
+    if not batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
+        sim_kinds.batch_queue(c, region, "agents", name, tags)
+
+
+def _job_queues(c: Clients, region: str, count: int, tags: dict[str, str]) -> None:
+    for i in range(count):
+        _batch_queue(c, region, f"{AGENT}-queue-{i}", tags)
+
+
+def _batch_jobs(c: Clients, region: str, count: int, tags: dict[str, str]) -> None:
+    _batch_queue(c, region, f"{AGENT}-queue-0", tags)  # the queue builder's first queue (made here without it)
+    for _ in range(count):
+        sim_kinds.batch_job(c, region, f"{AGENT}-queue-0", "RUNNING")  # the agent's by its queue: needs approval
+
+
+def _compute_environments(c: Clients, region: str, count: int, tags: dict[str, str]) -> None:
+    for i in range(count):
+        sim_kinds.batch_managed_environment(c, region, f"{AGENT}-ce-{i}", tags)
+
+
 BUILDERS: dict[str, Builder] = {
     "iam:role": _roles,
     "iam:user": _users,
@@ -105,6 +156,14 @@ BUILDERS: dict[str, Builder] = {
     "lambda:function": _functions,
     "rds:cluster": _clusters,
     "rds:db": _databases,
+    "eks:nodegroup": _nodegroups,
+    "batch:job-queue": _job_queues,
+    "batch:job": _batch_jobs,
+    "batch:compute-environment": _compute_environments,
+    "sagemaker:notebook-instance": _notebooks,
+    "sagemaker:training-job": _training_jobs,
+    "sagemaker:processing-job": _processing_jobs,
+    "sagemaker:endpoint": _endpoints,
 }
 # Kinds that are not a fleet of tagged resources (why they are left out of the mixed fleet).
 NOT_A_FLEET: dict[str, str] = {
@@ -159,8 +218,10 @@ class MixedResult:
     skipped: dict[str, str] = field(default_factory=dict)  # resource type → why
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     acted: Counter[str] = field(default_factory=Counter)  # resource type → successful results
+    waiting: Counter[str] = field(default_factory=Counter)  # resource type → results that need approval
     wall_s: float = 0.0
     status: str = ""
+    verification: str = ""
 
     def step(self, rtype: str, step: str) -> int:
         return sum(v for (label, _), v in self.calls.items() if label == f"{rtype}|{step}")
@@ -192,7 +253,12 @@ def measure_mixed(per_kind: int = PER_KIND) -> MixedResult:
 
     out = MixedResult(per_kind)
     log = KindCalls()
-    with offline_aws(), counting(log):  # type: ignore[arg-type]
+    with (
+        offline_aws(),
+        sim_kinds.moto_lists_eks_and_batch(),  # moto's GetResources lists neither (AWS's lists every type)
+        sim_kinds.moto_applies_batch_compute_resources(),  # moto ignores UpdateComputeEnvironment's vCPUs
+        counting(log),  # type: ignore[arg-type]
+    ):
         c = Clients()
         sim_kinds.deny_policy(c)  # the workload stack's deny policy (`deny_iam`)
         for kind in REGISTRY:
@@ -211,10 +277,12 @@ def measure_mixed(per_kind: int = PER_KIND) -> MixedResult:
             report = engine.kill(AGENT, reason="bench mixed fleet")
             out.wall_s = time.perf_counter() - t0
             log.active = False
-    out.calls, out.status = Counter(log.calls), report.status
+    out.calls, out.status, out.verification = Counter(log.calls), report.status, report.verification
     for r in report.summary.results:
         if r.outcome.value == "success":
             out.acted[r.resource_type] += 1
+        elif r.outcome.value == "needs_approval":
+            out.waiting[r.resource_type] += 1
     return out
 
 
@@ -223,9 +291,11 @@ def kind_notes(m: MixedResult) -> list[str]:
     parts = []
     for rtype in m.built:
         total = m.kind_total(rtype)
+        waiting = f" / {m.waiting[rtype]} wait for approval" if m.waiting.get(rtype) else ""
         parts.append(
-            f"{rtype} {m.built[rtype]} built / {m.acted.get(rtype, 0)} acted: discover {m.step(rtype, 'discover')} + "
-            f"act {m.step(rtype, 'act')} + verify {m.step(rtype, 'verify')} = {total} "
+            f"{rtype} {m.built[rtype]} built / {m.acted.get(rtype, 0)} acted{waiting}: "
+            f"discover {m.step(rtype, 'discover')} + act {m.step(rtype, 'act')} + "
+            f"verify {m.step(rtype, 'verify')} = {total} "
             f"({total / max(1, m.built[rtype]):.2f} per resource)"
         )
     outside = m.outside_kinds()
@@ -233,6 +303,8 @@ def kind_notes(m: MixedResult) -> list[str]:
     skipped = "; ".join(f"{t}: {why}" for t, why in m.skipped.items()) or "none"
     return [
         f"Mixed fleet, calls per kind ({m.per_kind} resources of every kind with a builder, one kill, status "
-        f"{m.status}): " + "; ".join(parts) + f". Outside the kinds (shared Tagging API walk, result event): {shared}. "
+        f"{m.status}, verification {m.verification}): "
+        + "; ".join(parts)
+        + f". Outside the kinds (shared Tagging API walk, result event): {shared}. "
         f"Skipped kinds: {skipped}."
     ]

@@ -5,7 +5,6 @@ queue created after the kill is disabled by the watch."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,61 +12,39 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.batch.models import batch_backends
+from moto.resourcegroupstaggingapi import models as tagging_models
 
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
 from killswitch.kill.discover import Clients
 from killswitch.kill.kinds.batch import BATCH_JOB, BATCH_QUEUE
 from killswitch.kill.watch import CLOUDTRAIL_DETAIL_TYPE
 from killswitch.results import Outcome
-from killswitch.testing import sim
+from killswitch.testing import sim, sim_kinds
 from tests.aws.kill_support import AGENT, EAST, OTHER, engine
-from tests.aws.tagging_support import list_eks_and_batch
 
 ACCOUNT = "123456789012"
-BATCH_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
     """moto with its Docker-free Batch (jobs are recorded, never run), Batch resources listed by the Tagging API."""
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    list_eks_and_batch(monkeypatch)
+    original = tagging_models.iter_taggable_backends
+    monkeypatch.setattr(tagging_models, "iter_taggable_backends", sim_kinds.tagging_with_eks_and_batch(original))
     with mock_aws(config={"batch": {"use_docker": False}}):
         yield Clients()
 
 
 def compute_environment(c: Clients, region: str = EAST) -> str:
-    role = c("iam", region).create_role(RoleName="batch-service", AssumeRolePolicyDocument=json.dumps(BATCH_TRUST))
-    resp = c("batch", region).create_compute_environment(
-        computeEnvironmentName="agents", type="UNMANAGED", serviceRole=role["Role"]["Arn"]
-    )
-    c("batch", region).register_job_definition(
-        jobDefinitionName="work",
-        type="container",
-        containerProperties={"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]},
-    )
-    return str(resp["computeEnvironmentArn"])
+    return sim_kinds.batch_compute_environment(c, region)
 
 
 def queue(c: Clients, ce: str, name: str, tags: dict[str, str], state: str = "ENABLED") -> str:
-    resp = c("batch", EAST).create_job_queue(
-        jobQueueName=name,
-        state=state,
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-        tags=tags,
-    )
-    return str(resp["jobQueueArn"])
+    return sim_kinds.batch_queue(c, EAST, ce, name, tags, state=state)
 
 
 def job(c: Clients, queue_name: str, status: str, tags: dict[str, str] | None = None) -> str:
-    """A job in `status`: moto's Docker-free Batch finishes every job at submit, a real one would be queued/running."""
-    resp = c("batch", EAST).submit_job(jobName="work", jobQueue=queue_name, jobDefinition="work", tags=tags or {})
-    batch_backends[ACCOUNT][EAST]._jobs[resp["jobId"]].status = status
-    return str(resp["jobArn"])
+    return sim_kinds.batch_job(c, EAST, queue_name, status, tags)
 
 
 def terminated(job_arn: str) -> bool:
@@ -242,24 +219,7 @@ class ScalingBatch:
 
 
 def managed_environment(c: Clients, name: str, tags: dict[str, str], fargate: bool = False) -> str:
-    subnet, sg = sim.network(c, EAST)
-    iam = c("iam", EAST)
-    if not iam.list_instance_profiles()["InstanceProfiles"]:
-        iam.create_instance_profile(InstanceProfileName="batch-instance")
-        iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument=json.dumps(BATCH_TRUST))
-    profile = iam.list_instance_profiles()["InstanceProfiles"][0]["Arn"]
-    resources: dict[str, Any] = {"type": "FARGATE", "maxvCpus": 16, "subnets": [subnet], "securityGroupIds": [sg]}
-    if not fargate:
-        resources |= {"type": "EC2", "minvCpus": 2, "desiredvCpus": 2, "instanceTypes": ["m5.large"]}
-        resources["instanceRole"] = profile
-    resp = c("batch", EAST).create_compute_environment(
-        computeEnvironmentName=name,
-        type="MANAGED",
-        serviceRole=iam.get_role(RoleName="batch-service")["Role"]["Arn"],
-        computeResources=resources,
-        tags=tags,
-    )
-    return str(resp["computeEnvironmentArn"])
+    return sim_kinds.batch_managed_environment(c, EAST, name, tags, fargate)
 
 
 def vcpus(c: Clients, name: str) -> tuple[int | None, int]:

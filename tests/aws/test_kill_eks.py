@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from moto.resourcegroupstaggingapi import models as tagging_models
 
 from killswitch.config import ALL_ACTIONS, KillSwitchConfig
 from killswitch.kill.discover import Clients
@@ -17,43 +18,25 @@ from killswitch.kill.kinds.eks import EKS_NODEGROUP, EksNodegroups
 from killswitch.kill.model import Operation
 from killswitch.kill.watch import CLOUDTRAIL_DETAIL_TYPE
 from killswitch.results import Outcome
-from killswitch.testing import sim
+from killswitch.testing import sim, sim_kinds
+from killswitch.testing.sim_kinds import tagging_with_eks_and_batch
 from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine
-from tests.aws.tagging_support import list_eks_and_batch
 
 __all__ = ["aws"]
 
 
 @pytest.fixture(autouse=True)
 def _tagging_api_lists_node_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    list_eks_and_batch(monkeypatch)
-
-
-ROLE = "arn:aws:iam::123456789012:role/eks"
+    original = tagging_models.iter_taggable_backends
+    monkeypatch.setattr(tagging_models, "iter_taggable_backends", tagging_with_eks_and_batch(original))
 
 
 def cluster(c: Clients, name: str, region: str = EAST, tags: dict[str, str] | None = None) -> None:
-    subnet, sg = sim.network(c, region)
-    c("eks", region).create_cluster(
-        name=name,
-        roleArn=ROLE,
-        resourcesVpcConfig={"subnetIds": [subnet], "securityGroupIds": [sg]},
-        tags=tags or {},
-    )
+    sim_kinds.eks_cluster(c, region, name, tags)
 
 
 def nodegroup(c: Clients, cluster_name: str, name: str, tags: dict[str, str], region: str = EAST, **size: int) -> str:
-    subnet, _ = sim.network(c, region)
-    scaling = {"minSize": size.get("min", 1), "maxSize": size.get("max", 4), "desiredSize": size.get("desired", 2)}
-    resp = c("eks", region).create_nodegroup(
-        clusterName=cluster_name,
-        nodegroupName=name,
-        nodeRole=ROLE,
-        subnets=[subnet],
-        scalingConfig=scaling,
-        tags=tags,
-    )
-    return str(resp["nodegroup"]["nodegroupArn"])
+    return sim_kinds.eks_nodegroup(c, region, cluster_name, name, tags, **size)
 
 
 def scaling(c: Clients, cluster_name: str, name: str, region: str = EAST) -> tuple[int, int, int]:

@@ -16,17 +16,16 @@ from killswitch.kill.model import Resource
 from killswitch.kill.watch import RECHECK_EVENT
 from killswitch.results import Outcome
 from killswitch.testing import sim
+from killswitch.testing.sim_kinds import processing_job, training_job
+from killswitch.testing.sim_kinds import sagemaker_endpoint as endpoint
+from killswitch.testing.sim_kinds import sagemaker_notebook as notebook
 from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine
 from tests.aws.sagemaker_support import (
     PendingNotebook,
     StubbedTrainingStop,
-    endpoint,
     endpoint_exists,
     job_status,
-    notebook,
     notebook_status,
-    processing_job,
-    training_job,
 )
 
 __all__ = ["aws"]

@@ -18,9 +18,10 @@ from killswitch.meter.managed import (
     rds_item,
 )
 from killswitch.testing import sim
+from killswitch.testing.sim_kinds import sagemaker_endpoint as endpoint
+from killswitch.testing.sim_kinds import sagemaker_notebook as notebook
 from tests.aws import meter_support as M
 from tests.aws.kill_support import aws  # noqa: F401 (fixture)
-from tests.aws.sagemaker_support import endpoint, notebook
 
 EAST = "us-east-1"
 T = sim.agent_tags

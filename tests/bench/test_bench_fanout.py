@@ -33,13 +33,29 @@ def test_minimum_calls_follow_the_api_limits() -> None:
 
 def test_mixed_fleet_row_counts_calls_per_registered_kind() -> None:
     mixed = fanout_kinds.measure_mixed(2)
-    assert mixed.status == "done"
+    assert mixed.status == "awaiting_approval"  # Batch and SageMaker jobs and endpoints wait for approval
+    assert mixed.verification == "verified"
     registered = {k.resource_type for k in REGISTRY}
     assert set(mixed.built) | set(mixed.skipped) == registered  # every kind: built, or skipped with a reason
     assert mixed.skipped == {"organizations:account": fanout_kinds.NOT_A_FLEET["organizations:account"]}
+    new_kinds = {
+        "eks:nodegroup",
+        "batch:job-queue",
+        "batch:compute-environment",
+        "batch:job",
+        "sagemaker:notebook-instance",
+        "sagemaker:training-job",
+        "sagemaker:processing-job",
+        "sagemaker:endpoint",
+    }
+    assert new_kinds <= set(mixed.built)  # built on moto, not skipped
+    approval = {"batch:job", "sagemaker:training-job", "sagemaker:processing-job", "sagemaker:endpoint"}
     for rtype in mixed.built:
-        assert mixed.acted[rtype] == 2, rtype  # the kill reached both resources of every kind
+        # the kill reached both resources of every kind: changed, or (jobs, endpoints) waiting for approval
+        assert (mixed.waiting if rtype in approval else mixed.acted)[rtype] == 2, rtype
         assert mixed.step(rtype, "discover") >= 1, rtype
+    assert mixed.step("eks:nodegroup", "act") == 2  # one UpdateNodegroupConfig per node group
+    assert mixed.step("batch:job-queue", "act") == 2  # one UpdateJobQueue per queue
     assert mixed.step("ec2:instance", "act") == 1  # one StopInstances for both
     assert mixed.step("iam:role", "act") == 2  # one AttachRolePolicy per role
     assert mixed.step("autoscaling:group", "verify") == 1  # both groups re-read in one call
@@ -47,6 +63,8 @@ def test_mixed_fleet_row_counts_calls_per_registered_kind() -> None:
     assert mixed.outside_kinds() == {"resourcegroupstaggingapi:GetResources": 1}  # one shared walk
     [note] = fanout_kinds.kind_notes(mixed)
     assert "lambda:function 2 built / 2 acted" in note and "organizations:account" in note
+    assert "sagemaker:endpoint 2 built / 0 acted / 2 wait for approval" in note
+    assert "eks:nodegroup 2 built / 2 acted" in note and "batch:compute-environment 2 built / 2 acted" in note
 
 
 def test_a_kind_without_a_builder_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,11 +27,12 @@ LEDGER_TABLE = "killswitch-ledger"
 
 @contextmanager
 def moto_aws() -> Iterator[None]:
-    """moto in-process with ECS tasks held RUNNING (moto is a dev dependency: imported on use)."""
+    """moto in-process with ECS tasks held RUNNING and Batch without Docker (jobs are recorded, never run; moto is a
+    dev dependency: imported on use)."""
     from moto import mock_aws
     from moto.moto_api import state_manager
 
-    with mock_aws():
+    with mock_aws(config={"batch": {"use_docker": False}}):
         state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1000})
         try:
             yield

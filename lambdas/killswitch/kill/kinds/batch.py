@@ -15,7 +15,8 @@ Discovery: the shared Resource Groups Tagging API pages (`batch:job-queue`, `bat
 `GetResources` lists every resource type), then `DescribeJobQueues` / `DescribeComputeEnvironments` for the listed
 ARNs (100 per call) for live state and tags; a region without the agent's Batch resources costs nothing extra.
 Jobs cost one `ListJobs` per status and queue of the agent, and one `DescribeJobs` per 100 jobs (for their own
-tags). (moto's Tagging API lists no Batch resources: the tests add them, see `tests/aws/tagging_support.py`.)
+tags). (moto's Tagging API lists no Batch resources: the tests and the bench add them, see
+`killswitch.testing.sim_kinds.tagging_with_eks_and_batch`.)
 """
 
 from __future__ import annotations

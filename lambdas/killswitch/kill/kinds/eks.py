@@ -8,8 +8,9 @@ EKS requires max ≥ 1); restore puts back min, max and desired exactly as recor
 Discovery: the shared Resource Groups Tagging API pages (`eks:nodegroup`: AWS's `GetResources` lists every
 resource type), then one `DescribeNodegroup` per listed node group for its live size, status and tags; a region
 without the agent's node groups costs nothing extra. A listed node group that is gone meanwhile is dropped. (moto's
-Tagging API lists no EKS resources: the tests add them, see `tests/aws/tagging_support.py`.) A node group EKS cannot
-update in its current state (`UPDATING`, `CREATING`, ...) gets its own error result with the AWS code
+Tagging API lists no EKS resources: the tests and the bench add them, see
+`killswitch.testing.sim_kinds.tagging_with_eks_and_batch`.) A node group EKS cannot update in its current state
+(`UPDATING`, `CREATING`, ...) gets its own error result with the AWS code
 (`ResourceInUseException`, ...); one being deleted is skipped.
 
 Limits, documented in the README: a cluster autoscaler (or Karpenter) that sees pending pods may raise the node
