@@ -127,7 +127,8 @@ def run(quick: bool = False) -> Section:
         f"{big['agents']} agents against {SMALL} in the same run: {ratio:.1f}× the synth time; goal ≤ 60 s for "
         f"1,000 agents with `cdk synth`. Stacks over the {CFN_RESOURCE_LIMIT}-resource limit: {over or 'none'}.",
         "Each agent has run/day caps and two workflow caps; the config rides in a Lambda layer (the 4 KB "
-        "environment held about 14 agents). Budgets: `budget_stacks` = ⌈agents / 300⌉, ≤ 400 per stack.",
+        "environment held about 14 agents). Budgets: `budget_stacks` = ⌈agents / 100⌉, ≤ 133 agents a stack "
+        "(3 resources each: budget, guard topic, topic policy).",
         "Both synths run cdk-nag; the in-process figure is `python app.py`, the other the npm `cdk synth` CLI.",
         f"1-minute load average {load_before:.1f} before and {load_after:.1f} after, on {os.cpu_count()} CPUs: "
         "absolute times scale with the load; the ratio against 10 agents is the portable figure.",
