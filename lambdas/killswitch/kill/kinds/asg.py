@@ -13,7 +13,7 @@ from typing import Any
 from killswitch import tags as T
 from killswitch.config import Action
 from killswitch.kill.common import ActResult, AwsError, chunks, error_result, success
-from killswitch.kill.kinds.base import ActContext, IamGrant, Kind, PlanRules, RegionScan
+from killswitch.kill.kinds.base import ActContext, IamGrant, Kind, PlanRules, RegionScan, ids_by_region
 from killswitch.kill.model import ASG, Act, Decision, Resource
 
 # Processes that would launch or replace instances while the group is meant to be at zero.
@@ -99,10 +99,7 @@ class AutoScalingGroups(Kind):
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
         """Re-read the groups of each region in batches of 100 names (DescribeAutoScalingGroups' maximum)."""
         out: dict[tuple[str, str], str] = {}
-        by_region: dict[str, list[str]] = {}
-        for r in resources:
-            by_region.setdefault(r.region, []).append(r.resource_id)
-        for region, names in by_region.items():
+        for region, names in ids_by_region(resources).items():
             pages = ctx.clients("autoscaling", region).get_paginator("describe_auto_scaling_groups")
             for batch in chunks(sorted(set(names)), ASG_NAMES_PER_CALL):
                 for page in pages.paginate(AutoScalingGroupNames=batch, PaginationConfig={"PageSize": 100}):

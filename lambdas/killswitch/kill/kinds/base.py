@@ -35,6 +35,14 @@ from killswitch.results import ResourceResult
 TAG_PRESENT: Mapping[str, Any] = {"Null": {f"aws:ResourceTag/{T.AGENT_NAME}": "false"}}
 
 
+def ids_by_region(resources: Sequence[Resource]) -> dict[str, list[str]]:
+    """Resource ids grouped by region, in order (verify re-reads each region's resources in batched calls)."""
+    out: dict[str, list[str]] = {}
+    for r in resources:
+        out.setdefault(r.region, []).append(r.resource_id)
+    return out
+
+
 @dataclass(frozen=True)
 class IamGrant:
     """One statement of the kill Lambda's policy. Resource patterns use `{partition}` and `{account}`."""

@@ -27,7 +27,7 @@ from typing import Any
 from killswitch import tags as T
 from killswitch.config import Action
 from killswitch.kill.common import ActResult, chunks, success
-from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan
+from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan, ids_by_region
 from killswitch.kill.model import Act, Decision, Resource
 
 BATCH_QUEUE = "batch:job-queue"
@@ -130,10 +130,7 @@ class BatchJobQueues(Kind):
 
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
         out: dict[tuple[str, str], str] = {}
-        by_region: dict[str, list[str]] = {}
-        for r in resources:
-            by_region.setdefault(r.region, []).append(r.resource_id)
-        for region, arns in by_region.items():
+        for region, arns in ids_by_region(resources).items():
             for q in describe_queues(ctx.clients("batch", region), arns):
                 if q.get("state") != "DISABLED":
                     out[(region, q["jobQueueArn"])] = f"job queue {q.get('state')}"
@@ -285,10 +282,7 @@ class BatchComputeEnvironments(Kind):
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
         """Max (and min) 0 is the stop; instances still running scale in as they go idle, like EC2 `stopping`."""
         out: dict[tuple[str, str], str] = {}
-        by_region: dict[str, list[str]] = {}
-        for r in resources:
-            by_region.setdefault(r.region, []).append(r.resource_id)
-        for region, arns in by_region.items():
+        for region, arns in ids_by_region(resources).items():
             for ce in self._describe(ctx.clients("batch", region), arns):
                 now = environment_resource(ce, region)
                 if now.max_size or (now.min_size and not is_fargate(now)):

@@ -24,7 +24,16 @@ from killswitch import aws
 from killswitch import tags as T
 from killswitch.config import Action
 from killswitch.kill.common import ActResult, bisect_call, chunks, with_action
-from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan, restore_decision
+from killswitch.kill.kinds.base import (
+    TAG_PRESENT,
+    ActContext,
+    IamGrant,
+    Kind,
+    PlanRules,
+    RegionScan,
+    ids_by_region,
+    restore_decision,
+)
 from killswitch.kill.model import EC2_INSTANCE, Act, Decision, Resource, result_for
 from killswitch.results import Outcome, ResourceResult
 
@@ -149,10 +158,7 @@ class Ec2Instances(Kind):
 
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
         out: dict[tuple[str, str], str] = {}
-        by_region: dict[str, list[str]] = defaultdict(list)
-        for r in resources:
-            by_region[r.region].append(r.resource_id)
-        for region, ids in by_region.items():
+        for region, ids in ids_by_region(resources).items():
             for r in describe_instances(ctx.clients("ec2", region), region, ids):
                 if r.state not in DONE_STATES:
                     out[r.key] = f"instance {r.state}"

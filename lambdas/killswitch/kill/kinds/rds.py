@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from killswitch import tags as T
 from killswitch.config import Action
 from killswitch.kill.common import ActResult, chunks, success
-from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan
+from killswitch.kill.kinds.base import TAG_PRESENT, ActContext, IamGrant, Kind, PlanRules, RegionScan, ids_by_region
 from killswitch.kill.model import Act, Decision, Resource
 
 RDS_INSTANCE = "rds:db"
@@ -98,10 +98,7 @@ class _Rds(Kind):
 
     def still_running(self, resources: Sequence[Resource], ctx: ActContext) -> dict[tuple[str, str], str]:
         out: dict[tuple[str, str], str] = {}
-        by_region: dict[str, list[str]] = {}
-        for r in resources:
-            by_region.setdefault(r.region, []).append(r.resource_id)
-        for region, arns in by_region.items():
+        for region, arns in ids_by_region(resources).items():
             for r in self.describe(ctx.clients("rds", region), region, arns, {}):
                 if r.state not in DONE_STATES:
                     out[r.key] = f"database {r.state}"
