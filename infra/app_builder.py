@@ -6,14 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Environment, Validations
+from aws_cdk import App, Aws, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.budget_stacks import add_budget_stacks
+from infra.constructs.org_alerts import allow_org_alerts
 from infra.management_stack import ManagementStack
+from infra.org_budget_stacks import add_org_budget_stacks
 from infra.watch_stacks import add_watch_stacks
 from infra.workload_stack import StackConfigError, WorkloadStack
 from killswitch.config import KillSwitchConfig
+from killswitch.intakes import org_alerts_topic_name
+from killswitch.org_budgets import management_account
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CDK_JSON = REPO_ROOT / "cdk.json"
@@ -92,11 +96,8 @@ def add_stacks(
         workload.watch_stacks.append(watch_stack)
     management = None
     if sandbox is not None or config.accounts is not None:
-        mgmt_env = (
-            Environment(account=sandbox.management_account_id, region=config.deploy_region)
-            if sandbox and sandbox.management_account_id
-            else None
-        )
+        mgmt_account = management_account(config)
+        mgmt_env = Environment(account=mgmt_account, region=config.deploy_region) if mgmt_account else None
         management = ManagementStack(
             app,
             management_stack_name(config),
@@ -106,7 +107,29 @@ def add_stacks(
             description=f"Agent Kill Switch ({config.prefix}): SCPs and budget actions for sandbox accounts, "
             "spoke roles in organization accounts",
         )
+        if management.org_alerts is not None:
+            add_org_alerts(app, config, workload, management, config_file=config_file, env=mgmt_env)
     return workload, management
+
+
+def add_org_alerts(
+    app: App,
+    config: KillSwitchConfig,
+    workload: WorkloadStack,
+    management: ManagementStack,
+    *,
+    config_file: str,
+    env: Environment | None,
+) -> None:
+    """The organization budget stacks (management account) and the hub's side of the org alerts subscription."""
+    assert management.org_alerts is not None
+    mgmt_account = management_account(config) or Aws.ACCOUNT_ID  # unnamed: the hub is the management account
+    topic_arn = f"arn:{Aws.PARTITION}:sns:{config.deploy_region}:{mgmt_account}:{org_alerts_topic_name(config.prefix)}"
+    allow_org_alerts(workload.kill.function, topic_arn=topic_arn, management_account=mgmt_account)
+    management.add_stack_dependency(workload, "the org alerts subscription invokes the hub kill Lambda")
+    for stack in add_org_budget_stacks(app, config, config_file=config_file, env=env):
+        stack.add_stack_dependency(management, "organization budgets alert the management stack's org alerts topic")
+        management.org_budget_stacks.append(stack)
 
 
 def enable_nag(app: App) -> None:

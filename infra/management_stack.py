@@ -24,11 +24,13 @@ from infra.constructs.kill_function import (
     org_statements,
 )
 from infra.constructs.meter import meter_role_name
+from infra.constructs.org_alerts import OrgAlertsTopic
 from infra.constructs.spokes import SpokeStackSet
 from infra.workload_stack import StackConfigError, org_role_name, sandbox_accounts
 from killswitch import tags
 from killswitch.budget_names import budget_spec
 from killswitch.config import AgentConfig, KillSwitchConfig, SandboxConfig
+from killswitch.org_budgets import org_alerts_enabled
 
 # Organizations quota (May 2026): 10,240 characters per SCP, measured on the submitted (minified) text.
 SCP_MAX_CHARS = 10_240
@@ -98,6 +100,9 @@ class ManagementStack(Stack):
         self.config = config
         if config.sandbox is not None:
             self._add_sandbox(config.sandbox, scp_dir)
+        # The `<prefix>-org-budgets-N` stacks alerting the org alerts topic (`infra.org_budget_stacks`), filled by
+        # `add_stacks`.
+        self.org_budget_stacks: list[Stack] = []
         self.spokes: SpokeStackSet | None = None
         if config.accounts is not None:
             self.spokes = SpokeStackSet(
@@ -107,6 +112,27 @@ class ManagementStack(Stack):
                 hub_account=hub_account_id(config),
                 statements=kill_statements(org_role_arn=None, direct_org_targets=None),
             )
+        self.org_alerts: OrgAlertsTopic | None = None
+        if org_alerts_enabled(config):
+            self._add_org_alerts()
+
+    def _add_org_alerts(self) -> None:
+        """The organization budgets' alerts topic (`infra.constructs.org_alerts`); the budgets themselves live in the
+        `<prefix>-org-budgets-N` stacks (`infra.org_budget_stacks`)."""
+        config = self.config
+        self.org_alerts = OrgAlertsTopic(self, "OrgAlerts", config=config, hub_account=hub_account_id(config))
+        # The hub trusts the topic by an ARN built with the home region (`killswitch.org_budgets`): refuse any other.
+        CfnRule(
+            self,
+            "OrgAlertsInHomeRegion",
+            assertions=[
+                CfnRuleAssertion(
+                    assert_=Fn.condition_equals(Aws.REGION, config.deploy_region),
+                    assert_description=f"with accounts:, deploy the management stack in the home region "
+                    f"{config.deploy_region}: the hub kill Lambda trusts the org alerts topic there only",
+                )
+            ],
+        )
 
     def _add_sandbox(self, sandbox: SandboxConfig, scp_dir: Path) -> None:
         """SCPs, linked-account budgets with their Budgets actions, and the org-kill role."""

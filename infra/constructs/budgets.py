@@ -58,7 +58,9 @@ def cost_budget(
     agent: AgentConfig,
     cost_filters: dict[str, Any],
     notifications_with_subscribers: list[budgets.CfnBudget.NotificationWithSubscribersProperty] | None,
+    amount_usd: float | None = None,
 ) -> budgets.CfnBudget:
+    """`amount_usd` overrides the agent's `budget.amount_usd` (per-account budgets: `budget.per_account_usd`)."""
     return budgets.CfnBudget(
         scope,
         construct_id,
@@ -66,7 +68,9 @@ def cost_budget(
             budget_name=name,
             budget_type="COST",
             time_unit=agent.budget.period.value,
-            budget_limit=budgets.CfnBudget.SpendProperty(amount=agent.budget.amount_usd, unit="USD"),
+            budget_limit=budgets.CfnBudget.SpendProperty(
+                amount=agent.budget.amount_usd if amount_usd is None else amount_usd, unit="USD"
+            ),
             cost_filters=cost_filters,
         ),
         notifications_with_subscribers=notifications_with_subscribers,

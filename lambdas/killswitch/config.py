@@ -86,6 +86,9 @@ class BudgetConfig(_Strict):
     # FORECASTED alerts need ~5 weeks of history and can fire repeatedly: they kill only when asked to.
     forecasted: bool = False
     kill_on_forecast: bool = False
+    # With `accounts:`: the amount of the agent's linked-account budget for each `accounts.account_ids` entry, made
+    # in the management account (`killswitch.org_budgets`).
+    per_account_usd: Usd | None = None
 
     @model_validator(mode="after")
     def _warn_below_kill(self) -> BudgetConfig:
@@ -213,6 +216,12 @@ class AccountsConfig(_Strict):
     # Roles of the hub account that ops run `killswitch restore|approve|status` with: the spoke role trusts them next
     # to the kill Lambda's role, so a restore reaches every account the kill reached. Exact ARNs, no wildcards.
     ops_role_arns: list[RoleArn] = Field(default_factory=list)
+    # Organization budgets (`killswitch.org_budgets`): the management account, where they and their alerts topic live
+    # (default sandbox.management_account_id; needed when the hub is another account), whether each agent gets an
+    # org-wide budget, and how many `<prefix>-org-budgets-N` stacks hold them (stable hash, like `budget_stacks`).
+    management_account_id: AccountId | None = None
+    org_wide_budgets: bool = True
+    budget_stacks: int = Field(default=1, ge=1, le=100)
 
     @model_validator(mode="after")
     def _targets(self) -> AccountsConfig:
@@ -297,6 +306,10 @@ class KillSwitchConfig(_Strict):
                     ("agents", i, "sandbox_accounts", a.sandbox_accounts.index(mgmt)),
                     f"{mgmt} is the management account; SCPs never apply to the management account",
                 )
+        from killswitch.org_budgets import org_budget_errors
+
+        for loc, message in org_budget_errors(self):
+            raise FieldError(loc, message)
         return self
 
     # -- derived values -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from killswitch.kill.engine import KillEngine
 from killswitch.kill.model import KillReport, Operation
 from killswitch.kill.wiring import build_engine
 from killswitch.metrics import METRICS_NAMESPACE
+from killswitch.org_budgets import org_alerts_topic_arn
 from killswitch.settings import KillSwitchEnv
 from killswitch.states import ReportStatus
 
@@ -55,7 +56,12 @@ def engine_for(env: KillSwitchEnv) -> KillEngine:
         dlq_url=env.dlq_url,
         scp_policy_name=env.scp_policy_name,
         org_role_arn=env.org_role_arn,
-        intakes=Intakes(env.config.prefix, tuple(env.config.agent_names()), env.kill_topic_arn),
+        intakes=Intakes(
+            env.config.prefix,
+            tuple(env.config.agent_names()),
+            env.kill_topic_arn,
+            org_alerts_topic_arn=org_alerts_topic_arn(env.config, env.kill_topic_arn),
+        ),
     )
 
 

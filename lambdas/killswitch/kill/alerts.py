@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from killswitch.config import AgentConfig, KillSwitchConfig, Period
 from killswitch.events import KillSwitchEvent
+from killswitch.org_budgets import OrgBudgetKey, org_budget_for
 from killswitch.periods import period_key
 
 MAX_RAW_BYTES = 64 * 1024
@@ -96,6 +97,9 @@ class Alert:
     budget_period: Period | None = None  # DAILY/MONTHLY/... from the letter's wording, else the agent's config
     tool: str | None = None  # approval_requested: the costly tool that paused the run
     calls: int | None = None  # approval_requested: how many calls of it paused the run
+    # An organization budget's alert (`killswitch.org_budgets`): only the org alerts topic may carry it.
+    org_budget: bool = False
+    budget_account: str | None = None  # the linked account of that budget (None: org-wide)
 
 
 @dataclass(frozen=True)
@@ -942,6 +946,9 @@ def _parse_budget_letter(
 
     # -- agent ---------------------------------------------------------------------------------------------
     agent_cfg: AgentConfig | None = config.agent_for_budget(name)
+    org_key = org_budget_for(config, name) if agent_cfg is None else None
+    if org_key is not None:
+        agent_cfg = org_key.agent
     if agent_cfg is None:
         return reject(f"budget {_short(name, 60)} is not managed by this kill switch")
 
@@ -951,7 +958,7 @@ def _parse_budget_letter(
     # No date anywhere: the period of processing time, so next period's alert is never swallowed by this one.
     period = _period_key(alert_date or (now or datetime.now(UTC)).astimezone(UTC).date().isoformat(), budget_period)
 
-    pieces = [f"AWS Budgets {alert_type} alert for budget {name!r}"]
+    pieces = [f"AWS Budgets {alert_type} alert for budget {name!r}{_org_scope(org_key)}"]
     if amount is not None:
         pieces.append(f"{alert_type.lower()} ${amount:,.2f}")
     if budgeted is not None:
@@ -976,4 +983,12 @@ def _parse_budget_letter(
         dedupe_key=budget_dedupe_key(account_id, name, kind, threshold, period),
         raw=raw,
         budget_period=budget_period,
+        org_budget=org_key is not None,
+        budget_account=org_key.account if org_key else None,
     )
+
+
+def _org_scope(key: OrgBudgetKey | None) -> str:
+    if key is None:
+        return ""
+    return f" (linked account {key.account})" if key.account else " (org-wide: every linked account)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from killswitch.intakes import Intake, Intakes, Origin
 from killswitch.kill.alerts import Alert, AlertSource, ParseResult, Rejected, cap_raw, parse_event, parse_record
 from killswitch.kill.ledger import KillLedger, KillRecord
 from killswitch.kill.model import AgentState, KillReport, KillStatus, Operation
+from killswitch.org_budgets import org_budget_for
 from killswitch.states import ReportStatus
 
 logger = Logger(child=True)
@@ -65,7 +66,42 @@ def _read_record(
         return _read_queue_record(index, record, config, intakes, now)
     sns = record.get("Sns") if isinstance(record, Mapping) else None
     origin = intakes.of_topic(sns.get("TopicArn")) if isinstance(sns, Mapping) else Origin(Intake.DIRECT)
-    return authorize(parse_record(index, record, config, now=now), origin)
+    result = parse_record(index, record, config, now=now)
+    if origin.intake is Intake.ORG_ALERTS:
+        return org_budget_alert(result, config, origin)
+    return authorize(result, origin)
+
+
+def org_budget_alert(result: ParseResult, config: KillSwitchConfig, origin: Origin) -> ParseResult:
+    """What the org alerts topic carries: AWS Budgets letters of the management account's organization budgets, the
+    name mapped to (agent, account) through the config alone (`killswitch.org_budgets.org_budget_for`), even where
+    a workload budget's name reads the same. Anything else is refused with the reason (logged, recorded, kept)."""
+    if isinstance(result, Rejected):
+        return result
+    if result.source is not AlertSource.BUDGETS or result.budget_name is None:
+        return Rejected(
+            f"{result.source.value} alert on {origin.describe()}: it carries organization budget letters only",
+            result.message_id,
+            result.raw,
+        )
+    key = org_budget_for(config, result.budget_name)
+    if key is None:
+        logger.error(
+            "org alerts topic: budget name maps to no agent and account",
+            extra={"budget_name": result.budget_name, "topic": origin.arn},
+        )
+        return Rejected(
+            f"budget {result.budget_name!r} on {origin.describe()} is not an organization budget of this kill "
+            "switch: the config maps no agent and account to that name",
+            result.message_id,
+            result.raw,
+        )
+    scope = f"linked account {key.account}" if key.account else "org-wide: every linked account"
+    reason = result.reason
+    if not result.org_budget:  # the name also reads as a workload budget's: the org reading wins on this topic
+        head, _, rest = reason.partition(": ")
+        reason = f"{head} ({scope}): {rest}"
+    return replace(result, agent=key.agent.name, org_budget=True, budget_account=key.account, reason=reason)
 
 
 def _read_queue_record(
@@ -107,6 +143,11 @@ def authorize(result: ParseResult, origin: Origin) -> ParseResult:
 
     if origin.intake is Intake.UNKNOWN:
         return refuse(f"{result.source.value} alert arrived through {origin.describe()}")
+    if origin.intake is Intake.ALERTS and result.org_budget:
+        return refuse(
+            f"organization budget {result.budget_name!r} on {origin.describe()}: organization budgets alert the "
+            "org alerts topic of the management account"
+        )
     if origin.intake is Intake.ALERTS and result.source not in AWS_SOURCES:
         return refuse(
             f"{result.source.value} event on {origin.describe()}: agents publish to their own guard topic, "
