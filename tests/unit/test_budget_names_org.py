@@ -222,14 +222,12 @@ def test_per_account_usd_with_ous_only_says_ou_members_are_unknown_at_synth() ->
 
 
 def test_a_separate_hub_without_the_management_account_names_the_field() -> None:
-    [issue] = issues(
-        f'accounts: {{account_ids: ["{SPOKE_A}"], organization_root_id: r-ab12, hub_account_id: "{HUB}"}}'
-    )
+    [issue] = issues(f'accounts: {{account_ids: ["{SPOKE_A}"], organization_root_id: r-ab12, hub_account_id: "{HUB}"}}')
     assert "accounts.management_account_id" in issue and HUB in issue
 
 
 def test_two_different_management_accounts_are_refused() -> None:
-    with pytest.raises(ValueError, match="differs from sandbox.management_account_id"):
+    with pytest.raises(ValueError, match=r"differs from sandbox\.management_account_id"):
         config(
             sandbox={"break_glass_role_arns": ["arn:aws:iam::*:role/BreakGlass"], "management_account_id": HUB},
         )

@@ -881,6 +881,7 @@ def _alert_summary(alert: Alert) -> dict[str, Any]:
         "source",
         "kind",
         "budget_name",
+        "budget_account",
         "amount_usd",
         "budgeted_usd",
         "percent_of_budget",

@@ -49,7 +49,12 @@ def fmt_pct(value: float) -> str:
 def _budget_percentage(alert: Alert, agent: AgentConfig) -> tuple[float, str] | None:
     """(percentage, how it was computed) for a budget alert, or None when there is nothing to compare."""
     letter_budget = alert.budgeted_usd if alert.budgeted_usd and alert.budgeted_usd > 0 else None
-    budget, budget_note = (letter_budget, "budget") if letter_budget else (agent.budget.amount_usd, "configured budget")
+    configured = agent.budget.amount_usd
+    if alert.budget_account and agent.budget.per_account_usd is not None:
+        configured = agent.budget.per_account_usd  # a linked-account budget of the management account
+    budget, budget_note = (letter_budget, "budget") if letter_budget else (configured, "configured budget")
+    if alert.org_budget:  # the result names the account whose budget fired (`killswitch.org_budgets`)
+        budget_note += f" of linked account {alert.budget_account}" if alert.budget_account else " (org-wide)"
     kind = alert.kind.value
     if alert.amount_usd is not None:
         what = f"{kind} {fmt_usd(alert.amount_usd)}"
