@@ -73,9 +73,10 @@ def hub_is_management(config: KillSwitchConfig) -> bool:
 
 
 def org_alerts_enabled(config: KillSwitchConfig) -> bool:
-    """The management side has the org alerts topic and the org budget stacks: with `accounts:`, once the management
-    account is known (named, or the hub itself). The config refuses organization budgets without it."""
-    return config.accounts is not None and (management_account(config) is not None or hub_is_management(config))
+    """The management side has the org alerts topic and the org budget stacks when there is an organization budget
+    (the config refuses one whose management account is unknown). Without any, the management stack stays as it
+    was (the spoke StackSet alone): no key, topic or queue for nothing."""
+    return bool(org_budget_keys(config))
 
 
 def org_wide_enabled(config: KillSwitchConfig) -> bool:
