@@ -30,8 +30,8 @@ from killswitch.intakes import org_alerts_topic_name
 from killswitch.org_budgets import OrgBudgetKey, org_alerts_subscriber, org_budget_amount, org_budget_keys
 from killswitch.tags import cost_filter_value
 
-# One resource per budget: no topic or policy of its own.
-MAX_ORG_BUDGETS_PER_STACK = MAX_RESOURCES_PER_STACK
+# One resource per budget (no topic or policy of its own), plus the `CDKMetadata` resource `cdk synth` adds.
+MAX_ORG_BUDGETS_PER_STACK = MAX_RESOURCES_PER_STACK - 1
 
 
 def org_budget_stack_name(config: KillSwitchConfig, index: int) -> str:

@@ -229,7 +229,7 @@ def test_a_thousand_agents_times_three_accounts_stay_under_400_resources_per_sta
     assert len(stacks) == 12
     counts = [len(Template.from_stack(s).to_json()["Resources"]) for s in stacks]
     assert sum(counts) == 4000  # an org-wide budget and three per-account budgets per agent
-    assert max(counts) <= MAX_ORG_BUDGETS_PER_STACK
+    assert max(counts) <= MAX_ORG_BUDGETS_PER_STACK < 400  # `cdk synth` adds one CDKMetadata resource
 
 
 def test_adding_an_agent_never_moves_another_budget() -> None:

@@ -9,8 +9,9 @@ import pytest
 
 from killswitch.budget_names import budget_spec
 from killswitch.config import ConfigError, KillSwitchConfig, parse_config
-from killswitch.intakes import Intake, Intakes
+from killswitch.intakes import Intake, Intakes, Origin
 from killswitch.kill.alerts import Alert, Rejected, parse_message
+from killswitch.kill.intake import authorize, org_budget_alert
 from killswitch.org_budgets import (
     OrgBudgetKey,
     org_alerts_subscriber,
@@ -242,3 +243,20 @@ def test_the_management_account_cannot_be_a_listed_account() -> None:
                 "management_account_id": MGMT,
             }
         )
+
+
+def test_on_the_org_topic_the_organization_reading_of_a_name_wins() -> None:
+    # `ks-bot-org-<hash>` is agent bot's org-wide budget and also reads as agent bot-org's workload budget: the
+    # intake it came by decides which one it is.
+    cfg = config(
+        agents=[{"name": "bot", "budget": {"amount_usd": 5}}, {"name": "bot-org", "budget": {"amount_usd": 7}}],
+    )
+    name = hashed_name(cfg, OrgBudgetKey(cfg.agent("bot"), None))
+    parsed = parse_message(sim.budgets_letter(name, 6.0, 5.0, 5.0), cfg)
+    assert isinstance(parsed, Alert) and parsed.agent == "bot-org" and not parsed.org_budget
+    org = org_budget_alert(parsed, cfg, Origin(Intake.ORG_ALERTS, arn=f"arn:aws:sns:us-east-1:{MGMT}:ks-org-alerts"))
+    assert isinstance(org, Alert)
+    assert (org.agent, org.org_budget, org.budget_account) == ("bot", True, None)
+    assert "(org-wide: every linked account)" in org.reason
+    # On the hub's own alerts topic the same letter is bot-org's workload budget, as before.
+    assert authorize(parsed, Origin(Intake.ALERTS)) == parsed
