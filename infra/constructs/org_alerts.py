@@ -8,7 +8,8 @@ alert this topic, and this topic delivers to the hub:
 - the SNS→Lambda subscription is created here, by the topic owner, with the hub kill function's ARN built from
   prefix, hub account and home region (`<prefix>-kill`, see `infra.constructs.kill_function`); the hub grants
   `lambda:InvokeFunction` to `sns.amazonaws.com` for exactly this topic (`allow_org_alerts`). Lambda endpoints need
-  no subscription confirmation, so the topic owner's subscription is live at once;
+  no subscription confirmation, so the topic owner's subscription is live at once (unconfirmed on a real account:
+  AWS's tutorial subscribes from the function's account; should delivery fail, the DLQ below keeps the alerts);
 - never lost: SNS retries a Lambda delivery it cannot make (function missing, permission not deployed yet,
   throttled) and then moves the message to this subscription's dead-letter queue (an SNS redrive DLQ must be in the
   subscription's account and region: this one); once the Lambda has it, its own retries and dead-letter queue in
