@@ -1,0 +1,145 @@
+"""The Lambdas' config file: the JSON that `cdk synth` validated, read back WITHOUT validating it again.
+
+Why: validating needs pydantic's core schemas, and building them for the config models costs more than the rest
+of the kill handler's own cold start (issue 14 item 8). The config was validated at synth with the same models, so
+the Lambda rebuilds the model instances with `model_construct` (`construct_validated`), and the config models
+(`defer_build=True`) never build a schema in Lambda. There is one schema: the models of `killswitch.config`.
+
+Trust comes from the file itself: synth writes an envelope (`runtime_json`) with a fingerprint of the schema's
+source and a SHA-256 of the config JSON. `read_runtime_json` refuses a file whose fingerprint or checksum does not
+match (a config validated by other models, or edited after synth) with `RuntimeConfigMismatch`; a plain config JSON
+(no envelope: local runs, older layers) is validated as before.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import types
+import typing
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+import killswitch.config as config_module
+import killswitch.periods as periods_module
+from killswitch.config import KillSwitchConfig
+
+M = TypeVar("M", bound=BaseModel)
+
+ENVELOPE_KEY = "killswitch_runtime_config"  # format version of the envelope
+ENVELOPE_VERSION = 1
+# The modules whose source defines the config schema (the models and the enums they use).
+SCHEMA_MODULES = (config_module, periods_module)
+
+
+class RuntimeConfigMismatch(ValueError):
+    """The envelope was written by another schema or its config was changed after synth."""
+
+
+@cache
+def schema_fingerprint() -> str:
+    """SHA-256 of the schema's source files: the models that validated at synth must be the ones reading here."""
+    digest = hashlib.sha256()
+    for module in SCHEMA_MODULES:
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
+def _checksum(config_json: str) -> str:
+    return hashlib.sha256(config_json.encode("utf-8")).hexdigest()
+
+
+def runtime_json(config: KillSwitchConfig) -> str:
+    """The config file the stack ships to the Lambdas (synth side: `config` is validated)."""
+    text = config.to_json()
+    envelope = {
+        ENVELOPE_KEY: ENVELOPE_VERSION,
+        "schema": schema_fingerprint(),
+        "sha256": _checksum(text),
+        "config": json.loads(text),
+    }
+    return json.dumps(envelope, separators=(",", ":"))
+
+
+def read_runtime_json(text: str) -> KillSwitchConfig:
+    """The config of `runtime_json` without validation; a plain config JSON is validated (`from_json`).
+
+    Raises `RuntimeConfigMismatch` (or `ValueError` for text that is not JSON / not a valid config)."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or ENVELOPE_KEY not in data:
+        return KillSwitchConfig.from_json(text)
+    if data[ENVELOPE_KEY] != ENVELOPE_VERSION:
+        raise RuntimeConfigMismatch(
+            f"envelope version {data[ENVELOPE_KEY]!r}, this code reads version {ENVELOPE_VERSION}: redeploy the stack"
+        )
+    if data.get("schema") != schema_fingerprint():
+        raise RuntimeConfigMismatch(
+            "the config was validated by another version of killswitch/config.py (schema fingerprint "
+            f"{str(data.get('schema'))[:12]}, this code {schema_fingerprint()[:12]}): synth and deploy the stack again"
+        )
+    config = data.get("config")
+    # The same serialisation as `to_json` (json keeps the key order): the bytes synth validated and hashed.
+    if not isinstance(config, dict) or _checksum(json.dumps(config, separators=(",", ":"))) != data.get("sha256"):
+        raise RuntimeConfigMismatch("the config does not match its sha256: the file was changed after synth")
+    return construct_validated(KillSwitchConfig, config)
+
+
+def construct_validated(model: type[M], data: dict[str, Any]) -> M:
+    """`model.model_validate(data)` for data that model already validated (its JSON dump), without validating.
+
+    Walks the fields' annotations: nested models, list/tuple/set/dict/Optional of them, enums, float and Decimal
+    conversions; missing fields get their defaults (model factories constructed the same way, so no model is ever
+    validated). An annotation it does not know raises TypeError naming the field: a new field type must be taught
+    here, and the round-trip test covers every field of the shipped schema."""
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if key in data:
+            values[name] = _convert(field.annotation, data[key], f"{model.__name__}.{name}")
+        elif isinstance(field.default_factory, type) and issubclass(field.default_factory, BaseModel):
+            values[name] = construct_validated(field.default_factory, {})
+    # fields_set as validation leaves it: the keys the data gave (exclude_unset/exclude_defaults dumps agree)
+    return model.model_construct(
+        _fields_set={n for n, f in model.model_fields.items() if (f.alias or n) in data}, **values
+    )
+
+
+def _convert(annotation: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _convert(typing.get_args(annotation)[0], value, where)
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None:
+            return None
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(options) != 1:
+            raise TypeError(f"{where}: construct_validated reads Optional unions only, not {annotation!r}")
+        return _convert(options[0], value, where)
+    if origin is typing.Literal or annotation is Any:
+        return value
+    if origin is tuple and len(typing.get_args(annotation)) > 1 and typing.get_args(annotation)[-1] is not Ellipsis:
+        return tuple(_convert(a, v, where) for a, v in zip(typing.get_args(annotation), value, strict=True))
+    if origin in (list, tuple, set, frozenset):
+        args = typing.get_args(annotation)
+        item = args[0] if args else Any
+        return origin(_convert(item, v, where) for v in value)
+    if origin is dict:
+        _, item = typing.get_args(annotation)
+        return {k: _convert(item, v, where) for k, v in value.items()}
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return construct_validated(annotation, value)
+        if issubclass(annotation, enum.Enum):
+            return annotation(value)
+        if annotation is float:
+            return float(value)
+        if annotation is Decimal:
+            return Decimal(str(value))
+        if annotation in (str, int, bool):
+            return value
+    raise TypeError(f"{where}: construct_validated does not know the annotation {annotation!r}")
