@@ -13,17 +13,20 @@ match (a config validated by other models, or edited after synth) with `RuntimeC
 
 from __future__ import annotations
 
+import copy
 import enum
 import hashlib
 import json
 import types
 import typing
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 import killswitch.config as config_module
 import killswitch.periods as periods_module
@@ -97,49 +100,88 @@ def construct_validated(model: type[M], data: dict[str, Any]) -> M:
     validated). An annotation it does not know raises TypeError naming the field: a new field type must be taught
     here, and the round-trip test covers every field of the shipped schema."""
     values: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        key = field.alias or name
+    fields_set: set[str] = set()
+    for name, key, convert, default in _plan(model):
         if key in data:
-            values[name] = _convert(field.annotation, data[key], f"{model.__name__}.{name}")
-        elif isinstance(field.default_factory, type) and issubclass(field.default_factory, BaseModel):
-            values[name] = construct_validated(field.default_factory, {})
-    # fields_set as validation leaves it: the keys the data gave (exclude_unset/exclude_defaults dumps agree)
-    return model.model_construct(
-        _fields_set={n for n, f in model.model_fields.items() if (f.alias or n) in data}, **values
-    )
+            values[name] = convert(data[key])
+            fields_set.add(name)
+        elif default is not None:
+            values[name] = default()
+    return model.model_construct(fields_set, **values)
 
 
-def _convert(annotation: Any, value: Any, where: str) -> Any:
+Converter = Callable[[Any], Any]
+FieldPlan = tuple[str, str, Converter, Callable[[], Any] | None]  # name, key in the data, converter, default
+
+
+@cache
+def _plan(model: type[BaseModel]) -> tuple[FieldPlan, ...]:
+    """Per model, once: how to convert each field and make its default (pydantic's `get_default` inspects the
+    factory's signature on every call, which costs more than the whole construction)."""
+    plan = []
+    for name, field in model.model_fields.items():
+        where = f"{model.__name__}.{name}"
+        if field.validation_alias is not None and field.validation_alias != field.alias:
+            raise TypeError(f"{where}: construct_validated does not read validation aliases")
+        plan.append((name, field.alias or name, _converter(field.annotation, where), _default(field, where)))
+    return tuple(plan)
+
+
+def _default(field: FieldInfo, where: str) -> Callable[[], Any] | None:
+    if field.is_required():
+        return None  # synth's validation saw it, so the data has it
+    factory = field.default_factory
+    if factory is None:
+        value = field.default
+        return (lambda: value) if isinstance(value, _IMMUTABLE) else (lambda: copy.deepcopy(value))
+    if isinstance(factory, type) and issubclass(factory, BaseModel):
+        model = factory
+        return lambda: construct_validated(model, {})
+    if field.default_factory_takes_validated_data:
+        raise TypeError(f"{where}: construct_validated does not call default factories that take the data")
+    return cast("Callable[[], Any]", factory)
+
+
+_IMMUTABLE = (type(None), bool, int, float, str, bytes, Decimal, enum.Enum, tuple, frozenset)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _converter(annotation: Any, where: str) -> Converter:
     origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return _convert(typing.get_args(annotation)[0], value, where)
+        return _converter(args[0], where)
     if origin is typing.Union or origin is types.UnionType:
-        if value is None:
-            return None
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        options = [a for a in args if a is not type(None)]
         if len(options) != 1:
             raise TypeError(f"{where}: construct_validated reads Optional unions only, not {annotation!r}")
-        return _convert(options[0], value, where)
+        inner = _converter(options[0], where)
+        return lambda v: None if v is None else inner(v)
     if origin is typing.Literal or annotation is Any:
-        return value
-    if origin is tuple and len(typing.get_args(annotation)) > 1 and typing.get_args(annotation)[-1] is not Ellipsis:
-        return tuple(_convert(a, v, where) for a, v in zip(typing.get_args(annotation), value, strict=True))
+        return _identity
+    if origin is tuple and len(args) > 1 and args[-1] is not Ellipsis:
+        items = [_converter(a, where) for a in args]
+        return lambda v: tuple(c(x) for c, x in zip(items, v, strict=True))
     if origin in (list, tuple, set, frozenset):
-        args = typing.get_args(annotation)
-        item = args[0] if args else Any
-        return origin(_convert(item, v, where) for v in value)
+        item = _converter(args[0], where) if args else _identity
+        container = origin
+        return lambda v: container(item(x) for x in v)
     if origin is dict:
-        _, item = typing.get_args(annotation)
-        return {k: _convert(item, v, where) for k, v in value.items()}
+        value_of = _converter(args[1], where)
+        return lambda v: {k: value_of(x) for k, x in v.items()}
     if isinstance(annotation, type):
         if issubclass(annotation, BaseModel):
-            return construct_validated(annotation, value)
+            model = annotation
+            return lambda v: construct_validated(model, v)
         if issubclass(annotation, enum.Enum):
-            return annotation(value)
+            return annotation
         if annotation is float:
-            return float(value)
+            return float
         if annotation is Decimal:
-            return Decimal(str(value))
+            return lambda v: Decimal(str(v))
         if annotation in (str, int, bool):
-            return value
+            return _identity
     raise TypeError(f"{where}: construct_validated does not know the annotation {annotation!r}")
