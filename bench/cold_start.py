@@ -251,7 +251,7 @@ def run(quick: bool = False, runs: int | None = None) -> Section:
     figures["boto3_ms"] = boto3_ms
     kill_ms, kill_cold_ms = figures[f"{kill}.import_ms"], figures[f"{kill}.cold_ms"]
     return Section(
-        title="Lambda cold start (import time, first config load, asset size)",
+        title="Lambda cold start (import time, asset size)",
         headers=[
             "handler module",
             "own import, beyond boto3",
