@@ -18,6 +18,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from killswitch.config import KillSwitchConfig
+from killswitch.runtime_config import runtime_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_SOURCE = REPO_ROOT / "lambdas"
@@ -80,11 +81,12 @@ CONFIG_FILE_IN_LAMBDA = f"/opt/{CONFIG_LAYER_FILE}"
 
 
 def config_bundle_dir(config: KillSwitchConfig) -> Path:
-    """A directory holding only `killswitch/config.json` (the validated config), named after its content hash.
+    """A directory holding only `killswitch/config.json` (the validated config in the envelope the Lambdas read
+    without validating again, `killswitch.runtime_config`), named after its content hash.
 
     Built once per config and reused (synth builds many stacks, tests many apps); written to a private
     directory first and renamed, so parallel synths never see a half-written file."""
-    text = config.to_json()
+    text = runtime_json(config)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     final = Path(tempfile.gettempdir()) / f"killswitch-config-{digest}"
     if (final / CONFIG_LAYER_FILE).is_file():

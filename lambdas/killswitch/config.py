@@ -75,7 +75,9 @@ class FieldError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # defer_build: the Lambdas read the synth-validated config with `killswitch.runtime_config` and never validate,
+    # so they never pay for building these schemas (the CLI and synth build them on their first validation).
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True)
 
 
 class BudgetConfig(_Strict):

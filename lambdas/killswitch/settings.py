@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from killswitch.config import KillSwitchConfig
+from killswitch.runtime_config import RuntimeConfigMismatch, read_runtime_json
 
 ENV_TABLE = "KILLSWITCH_TABLE"
 ENV_EVENTS_TOPIC = "KILLSWITCH_EVENTS_TOPIC_ARN"
@@ -118,12 +119,15 @@ class KillSwitchEnv:
 
 
 def read_config_file(path: str | Path) -> KillSwitchConfig:
-    """The validated config JSON the stack bundled (see `infra.constructs.lambda_common.config_layer`)."""
+    """The validated config JSON the stack bundled (see `infra.constructs.lambda_common.config_layer`), read without
+    validating it again (`killswitch.runtime_config`)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigUnreadable(f"{ENV_CONFIG_FILE}={path}: cannot read the config file: {exc.strerror}") from exc
     try:
-        return KillSwitchConfig.from_json(text)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        return read_runtime_json(text)
+    except RuntimeConfigMismatch as exc:
+        raise ConfigUnreadable(f"{ENV_CONFIG_FILE}={path}: refused: {exc}") from exc
+    except ValueError as exc:  # pydantic's ValidationError and json's JSONDecodeError are ValueErrors
         raise ConfigUnreadable(f"{ENV_CONFIG_FILE}={path}: not a valid config: {exc}") from exc

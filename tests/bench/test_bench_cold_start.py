@@ -42,12 +42,28 @@ def test_the_staged_asset_has_the_handlers_and_no_offline_package(tmp_path: Path
     assert files == len([p for p in asset.rglob("*") if p.is_file()]) and 0 < zipped < raw
 
 
+def test_the_first_config_load_is_timed_after_the_import(tmp_path: Path) -> None:
+    config_dir = cold_start.write_config_files(tmp_path)
+    profile = cold_start.import_profile("killswitch.handlers.kill", config_dir=config_dir)
+    assert profile.load_us > 0 and profile.cold_us == profile.handler_us + profile.load_us
+    assert profile.cpu_import_us > 0 and profile.cpu_cold_us == profile.cpu_import_us + profile.cpu_load_us
+    validating = cold_start.import_profile(
+        "killswitch.handlers.kill", config_dir=config_dir, load=cold_start.VALIDATING_LOAD
+    )
+    assert validating.load_us > 0
+
+
 def test_the_section_reports_each_handler_beyond_boto3_and_the_asset() -> None:
     section = cold_start.run(runs=1)
     for module in cold_start.HANDLERS:
         assert section.figures[f"{module}.import_ms"] > 0
         assert section.figures[f"{module}.boto3_ms"] > 0
+        assert section.figures[f"{module}.config_load_ms"] > 0
+        assert section.figures[f"{module}.cold_ms"] > section.figures[f"{module}.import_ms"]
         assert 0 < section.figures[f"{module}.config_ms"] < section.figures[f"{module}.import_ms"]
     assert section.figures["killswitch.handlers.kill.import_ms_bytecode"] > 0  # the same import from .pyc
+    assert section.figures["killswitch.handlers.kill.validating_load_ms"] > 0  # the first load validating
+    assert section.figures["killswitch.handlers.kill.validating_cold_cpu_ms"] > 0
+    assert section.figures["killswitch.handlers.kill.cold_cpu_ms"] > 0
     assert section.figures["asset_files"] > 50
     assert "beyond boto3" in section.headers[1]

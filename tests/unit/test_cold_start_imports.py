@@ -9,12 +9,15 @@ time itself.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 HANDLER = "killswitch.handlers.kill"
+REPO = Path(__file__).resolve().parents[2]
 
 # module prefix -> why the kill handler must not load it at import
 LAZY = {
@@ -52,3 +55,59 @@ def test_the_handler_and_its_engine_are_loaded(loaded: list[str]) -> None:
 def test_the_handler_does_not_load(loaded: list[str], prefix: str) -> None:
     found = [m for m in loaded if m == prefix or m.startswith(prefix + ".")]
     assert not found, f"importing {HANDLER} loads {found[:3]}: {LAZY[prefix]}"
+
+
+# A cold start as the deployed kill Lambda has it: the handler imported, the synth-written config file read from
+# the layer, one budget alert handled (moto, after the import). Prints what the config models built meanwhile.
+COLD_START = """
+import json, os, sys
+import killswitch.handlers.kill as handler
+from killswitch import config
+
+import boto3
+from killswitch.testing import sim
+from killswitch.kill.common import Clients
+
+with sim.moto_aws():
+    sim.create_ledger_table(boto3.client("dynamodb"), "ledger")
+    topic = boto3.client("sns").create_topic(Name="events")["TopicArn"]
+    os.environ.update(KILLSWITCH_TABLE="ledger", KILLSWITCH_EVENTS_TOPIC_ARN=topic)
+    instance = sim.run_instance(Clients(), "us-east-1", sim.agent_tags("log-summarizer"))
+    letter = sim.budgets_letter("killswitch-log-summarizer", 530.0, 500.0, 500.0)
+    event = {"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "m-1", "Message": letter,
+             "TopicArn": "arn:aws:sns:us-east-1:123456789012:killswitch-kill"}}]}
+    context = type("Context", (), {"function_name": "kill", "memory_limit_in_mb": 256, "aws_request_id": "r-1",
+                                   "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:kill"})
+    out = handler.handler(event, context())
+    state = boto3.client("ec2").describe_instances(InstanceIds=[instance])
+state = state["Reservations"][0]["Instances"][0]["State"]["Name"]
+built = sorted(name for name, model in vars(config).items()
+               if isinstance(model, type) and issubclass(model, config.BaseModel) and model.__pydantic_complete__)
+print(json.dumps({"results": out["results"], "instance": state, "schemas_built": built}))
+"""
+
+
+def test_a_cold_start_with_the_shipped_config_kills_without_building_a_config_schema(tmp_path: Path) -> None:
+    from killswitch.config import load_config
+    from killswitch.runtime_config import runtime_json
+
+    layer_file = tmp_path / "config.json"  # what synth writes into the config layer
+    layer_file.write_text(runtime_json(load_config(REPO / "killswitch.yaml")), encoding="utf-8")
+    env = {
+        **os.environ,
+        "KILLSWITCH_CONFIG_FILE": str(layer_file),
+        "AWS_ACCESS_KEY_ID": "offline",
+        "AWS_SECRET_ACCESS_KEY": "offline",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+    }
+    env.pop("KILLSWITCH_CONFIG_JSON", None)
+    env.pop("AWS_ENDPOINT_URL", None)
+    proc = subprocess.run([sys.executable, "-c", COLD_START], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    (result,) = report["results"]
+    assert result["operation"] == "kill" and result["agent"] == "log-summarizer"
+    assert report["instance"] == "stopped"
+    assert report["schemas_built"] == []  # the config was never validated in the Lambda
