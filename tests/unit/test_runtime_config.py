@@ -59,6 +59,7 @@ def large_config(agents: int = 60) -> KillSwitchConfig:
                     "kill_at_pct": 90.5,
                     "forecasted": True,
                     "kill_on_forecast": i % 2 == 0,
+                    **({"per_account_usd": 10 + i} if i % 5 == 0 else {}),
                 },
                 **({**every, "budget_name": f"{every['budget_name']} {i}"} if i % 3 == 0 else {}),
             }
@@ -81,6 +82,9 @@ def large_config(agents: int = 60) -> KillSwitchConfig:
             "external_id": "ks-hub-external",
             "max_parallel": 8,
             "ops_role_arns": ["arn:aws:iam::123456789012:role/Ops"],
+            "management_account_id": "999988887777",
+            "org_wide_budgets": False,
+            "budget_stacks": 2,
         },
         "meter": {
             "log_group_name": "/ks/bedrock",
