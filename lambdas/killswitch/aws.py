@@ -18,7 +18,9 @@ credentials:
 
 Only sessions that went through `share_models` use these caches (their event emitters are marked); they all
 register the same class-creation handlers (botocore's and boto3's defaults), so the class each would build is the
-same. Any other botocore session in the process builds its own, as botocore does.
+same: a session that needs its own `creating-client-class` handler must not go through `share_models`. Any other
+botocore session in the process builds its own, as botocore does. Read-only sharing across threads is what botocore
+already does with one client used by several threads.
 """
 
 from __future__ import annotations
@@ -59,8 +61,13 @@ def _shared(cache: dict[Any, Any], key: Any, build: Any) -> Any:
     return found
 
 
+def _sharing_session(creator: ClientCreator) -> bool:
+    with _lock:
+        return creator._event_emitter in _sharing
+
+
 def _shared_service_model(self: ClientCreator, service_name: str, api_version: str | None = None) -> Any:
-    if self._event_emitter not in _sharing:  # a session that never went through `share_models`: botocore as is
+    if not _sharing_session(self):  # a session that never went through `share_models`: botocore as is
         return _load_service_model(self, service_name, api_version)
     return _shared(
         _service_models, (service_name, api_version), lambda: _load_service_model(self, service_name, api_version)
@@ -68,7 +75,7 @@ def _shared_service_model(self: ClientCreator, service_name: str, api_version: s
 
 
 def _shared_client_class(self: ClientCreator, service_name: str, service_model: Any) -> type:
-    if self._event_emitter not in _sharing:
+    if not _sharing_session(self):
         return _build_client_class(self, service_name, service_model)
     key = (service_name, service_model.api_version)
     return _shared(_client_classes, key, lambda: _build_client_class(self, service_name, service_model))
