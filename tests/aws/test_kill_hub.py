@@ -246,3 +246,40 @@ def test_restore_of_an_unreachable_account_is_an_error_result(
 
     assert [(r.account, r.resource_id, r.code) for r in report.summary.failures] == [(SPOKES[0], instance, code)]
     assert instance_state(c, EAST, instance) in ("stopping", "stopped")
+
+
+def test_a_hub_kill_makes_one_client_per_account_region_and_service_and_only_those_it_calls(
+    aws: Clients,  # noqa: F811
+    example_config: KillSwitchConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Client creation is most of a hub kill's own CPU: discovery, act and verify of one account × region share
+    one client per service, and no client is made for a service the kill does not call (no Batch queue here)."""
+    import botocore.session
+    from botocore.credentials import RefreshableCredentials
+
+    cfg = hub_config(example_config, account_ids=list(SPOKES), organization_root_id="r-ab12")
+    mine = {(a, r): sim.run_instance(account_clients(a), r, sim.agent_tags(AGENT)) for a in SPOKES for r in REGIONS}
+    eng, _, _ = engine(cfg, aws)
+    made: list[tuple[int, str, str]] = []  # (spoke session, service, region)
+    called: set[tuple[int, str, str]] = set()
+    original = botocore.session.Session.create_client
+
+    def spy(self: botocore.session.Session, service: str, region_name: str | None = None, **kw: Any) -> Any:
+        client = original(self, service, region_name, **kw)
+        if isinstance(self.get_credentials(), RefreshableCredentials):  # a spoke account's session
+            key = (id(self), service, str(region_name))
+            made.append(key)
+            client.meta.events.register("before-call", lambda **_: called.add(key))
+        return client
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", spy)
+
+    report = eng.kill(AGENT)
+
+    stopped = {(r.account, r.region, r.resource_id) for r in report.summary.results if r.outcome is Outcome.SUCCESS}
+    assert {(a, r, i) for (a, r), i in mine.items()} <= stopped
+    assert len({session for session, _, _ in made}) == len(SPOKES)  # one session (one AssumeRole) per account
+    assert len(made) == len(set(made)), "a client made twice for the same account, region and service"
+    assert sorted((s, r) for _, s, r in made if s == "ec2") == sorted(("ec2", r) for _ in SPOKES for r in REGIONS)
+    assert set(made) == called, "a client made for a service the kill never called"

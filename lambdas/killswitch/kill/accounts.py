@@ -104,7 +104,7 @@ class SpokeSessions:
         self.region = region or config.deploy_region
         self.max_parallel = max_parallel or self.accounts_config.max_parallel
         self.session_name = session_name
-        self._hub_botocore = (hub_session or boto3.Session())._session
+        del hub_session  # accepted for the wiring's sake: spoke sessions share models through `aws.shared_loader`
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
         self._clients: dict[str, Clients] = {}
@@ -193,8 +193,8 @@ class SpokeSessions:
             }
 
         spoke = botocore.session.Session()
-        # Share the hub session's model loader: loading a service model costs ~50 ms, once for every account.
-        spoke.register_component("data_loader", self._hub_botocore.get_component("data_loader"))
+        # One model loader for every account (`aws.shared_loader`): a service model is read once per process.
+        spoke.register_component("data_loader", aws.shared_loader())
         spoke._credentials = RefreshableCredentials.create_from_metadata(  # botocore has no public setter
             metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
         )

@@ -150,9 +150,12 @@ class BatchJobs(Kind):
     restore_action = "none"
 
     def discover(self, scan: RegionScan) -> list[Resource]:
+        queues = agent_queues(scan)
+        if not queues:
+            return []  # and no Batch client: a hub kill would make one per account × region for nothing
         batch = scan.clients("batch", scan.region)
         out = []
-        for q in agent_queues(scan):
+        for q in queues:
             queue_tags = dict(q.get("tags") or {})
             ids = [
                 s["jobId"]
