@@ -25,6 +25,7 @@ already does with one client used by several threads.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import weakref
 from typing import Any
@@ -81,8 +82,34 @@ def _shared_client_class(self: ClientCreator, service_name: str, service_model: 
     return _shared(_client_classes, key, lambda: _build_client_class(self, service_name, service_model))
 
 
-ClientCreator._load_service_model = _shared_service_model
-ClientCreator._create_client_class = _shared_client_class
+# The private methods patched, with the parameters this module calls them with. The Lambda runtime brings its own
+# botocore, which may differ from the pinned one: if either method is missing or takes other parameters there,
+# nothing is patched and clients are built as botocore builds them (slower, never broken).
+EXPECTED_PARAMETERS = {
+    "_load_service_model": ("self", "service_name", "api_version"),
+    "_create_client_class": ("self", "service_name", "service_model"),
+}
+
+
+def install_sharing(creator_cls: type) -> bool:
+    """Patch `creator_cls` (botocore's `ClientCreator`) to share service models and client classes, only if its
+    private methods still have the parameters expected; whether it did."""
+    for name, expected in EXPECTED_PARAMETERS.items():
+        method = getattr(creator_cls, name, None)
+        if method is None:
+            return False
+        try:
+            parameters = tuple(inspect.signature(method).parameters)
+        except (TypeError, ValueError):
+            return False
+        if parameters != expected:
+            return False
+    creator_cls._load_service_model = _shared_service_model  # type: ignore[attr-defined]
+    creator_cls._create_client_class = _shared_client_class  # type: ignore[attr-defined]
+    return True
+
+
+SHARING = install_sharing(ClientCreator)
 
 
 def shared_loader() -> Loader:

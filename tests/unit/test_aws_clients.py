@@ -65,3 +65,27 @@ def test_sessions_that_never_went_through_killswitch_build_their_own_client_clas
 
     assert type(plain) is not type(shared)
     assert plain.meta.service_model is not shared.meta.service_model
+
+
+def test_sharing_is_installed_on_the_pinned_botocore() -> None:
+    assert aws.SHARING is True
+
+
+def test_a_botocore_with_other_private_signatures_is_left_alone() -> None:
+    """The Lambda runtime brings its own botocore: if the patched private methods changed there, nothing is patched
+    and clients are built as botocore builds them."""
+
+    class OtherCreator:
+        def _load_service_model(self, service_name: str) -> None: ...  # no api_version
+
+        def _create_client_class(self, service_name: str, service_model: object) -> None: ...
+
+    before = (OtherCreator._load_service_model, OtherCreator._create_client_class)
+    assert aws.install_sharing(OtherCreator) is False
+    assert (OtherCreator._load_service_model, OtherCreator._create_client_class) == before
+
+    class Missing:
+        def _create_client_class(self, service_name: str, service_model: object) -> None: ...
+
+    assert aws.install_sharing(Missing) is False
+    assert not hasattr(Missing, "_load_service_model")
