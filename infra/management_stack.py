@@ -24,6 +24,7 @@ from infra.constructs.kill_function import (
     org_statements,
 )
 from infra.constructs.meter import meter_role_name
+from infra.constructs.spoke_watch import SpokeWatchStackSet
 from infra.constructs.spokes import SpokeStackSet
 from infra.workload_stack import StackConfigError, org_role_name, sandbox_accounts
 from killswitch import tags
@@ -107,6 +108,7 @@ class ManagementStack(Stack):
                 hub_account=hub_account_id(config),
                 statements=kill_statements(org_role_arn=None, direct_org_targets=None),
             )
+            self.spoke_watch = SpokeWatchStackSet(self, "SpokeWatch", config=config, hub_account=hub_account_id(config))
 
     def _add_sandbox(self, sandbox: SandboxConfig, scp_dir: Path) -> None:
         """SCPs, linked-account budgets with their Budgets actions, and the org-kill role."""

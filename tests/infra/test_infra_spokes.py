@@ -18,7 +18,6 @@ from tests.infra.infra_support import (
     WORKLOAD_ACCOUNT,
     as_list,
     make_config,
-    only,
     resources,
     statement,
     synth_app,
@@ -52,8 +51,15 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
     return out
 
 
-def _stack_set(template: Template) -> dict[str, Any]:
-    props: dict[str, Any] = only(template, "AWS::CloudFormation::StackSet")["Properties"]
+def _stack_set(template: Template, name: str = "spoke") -> dict[str, Any]:
+    """The StackSet `<prefix>-<name>` (the spoke role's by default; `spoke-watch`: the watch's)."""
+    found = [
+        r["Properties"]
+        for r in resources(template, "AWS::CloudFormation::StackSet").values()
+        if r["Properties"]["StackSetName"].endswith(f"-{name}")
+    ]
+    assert len(found) == 1, found
+    props: dict[str, Any] = found[0]
     return props
 
 
