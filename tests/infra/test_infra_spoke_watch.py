@@ -4,6 +4,7 @@ account × configured region forwarding to the hub's default bus) and the hub bu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,3 +218,22 @@ def test_the_spoke_watch_template_passes_cfn_lint(templates: dict[str, Template]
     text = json.dumps(body(templates["ks-management"], hub=WORKLOAD_ACCOUNT))
     matches = lint(text, config=ManualArgs(regions=REGIONS))
     assert [str(m) for m in matches] == []
+
+
+def test_a_bad_organization_id_names_file_line_and_field(tmp_path: Path) -> None:
+    from killswitch.config import ConfigError, load_config
+
+    path = tmp_path / "killswitch.yaml"
+    path.write_text(
+        "regions: [us-east-1]\n"
+        "agents: [{name: a, budget: {amount_usd: 1}}]\n"
+        "accounts:\n"
+        f"  organizational_units: [{OU}]\n"
+        "  organization_id: org-12345\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    [issue] = info.value.issues
+    assert str(issue).startswith(f"{path}:5:")
+    assert "accounts.organization_id" in str(issue) and "not an organization id like o-a1b2c3d4e5" in str(issue)

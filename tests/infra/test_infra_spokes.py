@@ -166,6 +166,11 @@ def test_without_sandbox_the_management_stack_holds_only_the_stack_set(templates
         ({}, "accounts.organizational_units", "list at least one OU id"),
         ({"organizational_units": ["ou-x"]}, "accounts.organizational_units.0", "string_pattern_mismatch"),
         (
+            {"organizational_units": [OU], "organization_id": "org-1"},
+            "accounts.organization_id",
+            "string_pattern_mismatch",
+        ),
+        (
             {"organizational_units": [OU, OU]},
             "accounts.organizational_units.1",
             "organizational_units lists ou-ab12-cdef3456 more than once",
