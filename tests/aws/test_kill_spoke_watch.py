@@ -12,12 +12,12 @@ from moto.events.models import EventPattern
 
 from killswitch.config import KillSwitchConfig
 from killswitch.kill.discover import Clients
-from killswitch.kill.ledger import resource_sk
+from killswitch.kill.ledger import InMemoryKillLedger, resource_sk
 from killswitch.kill.watch import RECHECK_EVENT, event_pattern
 from killswitch.results import Outcome
 from killswitch.testing import sim, sim_kinds
 from killswitch.testing.sim_accounts import account_clients
-from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine, instance_state
+from tests.aws.kill_support import AGENT, EAST, OTHER, WEST, aws, engine, fixed_clock, instance_state
 
 __all__ = ["aws"]
 
@@ -111,7 +111,7 @@ def test_an_event_from_an_account_that_is_not_a_spoke_does_nothing(
 ) -> None:
     cfg = spoke_config(example_config)
     sim.run_instance(account_clients(SPOKE_A), EAST, sim.agent_tags(AGENT))
-    eng, ledger, pub = engine(cfg, aws)
+    eng, ledger, pub = engine(cfg, aws, ledger=InMemoryKillLedger(clock=fixed_clock))
     kill = eng.kill(AGENT)
     stranger = sim.run_instance(account_clients(STRANGER), EAST, sim.agent_tags(AGENT))
     entries = len(ledger.resources(str(kill.kill_id)))
@@ -120,11 +120,14 @@ def test_an_event_from_an_account_that_is_not_a_spoke_does_nothing(
 
     (report,) = eng.handle_event(launch_event(STRANGER, EAST))
 
-    assert report.status == "no_action"
+    assert report.status == "rejected"
     assert f"account {STRANGER} is not a spoke" in report.message
     assert instance_state(account_clients(STRANGER), EAST, stranger) == "running"
     assert STRANGER not in assumed  # never even tried: trust comes from who may call
     assert len(ledger.resources(str(kill.kill_id))) == entries and len(pub.events) == events
+    # Kept like any refused input: the bus policy should never have admitted it.
+    [kept] = ledger.rejected(fixed_clock().date().isoformat())
+    assert STRANGER in kept["reason"]
 
 
 def test_the_hubs_own_events_stay_on_the_single_account_path(aws: Clients, example_config: KillSwitchConfig) -> None:
@@ -186,5 +189,5 @@ def test_an_account_that_joined_a_configured_ou_is_a_spoke(aws: Clients, example
 
     assert [(r.resource_id, r.account) for r in report.summary.results] == [(in_ou, joined)]
     assert instance_state(account_clients(joined), EAST, in_ou) == "stopped"
-    assert ignored.status == "no_action"
+    assert ignored.status == "rejected"
     assert instance_state(account_clients(outside), EAST, not_in_ou) == "running"

@@ -13,8 +13,9 @@ Hub and spokes (`accounts:`): every spoke account's rules forward their events t
 The watch acts in that account through the hub's spoke role (`killswitch.kill.accounts`), with the same plan rules,
 recording under the active kill with account-scoped keys. An account that is neither the hub's own nor a spoke (a
 configured account id, an account the agent's active kill reached, or an account under a configured OU, listed at
-run time) is logged and ignored: the hub bus policy already admits only the spokes' forwarding roles, this is the
-second check. The re-check discovers in the hub's own account and every spoke account, like a kill.
+run time) acts on nothing and is kept as a rejected input (`REJECTED#`, the DLQ): the hub bus policy already
+admits only the spokes' forwarding roles, this is the second check. The re-check discovers in the hub's own
+account and every spoke account, like a kill.
 
 Cost for agents that are not killed: an event whose request names an `agent-name` tag reads that agent's state item
 (one GetItem) and stops there; an event without the tag reads the state of each configured agent. Only for a killed
@@ -28,6 +29,7 @@ agent does the watch discover (in the event's region) and act, under the agent's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,7 @@ from killswitch import tags as T
 from killswitch.arns import parse_arn
 from killswitch.config import Approval
 from killswitch.kill.accounts import SpokeUnavailableError, discover_everywhere, in_account
+from killswitch.kill.alerts import Rejected, cap_raw
 from killswitch.kill.discover import DiscoveryFailure, discover
 from killswitch.kill.kinds import discovery_kinds, watch_events
 from killswitch.kill.ledger import KillRecord, ResourceEntry
@@ -123,11 +126,13 @@ class KillWatch:
         if account is not None:
             where = self._event_account(account, killed)
             if where is None:
-                logger.warning(
-                    "watch event from an account that is not a spoke: ignored",
-                    extra={"account": account, "event": what},
-                )
-                return [_no_action(f"{what}: account {account} is not a spoke of this hub: ignored")]
+                reason = f"{what}: account {account} is not a spoke of this hub: ignored"
+                if dry_run:
+                    return [_no_action(reason)]
+                # Kept like any input the kill switch refuses (ledger REJECTED#, DLQ, AlertsRejected): the bus policy
+                # should never have admitted it, so ops want to see it.
+                raw = json.dumps(event, default=str, sort_keys=True)
+                return [self.engine.reject(Rejected(reason, str(event.get("id") or "") or None, cap_raw(raw)))]
             account = where
         return [self.enforce(agent, regions, reason=what, account=account, dry_run=dry_run) for agent in killed]
 
