@@ -26,6 +26,7 @@ ignores an event from any account that is not a spoke (`killswitch.kill.watch`).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import Aws, CfnResource, Stack
@@ -37,6 +38,7 @@ from killswitch.config import KillSwitchConfig
 from killswitch.kill.watch import event_pattern
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+BUS_POLICY_MAX_CHARS = 10_240  # EventBridge: "The permission policy on the event bus cannot exceed 10 KB in size."
 _REGION = {"Ref": "AWS::Region"}
 _ACCOUNT = {"Ref": "AWS::AccountId"}
 
@@ -215,6 +217,17 @@ class SpokeWatchBusPolicy(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: KillSwitchConfig) -> None:
         super().__init__(scope, construct_id)
         self.bus_arn = hub_bus_arn(config, Aws.ACCOUNT_ID)
+        statements = hub_bus_statements(config, self.bus_arn)
+        # Measured with the unresolved tokens, which are longer than what they resolve to: never under the limit.
+        size = len(json.dumps(list(statements.values()), separators=(",", ":")))
+        if size > BUS_POLICY_MAX_CHARS and config.accounts is not None:
+            from infra.workload_stack import StackConfigError  # the workload stack imports this module
+
+            raise StackConfigError(
+                f"accounts.account_ids: the hub bus policy admitting {len(config.accounts.account_ids)} listed "
+                f"accounts would be about {size} characters, over EventBridge's {BUS_POLICY_MAX_CHARS}: put the "
+                "accounts in an organizational unit and list the OU under accounts.organizational_units"
+            )
         # A plain CfnResource: the L1 class warns about its deprecated `principal` property on every synth.
         self.policies = [
             CfnResource(
@@ -223,5 +236,5 @@ class SpokeWatchBusPolicy(Construct):
                 type="AWS::Events::EventBusPolicy",
                 properties={"StatementId": sid, "EventBusName": "default", "Statement": statement},
             )
-            for sid, statement in hub_bus_statements(config, self.bus_arn).items()
+            for sid, statement in statements.items()
         ]

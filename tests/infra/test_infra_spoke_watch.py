@@ -237,3 +237,14 @@ def test_a_bad_organization_id_names_file_line_and_field(tmp_path: Path) -> None
     [issue] = info.value.issues
     assert str(issue).startswith(f"{path}:5:")
     assert "accounts.organization_id" in str(issue) and "not an organization id like o-a1b2c3d4e5" in str(issue)
+
+
+def test_too_many_listed_accounts_for_the_bus_policy_fail_synth_with_the_field(tmp_path: Path) -> None:
+    from infra.workload_stack import StackConfigError
+
+    many = [f"{100000000000 + i}" for i in range(300)]
+    config = make_config(prefix="many", accounts={"account_ids": many, "organization_root_id": "r-ab12"})
+    with pytest.raises(StackConfigError, match=r"accounts\.account_ids: the hub bus policy .* over EventBridge's"):
+        synth_app([config], write_scps(tmp_path / "scp"), tmp_path / "cdk.out", nag=False)
+    fits = make_config(prefix="fits", accounts={"account_ids": many[:100], "organization_root_id": "r-ab12"})
+    synth_app([fits], write_scps(tmp_path / "scp2"), tmp_path / "cdk2.out", nag=False)
