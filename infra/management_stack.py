@@ -25,6 +25,7 @@ from infra.constructs.kill_function import (
 )
 from infra.constructs.meter import meter_role_name
 from infra.constructs.org_alerts import OrgAlertsTopic
+from infra.constructs.spoke_watch import SpokeWatchStackSet
 from infra.constructs.spokes import SpokeStackSet
 from infra.workload_stack import StackConfigError, org_role_name, sandbox_accounts
 from killswitch import tags
@@ -112,6 +113,7 @@ class ManagementStack(Stack):
                 hub_account=hub_account_id(config),
                 statements=kill_statements(org_role_arn=None, direct_org_targets=None),
             )
+            self.spoke_watch = SpokeWatchStackSet(self, "SpokeWatch", config=config, hub_account=hub_account_id(config))
         self.org_alerts: OrgAlertsTopic | None = None
         if org_alerts_enabled(config):
             self._add_org_alerts()

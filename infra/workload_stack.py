@@ -23,6 +23,7 @@ from infra.constructs.kill_function import KillFunction, dlq_url
 from infra.constructs.ledger import KILL_LEDGER_ACTIONS, LedgerTable, grant_ledger_items
 from infra.constructs.meter import Meter
 from infra.constructs.spend_recorder import SpendRecorder
+from infra.constructs.spoke_watch import SpokeWatchBusPolicy
 from infra.constructs.topics import EventsTopic, KillTopic
 from infra.constructs.watch import KillWatch
 from killswitch import settings
@@ -133,6 +134,8 @@ class WorkloadStack(Stack):
         )
         if config.accounts is not None:
             self._allow_spokes(config)
+            # The watch in spoke accounts forwards to this account's default bus (`infra.constructs.spoke_watch`).
+            self.spoke_watch_bus = SpokeWatchBusPolicy(self, "SpokeWatchBus", config=config)
         self.kill.finalize_dependencies()
         self.watch = KillWatch(
             self, "Watch", prefix=prefix, function=self.kill.function, dead_letter_queue=self.kill.dlq

@@ -20,7 +20,7 @@ from aws_cdk import aws_cloudformation as cfn
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from killswitch.config import KillSwitchConfig
+from killswitch.config import AccountsConfig, KillSwitchConfig
 
 
 def hub_principal_arns(config: KillSwitchConfig, hub_account: str) -> list[str]:
@@ -112,6 +112,39 @@ def spoke_template(config: KillSwitchConfig, *, hub_account: str, statements: li
     }
 
 
+def stack_instance_groups(
+    accounts: AccountsConfig, regions: Sequence[str], *, exclude: str | None = None
+) -> list[cfn.CfnStackSet.StackInstancesProperty]:
+    """Stack instances of a service-managed StackSet: every account of the configured OUs (minus `exclude`, the
+    hub's own account when it is known and may sit in one), and the listed account ids, in `regions`."""
+    groups = []
+    if accounts.organizational_units:
+        groups.append(
+            cfn.CfnStackSet.StackInstancesProperty(
+                deployment_targets=cfn.CfnStackSet.DeploymentTargetsProperty(
+                    organizational_unit_ids=list(accounts.organizational_units),
+                    accounts=[exclude] if exclude else None,
+                    account_filter_type="DIFFERENCE" if exclude else None,
+                ),
+                regions=list(regions),
+            )
+        )
+    ids = [a for a in accounts.account_ids if a != exclude]
+    if ids:
+        # Single accounts: the root OU intersected with the listed ids (UNION cannot create stack instances).
+        groups.append(
+            cfn.CfnStackSet.StackInstancesProperty(
+                deployment_targets=cfn.CfnStackSet.DeploymentTargetsProperty(
+                    organizational_unit_ids=[accounts.organization_root_id or ""],
+                    accounts=ids,
+                    account_filter_type="INTERSECTION",
+                ),
+                regions=list(regions),
+            )
+        )
+    return groups
+
+
 class SpokeStackSet(Construct):
     """`AWS::CloudFormation::StackSet` (SERVICE_MANAGED, auto-deployment) of the spoke template."""
 
@@ -130,29 +163,7 @@ class SpokeStackSet(Construct):
         self.template = spoke_template(config, hub_account=hub_account, statements=spoke_statements(statements))
         body = Stack.of(self).to_json_string(self.template)
         # The spoke is one IAM role (a global resource): one stack instance per account, in the home region.
-        regions = [config.deploy_region]
-        groups = []
-        if accounts.organizational_units:
-            groups.append(
-                cfn.CfnStackSet.StackInstancesProperty(
-                    deployment_targets=cfn.CfnStackSet.DeploymentTargetsProperty(
-                        organizational_unit_ids=list(accounts.organizational_units)
-                    ),
-                    regions=regions,
-                )
-            )
-        if accounts.account_ids:
-            # Single accounts: the root OU intersected with the listed ids (UNION cannot create stack instances).
-            groups.append(
-                cfn.CfnStackSet.StackInstancesProperty(
-                    deployment_targets=cfn.CfnStackSet.DeploymentTargetsProperty(
-                        organizational_unit_ids=[accounts.organization_root_id or ""],
-                        accounts=list(accounts.account_ids),
-                        account_filter_type="INTERSECTION",
-                    ),
-                    regions=regions,
-                )
-            )
+        groups = stack_instance_groups(accounts, [config.deploy_region])
         self.stack_set = cfn.CfnStackSet(
             self,
             "StackSet",

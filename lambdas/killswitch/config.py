@@ -32,6 +32,7 @@ ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::(\d{12}|\*):role/[\w+=,.@*/-]+$"
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 OU_ID_RE = r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$"
 ROOT_ID_RE = r"^r-[0-9a-z]{4,32}$"
+ORG_ID_RE = r"^o-[a-z0-9]{10,32}$"
 # An STS external id: 2-1224 characters of [\w+=,.@:/-] (the length is checked separately).
 EXTERNAL_ID_RE = r"^[A-Za-z0-9_+=,.@:/-]+$"
 # A tag value that is also safe inside a budget name and a cost filter.
@@ -224,6 +225,8 @@ class AccountsConfig(_Strict):
     management_account_id: AccountId | None = None
     org_wide_budgets: bool = True
     budget_stacks: int = Field(default=1, ge=1, le=100)
+    # The organization (o-...): pins the hub bus policy that admits the spokes' watch events to this organization.
+    organization_id: Annotated[str, StringConstraints(pattern=ORG_ID_RE)] | None = None
 
     @model_validator(mode="after")
     def _targets(self) -> AccountsConfig:
@@ -493,6 +496,7 @@ def _message(err: Any) -> str:
             "hub_account_id": "an AWS account id is 12 digits, quoted",
             "organizational_units": "not an organizational unit id like ou-ab12-cd34ef56",
             "organization_root_id": "not an organization root id like r-ab12",
+            "organization_id": "not an organization id like o-a1b2c3d4e5",
             "external_id": "2-1224 letters, digits or _+=,.@:/-",
             "regions": "not an AWS region name like us-east-1",
             "home_region": "not an AWS region name like us-east-1",

@@ -137,7 +137,7 @@ def spoke_template(management: dict[str, Any]) -> dict[str, Any]:
     from tests.iam_coverage.template import resolve
 
     for res in management["Resources"].values():
-        if res["Type"] == "AWS::CloudFormation::StackSet":
+        if res["Type"] == "AWS::CloudFormation::StackSet" and res["Properties"]["StackSetName"].endswith("-spoke"):
             body = resolve(
                 res["Properties"]["TemplateBody"], management["Resources"], Where("999988887777", "us-east-1")
             )

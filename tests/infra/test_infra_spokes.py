@@ -18,7 +18,6 @@ from tests.infra.infra_support import (
     WORKLOAD_ACCOUNT,
     as_list,
     make_config,
-    only,
     resources,
     statement,
     synth_app,
@@ -52,8 +51,15 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
     return out
 
 
-def _stack_set(template: Template) -> dict[str, Any]:
-    props: dict[str, Any] = only(template, "AWS::CloudFormation::StackSet")["Properties"]
+def _stack_set(template: Template, name: str = "spoke") -> dict[str, Any]:
+    """The StackSet `<prefix>-<name>` (the spoke role's by default; `spoke-watch`: the watch's)."""
+    found = [
+        r["Properties"]
+        for r in resources(template, "AWS::CloudFormation::StackSet").values()
+        if r["Properties"]["StackSetName"].endswith(f"-{name}")
+    ]
+    assert len(found) == 1, found
+    props: dict[str, Any] = found[0]
     return props
 
 
@@ -159,6 +165,11 @@ def test_without_sandbox_the_management_stack_holds_only_the_stack_set(templates
         ({"account_ids": [SPOKE_A]}, "accounts.organization_root_id", "account_ids need organization_root_id"),
         ({}, "accounts.organizational_units", "list at least one OU id"),
         ({"organizational_units": ["ou-x"]}, "accounts.organizational_units.0", "string_pattern_mismatch"),
+        (
+            {"organizational_units": [OU], "organization_id": "org-1"},
+            "accounts.organization_id",
+            "string_pattern_mismatch",
+        ),
         (
             {"organizational_units": [OU, OU]},
             "accounts.organizational_units.1",

@@ -85,6 +85,7 @@ def large_config(agents: int = 60) -> KillSwitchConfig:
             "management_account_id": "999988887777",
             "org_wide_budgets": False,
             "budget_stacks": 2,
+            "organization_id": "o-ab12cd34ef",
         },
         "meter": {
             "log_group_name": "/ks/bedrock",

@@ -358,6 +358,10 @@ class KillEngine:
         self.hub = self.spokes_factory() if self.spokes_factory else None
         return self.hub
 
+    def start_hub(self) -> SpokeSessions | None:
+        """Fresh spoke sessions for one operation that is not a kill/approve/restore (the watch)."""
+        return self._start_hub()
+
     def _discover(self, agent: str, run_id: str | None, cfg: AgentConfig) -> tuple[Discovery, list[ResourceResult]]:
         """The hub's own account, plus every spoke account × region in a hub set-up (errors per account)."""
         kinds = discovery_kinds(cfg.actions)
@@ -561,6 +565,22 @@ class KillEngine:
 
     def execute_recorded(self, kill_id: str, plan: Plan) -> list[ActResult]:
         return list(self._execute(kill_id, plan).values())
+
+    def execute_unrecorded(self, decisions: Sequence[Decision], reason: str) -> list[ActResult]:
+        """Act on `decisions` in their own accounts without writing the results to the ledger: the watch stopping
+        again what a kill already changed (its ledger entry keeps the prior state from before the kill)."""
+
+        def act(account: str, ctx: ActContext, group: list[Decision]) -> list[ActResult]:
+            ars = execute(group, ctx.clients, ctx=ctx)
+            for ar in ars:
+                ar.result = stamp([ar.result], account)[0]
+            return ars
+
+        def unreachable(group: list[Decision], exc: SpokeUnavailableError) -> list[ActResult]:
+            f = exc.failure
+            return [ActResult(d, result_for(d, Outcome.ERROR, f.message, f.code)) for d in group]
+
+        return self._per_account(list(decisions), lambda d: d.resource.account, act, unreachable, reason)
 
     def publish(self, report: KillReport) -> None:
         self._publish(report)
