@@ -300,6 +300,24 @@ class KillSwitchConfig(_Strict):
                 ("accounts", "account_ids", self.accounts.account_ids.index(mgmt)),
                 f"{mgmt} is the management account: StackSets never deploy to it",
             )
+        hub = self.accounts.hub_account_id if self.accounts else None
+        if hub and self.sandbox is not None:
+            # The spoke trust, the org alerts subscription and the bus policy name the hub; the workload stack (the
+            # kill Lambda) deploys where the sandbox section says. Both must be the same account.
+            workload = self.sandbox.workload_account_id
+            if workload and hub != workload:
+                raise FieldError(
+                    ("accounts", "hub_account_id"),
+                    f"{hub} is not sandbox.workload_account_id ({workload}), the account the kill Lambda deploys to: "
+                    "make them the same account or drop accounts.hub_account_id",
+                )
+            if not workload and mgmt and hub != mgmt:
+                raise FieldError(
+                    ("accounts", "hub_account_id"),
+                    f"{hub}: without sandbox.workload_account_id the kill Lambda deploys into the management account "
+                    f"{mgmt} (shared-account mode); set sandbox.workload_account_id: {hub} or drop "
+                    "accounts.hub_account_id",
+                )
         for i, a in enumerate(self.agents):
             if a.sandbox_accounts and self.sandbox is None:
                 raise FieldError(

@@ -260,3 +260,32 @@ def test_on_the_org_topic_the_organization_reading_of_a_name_wins() -> None:
     assert "(org-wide: every linked account)" in org.reason
     # On the hub's own alerts topic the same letter is bot-org's workload budget, as before.
     assert authorize(parsed, Origin(Intake.ALERTS)) == parsed
+
+
+BREAK_GLASS = ["arn:aws:iam::*:role/BreakGlass"]
+
+
+def test_a_hub_other_than_the_sandbox_workload_account_is_refused() -> None:
+    """The spoke trust, the org alerts subscription and the hub bus policy name `accounts.hub_account_id`; the kill
+    Lambda deploys to `sandbox.workload_account_id`: two different accounts would leave the spokes trusting a role
+    that does not exist."""
+    with pytest.raises(ValueError, match=r"444455556666 is not sandbox\.workload_account_id"):
+        config(
+            sandbox={
+                "break_glass_role_arns": BREAK_GLASS,
+                "management_account_id": MGMT,
+                "workload_account_id": SPOKE_B,
+            }
+        )
+
+
+def test_a_hub_outside_the_management_account_in_shared_account_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"deploys into the management account 999988887777 \(shared-account mode\)"):
+        config(sandbox={"break_glass_role_arns": BREAK_GLASS, "management_account_id": MGMT})
+
+
+def test_a_hub_that_is_the_sandbox_workload_account_is_accepted() -> None:
+    cfg = config(
+        sandbox={"break_glass_role_arns": BREAK_GLASS, "management_account_id": MGMT, "workload_account_id": HUB}
+    )
+    assert cfg.accounts is not None and cfg.accounts.hub_account_id == HUB
