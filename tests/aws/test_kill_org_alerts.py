@@ -33,6 +33,8 @@ SPOKE = "555566667777"
 @pytest.fixture
 def org_config(example_config: KillSwitchConfig) -> KillSwitchConfig:
     raw = example_config.model_dump(mode="json", exclude_defaults=True)
+    if "sandbox" in raw:  # the hub is where the kill Lambda deploys: the sandbox's workload account
+        raw["sandbox"]["workload_account_id"] = ACCOUNT
     raw["agents"][0]["budget"]["per_account_usd"] = 100
     raw["accounts"] = {
         "account_ids": [SPOKE],

@@ -28,6 +28,8 @@ STRANGER = "999999999999"  # in no configured OU and not listed: not a spoke of 
 
 def spoke_config(example_config: KillSwitchConfig) -> KillSwitchConfig:
     raw = example_config.model_dump(mode="json", exclude_defaults=True)
+    if "sandbox" in raw:  # the hub is where the kill Lambda deploys: the sandbox's workload account
+        raw["sandbox"]["workload_account_id"] = HUB
     raw["accounts"] = {
         "account_ids": [SPOKE_A, SPOKE_B],
         "organization_root_id": "r-ab12",
@@ -176,6 +178,8 @@ def test_an_account_that_joined_a_configured_ou_is_a_spoke(aws: Clients, example
     root = org.list_roots()["Roots"][0]["Id"]
     ou = org.create_organizational_unit(ParentId=root, Name="agents")["OrganizationalUnit"]["Id"]
     raw = example_config.model_dump(mode="json", exclude_defaults=True)
+    if "sandbox" in raw:  # the hub is where the kill Lambda deploys: the sandbox's workload account
+        raw["sandbox"]["workload_account_id"] = HUB
     raw["accounts"] = {"organizational_units": [ou], "hub_account_id": HUB}
     eng, _, _ = engine(KillSwitchConfig.model_validate(raw), aws)
     eng.kill(AGENT)
