@@ -53,6 +53,7 @@ class BedrockMeter:
         self.run = run
         self.default_max_tokens = default_max_tokens
         self._prices: dict[str, ModelPrice] = {}  # model id -> price: resolving an id runs several regexes
+        self._ours = {AGENT_NAME: run.guard.agent, AGENT_RUN_ID: run.run_id}  # the request metadata we add
 
     def register(self, target: Any) -> Any:
         events = getattr(target, "events", None)  # boto3.Session
@@ -73,13 +74,12 @@ class BedrockMeter:
 
     # -- hooks --------------------------------------------------------------------------------------------------
     def _plan(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        op = model.name
-        ours = {AGENT_NAME: self.run.guard.agent, AGENT_RUN_ID: self.run.run_id}
-        if op.startswith("Converse"):
-            params["requestMetadata"] = {**(params.get("requestMetadata") or {}), **ours}
+        ours = self._ours
+        if model.name.startswith("Converse"):
+            theirs = params.get("requestMetadata")
+            params["requestMetadata"] = {**theirs, **ours} if theirs else dict(ours)
             max_tokens = (params.get("inferenceConfig") or {}).get("maxTokens")
-            prompt = [params.get("system"), params.get("messages"), params.get("toolConfig")]
-            input_tokens = estimate_tokens(prompt)
+            input_tokens = estimate_tokens((params.get("system"), params.get("messages"), params.get("toolConfig")))
         else:
             # InvokeModel*: the X-Amzn-Bedrock-Request-Metadata header, a JSON object of strings
             theirs = _json_body(params.get("requestMetadata"))

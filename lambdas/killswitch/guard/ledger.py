@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Literal, Protocol, runtime_checkable
 
 from killswitch.guard.approvals import Approval, InMemoryApprovals
@@ -41,8 +42,8 @@ class CapLimit:
     cap_usd: Decimal | None
     expires_at: int = 0  # TTL of the cap item (epoch seconds); 0 = none
 
-    @property
-    def sk(self) -> str:
+    @cached_property
+    def sk(self) -> str:  # cached: a run reuses its cap limits for every charge (`Run._cap_limits`)
         return cap_sk(self.scope, self.key)
 
 
@@ -187,24 +188,27 @@ class InMemoryLedger:
                 if existing.amount != amount:
                     raise DuplicateCharge(f"{kind} id {hold_id!r} was already used for ${existing.amount}")
                 return replace(existing, replayed=True)
-            usages = [self._usage(agent, c.sk, c.cap_usd) for c in caps]
-            check_fits(agent, amount, caps, usages)
+            rows: list[list[Decimal] | None] = []
             for c in caps:
-                row = self._caps.setdefault((agent, c.sk), [ZERO, ZERO])
-                if settled:
-                    row[0] += amount
-                else:
-                    row[1] += amount
+                row = self._caps.get((agent, c.sk))
+                if c.cap_usd is not None and (amount if row is None else row[0] + row[1] + amount) > c.cap_usd:
+                    # names the first cap without room (raises)
+                    check_fits(agent, amount, caps, [self._usage(agent, x.sk, x.cap_usd) for x in caps])
+                rows.append(row)
+            bucket = 0 if settled else 1  # committed | reserved
+            for c, found in zip(caps, rows, strict=True):
+                row = found if found is not None else self._caps.setdefault((agent, c.sk), [ZERO, ZERO])
+                row[bucket] += amount
                 self._limits[(agent, c.sk)] = c.cap_usd
             hold = Hold(
-                hold_id=hold_id,
-                kind=kind,
-                amount=amount,
-                caps=tuple(c.sk for c in caps),
-                deadline=deadline,
-                state="settled" if settled else "reserved",
-                actual=amount if settled else None,
-                meta=dict(meta or {}),
+                hold_id,
+                kind,
+                amount,
+                tuple([c.sk for c in caps]),
+                deadline,
+                "settled" if settled else "reserved",
+                amount if settled else None,
+                dict(meta) if meta else {},
             )
             self._holds[key] = hold
             return hold
@@ -222,7 +226,18 @@ class InMemoryLedger:
                 row = self._caps[(agent, sk)]
                 row[1] -= stored.amount
                 row[0] += actual
-            self._holds[key] = replace(stored, state=state, actual=actual)
+            # `Hold(...)`, not `replace()`: this runs on every settle and `replace` walks the dataclass fields.
+            self._holds[key] = Hold(
+                stored.hold_id,
+                stored.kind,
+                stored.amount,
+                stored.caps,
+                stored.deadline,
+                state,
+                actual,
+                stored.meta,
+                stored.replayed,
+            )
             return True
 
     def shrink(self, agent: str, hold: Hold, new_amount: Decimal) -> Hold | None:
