@@ -3,7 +3,8 @@
 botocore event hooks on the session (so on every client it creates afterwards) or on one client:
 
 - `before-parameter-build` (Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream): plan the charge
-  from the caller's parameters (model id, an input estimate, `maxTokens`/`max_tokens`) and add `agent-name` /
+  from the caller's parameters (model id, `maxTokens`/`max_tokens`, an input estimate: for Converse* taken from the
+  serialised body at `before-call`, see `converse_input_tokens`) and add `agent-name` /
   `agent-run-id` to the request metadata (Converse* `requestMetadata`, InvokeModel* the
   `X-Amzn-Bedrock-Request-Metadata` header) so the meter attributes the same calls;
 - `before-call`: reserve the worst case after botocore validated the parameters. `BudgetExceeded` (or
@@ -22,7 +23,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from killswitch.guard.usage import Usage, estimate_tokens
+from killswitch.guard.usage import CHARS_PER_TOKEN, Usage, estimate_tokens
 from killswitch.guard.usage import settle_from_usage as _settle
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
@@ -40,6 +41,7 @@ _CALL = "killswitch_guard_call"
 # InvokeModel bodies name the output limit differently per model family (Anthropic/Mistral/Cohere, Llama, Titan,
 # Nova, OpenAI-compatible).
 _MAX_TOKEN_KEYS = ("max_tokens", "max_gen_len", "maxTokenCount", "max_new_tokens", "maxTokens", "max_completion_tokens")
+_BINARY_KEY = b'"bytes":'  # Converse image/document/video source blocks, serialised as base64
 _HEADER_IN = "x-amzn-bedrock-input-token-count"
 _HEADER_OUT = "x-amzn-bedrock-output-token-count"
 _HEADER_CACHE_READ = "x-amzn-bedrock-cache-read-input-token-count"
@@ -75,11 +77,13 @@ class BedrockMeter:
     # -- hooks --------------------------------------------------------------------------------------------------
     def _plan(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         ours = self._ours
+        input_tokens: int | tuple[Any, ...]
         if model.name.startswith("Converse"):
             theirs = params.get("requestMetadata")
             params["requestMetadata"] = {**theirs, **ours} if theirs else dict(ours)
             max_tokens = (params.get("inferenceConfig") or {}).get("maxTokens")
-            input_tokens = estimate_tokens((params.get("system"), params.get("messages"), params.get("toolConfig")))
+            # the prompt parts: counted from the serialised body in `_reserve` (`converse_input_tokens`)
+            input_tokens = (params.get("system"), params.get("messages"), params.get("toolConfig"))
         else:
             # InvokeModel*: the X-Amzn-Bedrock-Request-Metadata header, a JSON object of strings
             theirs = _json_body(params.get("requestMetadata"))
@@ -93,11 +97,13 @@ class BedrockMeter:
             int(max_tokens) if max_tokens else self.default_max_tokens,
         )
 
-    def _reserve(self, context: dict[str, Any], **_: Any) -> None:
+    def _reserve(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         plan = context.pop(_PLAN, None)
         if plan is None:
             return
         model_id, input_tokens, max_tokens = plan
+        if type(input_tokens) is tuple:
+            input_tokens = converse_input_tokens(params.get("body"), input_tokens)
         price = self._prices.get(model_id)
         if price is None:
             price = self._prices[model_id] = self.run.guard.prices.price(model_id)  # UnknownModel: nothing sent
@@ -131,6 +137,19 @@ class BedrockMeter:
         call: Call | None = context.pop(_CALL, None)
         if call is not None:
             call.release()
+
+
+def converse_input_tokens(body: Any, prompt: tuple[Any, ...]) -> int:
+    """Input estimate of a Converse* request from its serialised JSON body: one token per `CHARS_PER_TOKEN` bytes.
+
+    The body holds every string of the prompt (system, messages, tool config) with its keys, escaped (never
+    shorter) and wrapped in JSON syntax, so it is never below the walk over the prompt parts (`estimate_tokens`),
+    at the cost of a `len()`. Binary blocks (`"bytes":`, base64 in the body) would count thousands of tokens per
+    image, so a body with one is estimated by the walk: one `BINARY_BLOCK_TOKENS` per block.
+    """
+    if type(body) is bytes and _BINARY_KEY not in body:
+        return -(-len(body) // CHARS_PER_TOKEN)
+    return estimate_tokens(prompt)
 
 
 def meter_bedrock(target: Any, run: Run, *, default_max_tokens: int = 4096) -> Any:

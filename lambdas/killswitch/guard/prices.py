@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -55,6 +55,10 @@ class ModelPrice:
     def write(self) -> Decimal:
         return self.input if self.cache_write is None else self.cache_write
 
+    @cached_property
+    def dearest_input(self) -> Decimal:
+        return max(self.input, self.read, self.write)
+
     def cost(
         self,
         input_tokens: int = 0,
@@ -76,8 +80,7 @@ class ModelPrice:
         """Reservation for a call: every input token at the dearest input rate, every allowed output token."""
         if input_tokens < 0 or max_output_tokens < 0:
             raise ValueError("token counts must be >= 0")
-        dearest_in = max(self.input, self.read, self.write)
-        total = Decimal(input_tokens) * dearest_in + Decimal(max_output_tokens) * self.output
+        total = Decimal(input_tokens) * self.dearest_input + Decimal(max_output_tokens) * self.output
         return total.scaleb(-6).quantize(QUANTUM, rounding=ROUND_CEILING)
 
 

@@ -311,9 +311,9 @@ class Run:
         return limits
 
     def _reserve(self, call: Call, *, settled: bool) -> None:
+        """Right after `_step` (which checked that the run is open): the stop, throttle and outcome checks, then
+        the ledger."""
         g = self.guard
-        with self._lock:
-            self._check_open()
         now = g.clock()  # one clock read for the stop check, the lease check and the ledger hold
         period = g.period_key(now)
         stop = g.stopped_scope(self.workflow, period)
