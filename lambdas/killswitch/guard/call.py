@@ -136,8 +136,12 @@ class Call:
         return self.finish_counts(actual, counts, "settled")
 
     def release(self) -> bool:
-        """Give the whole reservation back (the call did not happen). No-op if already settled."""
-        return self.finish_counts(ZERO, _NO_USAGE, "released")
+        """Give the whole reservation back (the call did not happen). True if this released it; False (no-op) if it
+        was already settled or released."""
+        if not self._claim("released"):
+            return False
+        self._book(ZERO, _NO_USAGE, "released")
+        return True
 
     def finish(self, actual: Decimal, usage: Mapping[str, int], *, state: str) -> ChargeRecord | None:
         """Settle (or release) once: the ledger side through the run, then the record to the guard's spend sink."""
@@ -177,10 +181,17 @@ class Call:
     def finish_counts(self, actual: Decimal, usage: tuple[int, int, int, int], state: str) -> bool:
         """Settle (or release) once with (input, output, cache read, cache write) tokens. True if the call counted
         as spend (then `record` exists)."""
+        return self._claim(state) and self._book(actual, usage, state)
+
+    def _claim(self, state: str) -> bool:
+        """Leave the reserved state, once (True for the caller that did)."""
         with self._lock:
             if self._state != "reserved":
                 return False
             self._state = state
+            return True
+
+    def _book(self, actual: Decimal, usage: tuple[int, int, int, int], state: str) -> bool:
         run = self.run
         if actual > self.estimate:
             log.warning(
