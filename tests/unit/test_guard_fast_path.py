@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from killswitch.guard import BudgetExceeded, Caps, ChargeRecord, Guard, InMemoryLedger, ModelPrice
-from killswitch.guard.bedrock import converse_input_tokens
+from killswitch.guard.bedrock import converse_input_tokens, with_request_metadata
 from killswitch.guard.caps import utc_day
 from killswitch.guard.ledger import CapLimit
 from killswitch.guard.prices import default_prices
@@ -263,3 +263,37 @@ def test_in_memory_refusal_names_the_first_cap_without_room_and_changes_nothing(
     with pytest.raises(BudgetExceeded):
         ledger.reserve("bot", "h3", D("0.6"), fresh, deadline=1.0)
     assert set(ledger.all_usages("bot")) == set(before)  # no empty cap rows left behind by a refusal
+
+
+# -- request metadata added to the serialised body ------------------------------------------------------------------
+def _metered_client() -> tuple[Any, FakeBedrock]:
+    guard = Guard("log-summarizer", Caps(per_run_usd=1.0), InMemoryLedger())
+    run = guard.start_run(run_id="run-1")
+    session = boto3.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1")
+    run.instrument(session)
+    client = session.client("bedrock-runtime", config=Config(retries={"max_attempts": 1}))
+    return client, FakeBedrock(client)
+
+
+@pytest.mark.parametrize("theirs", [None, {}, {"team": "ops"}])
+def test_the_sent_body_is_what_botocore_serialises_with_our_request_metadata(theirs: dict[str, str] | None) -> None:
+    client, fake = _metered_client()
+    fake.reply(REPLY)
+    params: dict[str, Any] = {"modelId": HAIKU_PROFILE, "inferenceConfig": {"maxTokens": 100}, **FIXTURES["non-ASCII"]}
+    if theirs is not None:
+        params["requestMetadata"] = theirs
+    client.converse(**params)
+    sent = fake.sent[0].body
+    ours = {**(theirs or {}), "agent-name": "log-summarizer", "agent-run-id": "run-1"}
+    expected = _body(_client(), {**params, "requestMetadata": ours})
+    assert json.loads(sent) == json.loads(expected)
+    assert sent.count(b'"requestMetadata"') == 1
+    assert int(fake.sent[0].headers["Content-Length"]) == len(sent)
+
+
+def test_request_metadata_goes_into_any_json_object_body() -> None:
+    ours = {"agent-name": "a", "agent-run-id": "r"}
+    assert json.loads(with_request_metadata(b"{}", ours)) == {"requestMetadata": ours}
+    assert json.loads(with_request_metadata(b'{"messages":[]}', ours)) == {"messages": [], "requestMetadata": ours}
+    assert json.loads(with_request_metadata(b' {"a": 1} \n', ours)) == {"a": 1, "requestMetadata": ours}
+    assert json.loads(with_request_metadata('{"a": 1}', ours)) == {"a": 1, "requestMetadata": ours}

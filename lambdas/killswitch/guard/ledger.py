@@ -62,7 +62,7 @@ class CapUsage:
         return None if self.cap_usd is None else self.cap_usd - self.used
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the in-memory ledger keeps one per charge
 class Hold:
     hold_id: str
     kind: HoldKind
