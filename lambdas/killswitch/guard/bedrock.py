@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from killswitch.guard.usage import CHARS_PER_TOKEN, Usage, estimate_tokens
+from killswitch.guard.usage import count_of as _count
 from killswitch.guard.usage import settle_from_usage as _settle
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
@@ -126,7 +127,16 @@ class BedrockMeter:
         try:
             op = model.name
             if op == "Converse":
-                _settle(call, Usage.from_bedrock(parsed.get("usage")))
+                usage = parsed.get("usage")
+                if type(usage) is dict and "outputTokens" in usage:  # the common case, without a Usage object
+                    call.settle_tokens(
+                        _count(usage.get("outputTokens")),
+                        input_tokens=_count(usage.get("inputTokens")),
+                        cache_read_tokens=_count(usage.get("cacheReadInputTokens")),
+                        cache_write_tokens=_count(usage.get("cacheWriteInputTokens")),
+                    )
+                else:
+                    _settle(call, Usage.from_bedrock(usage))
             elif op == "InvokeModel":
                 _settle(call, _invoke_model_usage(http_response.headers, parsed))
             elif op == "ConverseStream" and parsed.get("stream") is not None:

@@ -22,7 +22,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from killswitch.guard.approvals import Approval, InMemoryApprovals
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge
-from killswitch.keys import cap_sk, hold_sk
+from killswitch.keys import cap_sk
 
 log = logging.getLogger("killswitch.guard")
 
@@ -154,7 +154,10 @@ class InMemoryLedger:
         self._lock = threading.Lock()
         self._caps: dict[tuple[str, str], list[Decimal]] = {}  # (agent, sk) -> [committed, reserved]
         self._limits: dict[tuple[str, str], Decimal | None] = {}
-        self._holds: dict[tuple[str, str], Hold] = {}  # (agent, hold sk) -> hold
+        # (agent, kind, hold id) -> the hold as reserved; its state and actual once settled/released/swept are in
+        # `_finished` (a settle, on every charge, then writes one tuple instead of a new Hold)
+        self._holds: dict[tuple[str, str, str], Hold] = {}
+        self._finished: dict[tuple[str, str, str], tuple[HoldState, Decimal]] = {}
         self.operations = 0  # writes attempted (for benchmarks)
         self.approvals = InMemoryApprovals()  # the APPROVAL#<agent> partition's twin (ops write, the guard reads)
 
@@ -182,12 +185,12 @@ class InMemoryLedger:
             raise ValueError("amount must be >= 0")
         with self._lock:
             self.operations += 1
-            key = (agent, hold_sk(kind, hold_id))
+            key = (agent, kind, hold_id)
             existing = self._holds.get(key)
             if existing is not None:
                 if existing.amount != amount:
                     raise DuplicateCharge(f"{kind} id {hold_id!r} was already used for ${existing.amount}")
-                return replace(existing, replayed=True)
+                return replace(self._current(key, existing), replayed=True)
             rows: list[list[Decimal] | None] = []
             for c in caps:
                 row = self._caps.get((agent, c.sk))
@@ -211,6 +214,8 @@ class InMemoryLedger:
                 dict(meta) if meta else {},
             )
             self._holds[key] = hold
+            if settled:
+                self._finished[key] = ("settled", amount)
             return hold
 
     def settle(self, agent: str, hold: Hold, actual: Decimal, *, state: HoldState = "settled") -> bool:
@@ -218,26 +223,15 @@ class InMemoryLedger:
             raise ValueError("actual must be >= 0")
         with self._lock:
             self.operations += 1
-            key = (agent, hold_sk(hold.kind, hold.hold_id))
+            key = (agent, hold.kind, hold.hold_id)
             stored = self._holds.get(key)
-            if stored is None or stored.state != "reserved":
+            if stored is None or key in self._finished:
                 return False
             for sk in stored.caps:
                 row = self._caps[(agent, sk)]
                 row[1] -= stored.amount
                 row[0] += actual
-            # `Hold(...)`, not `replace()`: this runs on every settle and `replace` walks the dataclass fields.
-            self._holds[key] = Hold(
-                stored.hold_id,
-                stored.kind,
-                stored.amount,
-                stored.caps,
-                stored.deadline,
-                state,
-                actual,
-                stored.meta,
-                stored.replayed,
-            )
+            self._finished[key] = (state, actual)
             return True
 
     def shrink(self, agent: str, hold: Hold, new_amount: Decimal) -> Hold | None:
@@ -245,9 +239,9 @@ class InMemoryLedger:
             raise ValueError("shrink can only lower a hold")
         with self._lock:
             self.operations += 1
-            key = (agent, hold_sk(hold.kind, hold.hold_id))
+            key = (agent, hold.kind, hold.hold_id)
             stored = self._holds.get(key)
-            if stored is None or stored.state != "reserved":
+            if stored is None or key in self._finished:
                 return None
             if new_amount > stored.amount:
                 raise ValueError("shrink can only lower a hold")
@@ -257,17 +251,18 @@ class InMemoryLedger:
             return self._holds[key]
 
     def get_hold(self, agent: str, kind: HoldKind, hold_id: str) -> Hold | None:
+        key = (agent, kind, hold_id)
         with self._lock:
-            return self._holds.get((agent, hold_sk(kind, hold_id)))
+            stored = self._holds.get(key)
+            return None if stored is None else self._current(key, stored)
 
     def open_leases(self, agent: str) -> list[Hold]:
         with self._lock:
-            holds = [h for (a, _), h in self._holds.items() if a == agent]
-        return [h for h in holds if h.kind == "lease" and h.state == "reserved"]
+            return [h for k, h in self._holds.items() if k[0] == agent and k[1] == "lease" and k not in self._finished]
 
     def expired(self, agent: str, now: float) -> list[Hold]:
         with self._lock:
-            return [h for (a, _), h in self._holds.items() if a == agent and h.state == "reserved" and h.deadline < now]
+            return [h for k, h in self._holds.items() if k[0] == agent and k not in self._finished and h.deadline < now]
 
     def usage(self, agent: str, scope: str, key: str) -> CapUsage:
         sk = cap_sk(scope, key)
@@ -279,6 +274,13 @@ class InMemoryLedger:
             return [self._usage(agent, c.sk, c.cap_usd) for c in caps]
 
     # -- helpers ----------------------------------------------------------------------------------------------
+    def _current(self, key: tuple[str, str, str], stored: Hold) -> Hold:
+        """The stored hold as it is now (its state and actual once it left `reserved`)."""
+        finished = self._finished.get(key)
+        if finished is None or stored.state == finished[0]:
+            return stored
+        return replace(stored, state=finished[0], actual=finished[1])
+
     def _usage(self, agent: str, sk: str, cap: Decimal | None) -> CapUsage:
         row = self._caps.get((agent, sk))
         if row is None:

@@ -152,6 +152,11 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and value > 0 else 0
 
 
+def count_of(value: Any) -> int:
+    """A reported token count: a positive number as an int, anything else 0."""
+    return value if type(value) is int and value > 0 else _int(value)
+
+
 def settle_from_usage(call: Call, usage: Usage | None) -> None:
     """Settle `call` from the reported usage, or at its estimate when none was reported (never under-count)."""
     if usage is None:
