@@ -204,7 +204,8 @@ def to_section(rows: dict[str, dict[str, float]]) -> Section:
     ]
     memory = rows["in memory"]["overhead_p50_us"]
     hooks = rows["in memory"]["hooks_p50_us"]
-    verdict = "within" if memory <= BUDGET_US else "OVER"
+    leased = rows.get("in memory + leases", {}).get("overhead_p50_us", memory)
+    verdict = "within" if max(memory, leased) <= BUDGET_US else "OVER"
     figures = {f"{label} {key}": value for label, r in rows.items() for key, value in r.items()}
     return Section(
         title="Guard: Bedrock metered by the session (stubbed Converse)",
@@ -220,9 +221,9 @@ def to_section(rows: dict[str, dict[str, float]]) -> Section:
         ],
         rows=table,
         notes=[
-            f"automatic Bedrock metering in memory adds {memory:.0f} µs p50 per call: {verdict} the "
-            f"{BUDGET_US:.0f} µs goal; the hooks' own share beyond the guard's charge + settle (timed in the same "
-            f"loop, what a hand-wrapped call pays) is {hooks:+.0f} µs",
+            f"automatic Bedrock metering in memory adds {memory:.0f} µs p50 per call ({leased:.0f} µs with leases): "
+            f"{verdict} the {BUDGET_US:.0f} µs goal; the hooks' own share beyond the guard's charge + settle (timed "
+            f"in the same loop, what a hand-wrapped call pays) is {hooks:+.0f} µs",
             f"machine load while measuring: {_load()}; on a loaded machine every figure grows, the ratios less",
             "same stubbed Converse call (full botocore path, no network) on a plain client and on a client of "
             "`run.instrument(session)`, interleaved; per-call CPU time of the calling thread (`time.thread_time`), "
@@ -232,7 +233,9 @@ def to_section(rows: dict[str, dict[str, float]]) -> Section:
             "lease with them",
             "moto deep-copies the whole table for every item of a TransactWriteItems, so the moto rows delete "
             "settled charge items between timed calls (outside the timing); without that the per-call time grows "
-            "with the charges stored so far (a bench artefact: real DynamoDB does not slow down with the table)",
+            "with the charges stored so far (~180 ms after a few hundred calls: a bench artefact, real DynamoDB does "
+            "not slow down with the table). What is left is moto's own cost, ~10-15 ms per in-process transaction "
+            "even on a near-empty table",
         ],
         figures=figures,
     )
