@@ -30,10 +30,12 @@ from bench.common import Section, median
 from killswitch.guard import Caps, DynamoLedger, Guard, InMemoryLedger, LeasePolicy
 from killswitch.guard.ledger import Ledger
 from killswitch.guard.loops import LoopLimits
+from killswitch.keys import CHARGE_PREFIX, guard_pk
 from killswitch.testing import sim
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 TABLE = "bench-bedrock-ledger"
+AGENT = "bench-agent"
 BUDGET_US = 100.0  # the issue's goal for the automatic metering, p50 per call
 _BODY = json.dumps(
     {
@@ -79,10 +81,43 @@ def _dynamo() -> Iterator[Any]:
         yield client
 
 
-def measure(ledger: Ledger, leases: LeasePolicy | None, calls: int) -> dict[str, float]:
-    """Interleaved plain / metered stubbed Converse calls; medians in µs and what the metered calls were charged."""
+def _prune_settled_charges(client: Any) -> Callable[[], None]:
+    """Delete the settled charge items of the bench agent (between timed calls, never inside one).
+
+    moto's TransactWriteItems deep-copies the whole table once per item of the transaction (its rollback copy), so
+    without this every reservation costs time proportional to the charges stored so far (~180 ms per call after a
+    few hundred calls). Real DynamoDB does not slow down with the table; the guard keeps settled holds a week for
+    idempotent retries, which a bench of consecutive distinct charges never needs.
+    """
+
+    def prune() -> None:
+        items = client.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :charge)",
+            FilterExpression="#st <> :reserved",
+            ExpressionAttributeNames={"#st": "state"},
+            ExpressionAttributeValues={
+                ":pk": {"S": guard_pk(AGENT)},
+                ":charge": {"S": CHARGE_PREFIX},
+                ":reserved": {"S": "reserved"},
+            },
+            ProjectionExpression="pk, sk",
+        )["Items"]
+        for key in items:
+            client.delete_item(TableName=TABLE, Key=key)
+
+    return prune
+
+
+def measure(
+    ledger: Ledger, leases: LeasePolicy | None, calls: int, *, between: Callable[[], None] | None = None
+) -> dict[str, float]:
+    """Interleaved plain / metered stubbed Converse calls; medians in µs and what the metered calls were charged.
+
+    `between` runs after each timed triple, outside the timing (the moto rows prune settled charges).
+    """
     guard = Guard(
-        "bench-agent",
+        AGENT,
         Caps(per_run_usd=1_000_000.0, per_day_usd=1_000_000.0),
         ledger,
         leases=leases,
@@ -111,6 +146,8 @@ def measure(ledger: Ledger, leases: LeasePolicy | None, calls: int) -> dict[str,
             base.append((t1 - t0) * 1e6)
             guarded.append((t2 - t1) * 1e6)
             manual.append((t3 - t2) * 1e6)
+            if between is not None:
+                between()
         charged = run.spent_usd
     p50_base, p50_metered = median(base), median(guarded)
     return {
@@ -141,9 +178,13 @@ def run(quick: bool) -> Section:
     }
     dn = max(50, n // 5)
     with _dynamo() as client:
-        rows["DynamoLedger (moto)"] = measure(DynamoLedger(TABLE, client=client), None, dn)
+        rows["DynamoLedger (moto)"] = measure(
+            DynamoLedger(TABLE, client=client), None, dn, between=_prune_settled_charges(client)
+        )
     with _dynamo() as client:
-        rows["DynamoLedger (moto) + leases"] = measure(DynamoLedger(TABLE, client=client), LeasePolicy(), dn)
+        rows["DynamoLedger (moto) + leases"] = measure(
+            DynamoLedger(TABLE, client=client), LeasePolicy(), dn, between=_prune_settled_charges(client)
+        )
     return to_section(rows)
 
 
@@ -163,7 +204,8 @@ def to_section(rows: dict[str, dict[str, float]]) -> Section:
     ]
     memory = rows["in memory"]["overhead_p50_us"]
     hooks = rows["in memory"]["hooks_p50_us"]
-    verdict = "within" if memory <= BUDGET_US else "OVER"
+    leased = rows.get("in memory + leases", {}).get("overhead_p50_us", memory)
+    verdict = "within" if max(memory, leased) <= BUDGET_US else "OVER"
     figures = {f"{label} {key}": value for label, r in rows.items() for key, value in r.items()}
     return Section(
         title="Guard: Bedrock metered by the session (stubbed Converse)",
@@ -179,9 +221,9 @@ def to_section(rows: dict[str, dict[str, float]]) -> Section:
         ],
         rows=table,
         notes=[
-            f"automatic Bedrock metering in memory adds {memory:.0f} µs p50 per call: {verdict} the "
-            f"{BUDGET_US:.0f} µs goal; the hooks' own share beyond the guard's charge + settle (timed in the same "
-            f"loop, what a hand-wrapped call pays) is {hooks:+.0f} µs",
+            f"automatic Bedrock metering in memory adds {memory:.0f} µs p50 per call ({leased:.0f} µs with leases): "
+            f"{verdict} the {BUDGET_US:.0f} µs goal; the hooks' own share beyond the guard's charge + settle (timed "
+            f"in the same loop, what a hand-wrapped call pays) is {hooks:+.0f} µs",
             f"machine load while measuring: {_load()}; on a loaded machine every figure grows, the ratios less",
             "same stubbed Converse call (full botocore path, no network) on a plain client and on a client of "
             "`run.instrument(session)`, interleaved; per-call CPU time of the calling thread (`time.thread_time`), "
@@ -189,6 +231,11 @@ def to_section(rows: dict[str, dict[str, float]]) -> Section:
             "metered calls reserve the worst case (400 output tokens) before the request and settle from `usage`; "
             "moto rows include one or two in-process DynamoDB transactions per call without leases, about one per "
             "lease with them",
+            "moto deep-copies the whole table for every item of a TransactWriteItems, so the moto rows delete "
+            "settled charge items between timed calls (outside the timing); without that the per-call time grows "
+            "with the charges stored so far (~180 ms after a few hundred calls: a bench artefact, real DynamoDB does "
+            "not slow down with the table). What is left is moto's own cost, ~10-15 ms per in-process transaction "
+            "even on a near-empty table",
         ],
         figures=figures,
     )

@@ -26,6 +26,10 @@ def test_the_section_names_the_goal_and_every_ledger() -> None:
     }
     section = bedrock_bench.to_section({"in memory": row, "in memory + leases": row})
     text = section.markdown()
-    assert "adds 60 µs p50 per call: within the 100 µs goal" in text
+    assert "adds 60 µs p50 per call (60 µs with leases): within the 100 µs goal" in text
     assert "| in memory + leases | 10 | 300 µs | 360 µs | +60 µs | 40 µs | +20 µs | 1.20x |" in text
     assert section.figures["in memory overhead_p50_us"] == 60.0
+    # the goal holds for both in-memory rows: one over it is reported
+    slow = {**row, "overhead_p50_us": 130.0}
+    text = bedrock_bench.to_section({"in memory": row, "in memory + leases": slow}).markdown()
+    assert "adds 60 µs p50 per call (130 µs with leases): OVER the 100 µs goal" in text

@@ -3,7 +3,8 @@
 botocore event hooks on the session (so on every client it creates afterwards) or on one client:
 
 - `before-parameter-build` (Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream): plan the charge
-  from the caller's parameters (model id, an input estimate, `maxTokens`/`max_tokens`) and add `agent-name` /
+  from the caller's parameters (model id, `maxTokens`/`max_tokens`, an input estimate: for Converse* taken from the
+  serialised body at `before-call`, see `converse_input_tokens`) and add `agent-name` /
   `agent-run-id` to the request metadata (Converse* `requestMetadata`, InvokeModel* the
   `X-Amzn-Bedrock-Request-Metadata` header) so the meter attributes the same calls;
 - `before-call`: reserve the worst case after botocore validated the parameters. `BudgetExceeded` (or
@@ -22,7 +23,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from killswitch.guard.usage import Usage, estimate_tokens
+from killswitch.guard.usage import CHARS_PER_TOKEN, Usage, estimate_tokens
+from killswitch.guard.usage import count_of as _count
 from killswitch.guard.usage import settle_from_usage as _settle
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
@@ -40,6 +42,7 @@ _CALL = "killswitch_guard_call"
 # InvokeModel bodies name the output limit differently per model family (Anthropic/Mistral/Cohere, Llama, Titan,
 # Nova, OpenAI-compatible).
 _MAX_TOKEN_KEYS = ("max_tokens", "max_gen_len", "maxTokenCount", "max_new_tokens", "maxTokens", "max_completion_tokens")
+_BINARY_KEY = b'"bytes":'  # Converse image/document/video source blocks, serialised as base64
 _HEADER_IN = "x-amzn-bedrock-input-token-count"
 _HEADER_OUT = "x-amzn-bedrock-output-token-count"
 _HEADER_CACHE_READ = "x-amzn-bedrock-cache-read-input-token-count"
@@ -53,6 +56,8 @@ class BedrockMeter:
         self.run = run
         self.default_max_tokens = default_max_tokens
         self._prices: dict[str, ModelPrice] = {}  # model id -> price: resolving an id runs several regexes
+        self._ours = {AGENT_NAME: run.guard.agent, AGENT_RUN_ID: run.run_id}  # the request metadata we add
+        self._ours_member = request_metadata_member(self._ours)
 
     def register(self, target: Any) -> Any:
         events = getattr(target, "events", None)  # boto3.Session
@@ -73,13 +78,17 @@ class BedrockMeter:
 
     # -- hooks --------------------------------------------------------------------------------------------------
     def _plan(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        op = model.name
-        ours = {AGENT_NAME: self.run.guard.agent, AGENT_RUN_ID: self.run.run_id}
-        if op.startswith("Converse"):
-            params["requestMetadata"] = {**(params.get("requestMetadata") or {}), **ours}
+        ours = self._ours
+        input_tokens: int | tuple[Any, ...]
+        inject = False
+        if model.name.startswith("Converse"):
+            if "requestMetadata" in params:
+                params["requestMetadata"] = {**(params["requestMetadata"] or {}), **ours}
+            else:
+                inject = True  # into the serialised body at `before-call` (`with_request_metadata`)
             max_tokens = (params.get("inferenceConfig") or {}).get("maxTokens")
-            prompt = [params.get("system"), params.get("messages"), params.get("toolConfig")]
-            input_tokens = estimate_tokens(prompt)
+            # the prompt parts: counted from the serialised body in `_reserve` (`converse_input_tokens`)
+            input_tokens = (params.get("system"), params.get("messages"), params.get("toolConfig"))
         else:
             # InvokeModel*: the X-Amzn-Bedrock-Request-Metadata header, a JSON object of strings
             theirs = _json_body(params.get("requestMetadata"))
@@ -91,13 +100,18 @@ class BedrockMeter:
             str(params.get("modelId", "")),
             input_tokens,
             int(max_tokens) if max_tokens else self.default_max_tokens,
+            inject,
         )
 
-    def _reserve(self, context: dict[str, Any], **_: Any) -> None:
+    def _reserve(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         plan = context.pop(_PLAN, None)
         if plan is None:
             return
-        model_id, input_tokens, max_tokens = plan
+        model_id, input_tokens, max_tokens, inject = plan
+        if inject:
+            params["body"] = with_request_metadata(params.get("body"), self._ours, self._ours_member)
+        if type(input_tokens) is tuple:
+            input_tokens = converse_input_tokens(params.get("body"), input_tokens)
         price = self._prices.get(model_id)
         if price is None:
             price = self._prices[model_id] = self.run.guard.prices.price(model_id)  # UnknownModel: nothing sent
@@ -113,7 +127,16 @@ class BedrockMeter:
         try:
             op = model.name
             if op == "Converse":
-                _settle(call, Usage.from_bedrock(parsed.get("usage")))
+                usage = parsed.get("usage")
+                if type(usage) is dict and "outputTokens" in usage:  # the common case, without a Usage object
+                    call.settle_tokens(
+                        _count(usage.get("outputTokens")),
+                        input_tokens=_count(usage.get("inputTokens")),
+                        cache_read_tokens=_count(usage.get("cacheReadInputTokens")),
+                        cache_write_tokens=_count(usage.get("cacheWriteInputTokens")),
+                    )
+                else:
+                    _settle(call, Usage.from_bedrock(usage))
             elif op == "InvokeModel":
                 _settle(call, _invoke_model_usage(http_response.headers, parsed))
             elif op == "ConverseStream" and parsed.get("stream") is not None:
@@ -131,6 +154,42 @@ class BedrockMeter:
         call: Call | None = context.pop(_CALL, None)
         if call is not None:
             call.release()
+
+
+def request_metadata_member(metadata: dict[str, str]) -> bytes:
+    """`"requestMetadata":{...}` as it goes into a JSON body."""
+    return b'"requestMetadata":' + json.dumps(metadata, separators=(",", ":")).encode()
+
+
+def with_request_metadata(body: Any, metadata: dict[str, str], member: bytes | None = None) -> bytes:
+    """A serialised Converse* body (a JSON object) with `requestMetadata` added.
+
+    When the caller gave no request metadata the meter adds its own to the body botocore already validated and
+    serialised: the same bytes botocore would send, without the cost of validating and serialising the map (a
+    quarter of the meter's overhead). Our keys and values are plain strings (agent name, run id).
+    """
+    member = member or request_metadata_member(metadata)
+    if type(body) is bytes:
+        if body == b"{}" or not body:
+            return b"{" + member + b"}"
+        if body[:1] == b"{" and body[-1:] == b"}":
+            return body[:-1] + b"," + member + b"}"
+    data = json.loads(body) if body else {}  # any other shape: parse and serialise again
+    data["requestMetadata"] = metadata
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def converse_input_tokens(body: Any, prompt: tuple[Any, ...]) -> int:
+    """Input estimate of a Converse* request from its serialised JSON body: one token per `CHARS_PER_TOKEN` bytes.
+
+    The body holds every string of the prompt (system, messages, tool config) with its keys, escaped (never
+    shorter) and wrapped in JSON syntax, so it is never below the walk over the prompt parts (`estimate_tokens`),
+    at the cost of a `len()`. Binary blocks (`"bytes":`, base64 in the body) would count thousands of tokens per
+    image, so a body with one is estimated by the walk: one `BINARY_BLOCK_TOKENS` per block.
+    """
+    if type(body) is bytes and _BINARY_KEY not in body:
+        return -(-len(body) // CHARS_PER_TOKEN)
+    return estimate_tokens(prompt)
 
 
 def meter_bedrock(target: Any, run: Run, *, default_max_tokens: int = 4096) -> Any:

@@ -307,9 +307,11 @@ class Guard:
             self._published = {k for k in self._published if k[0] != "cap"}
             self._leases_paused = None
 
-    def stopped_scope(self, workflow: str | None) -> tuple[str, str, Decimal | None] | None:
+    def stopped_scope(self, workflow: str | None, period: str | None = None) -> tuple[str, str, Decimal | None] | None:
         """(scope, key, cap) of the crossed cap that stops a charge of `workflow` this period, else None."""
-        period = self.period_key()
+        if not self._stopped:  # every charge asks: no lock while nothing was ever stopped (a set read is atomic)
+            return None
+        period = period or self.period_key()
         with self._lock:
             if ("agent", period) in self._stopped:
                 return "agent", period, dec(self.caps.per_day_usd)
@@ -322,9 +324,10 @@ class Guard:
         with self._lock:
             self._stopped.add((scope, key))
 
-    def leases_active(self) -> bool:
+    def leases_active(self, period: str | None = None) -> bool:
         """False once lease contention was seen this period (charges then go to the ledger directly)."""
-        return self._leases_paused != self.period_key()
+        paused = self._leases_paused
+        return paused is None or paused != (period or self.period_key())
 
     def pause_leases(self) -> None:
         with self._lock:

@@ -17,11 +17,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Literal, Protocol, runtime_checkable
 
 from killswitch.guard.approvals import Approval, InMemoryApprovals
 from killswitch.guard.errors import BudgetExceeded, DuplicateCharge
-from killswitch.keys import cap_sk, hold_sk
+from killswitch.keys import cap_sk
 
 log = logging.getLogger("killswitch.guard")
 
@@ -41,8 +42,8 @@ class CapLimit:
     cap_usd: Decimal | None
     expires_at: int = 0  # TTL of the cap item (epoch seconds); 0 = none
 
-    @property
-    def sk(self) -> str:
+    @cached_property
+    def sk(self) -> str:  # cached: a run reuses its cap limits for every charge (`Run._cap_limits`)
         return cap_sk(self.scope, self.key)
 
 
@@ -61,7 +62,7 @@ class CapUsage:
         return None if self.cap_usd is None else self.cap_usd - self.used
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the in-memory ledger keeps one per charge
 class Hold:
     hold_id: str
     kind: HoldKind
@@ -153,7 +154,10 @@ class InMemoryLedger:
         self._lock = threading.Lock()
         self._caps: dict[tuple[str, str], list[Decimal]] = {}  # (agent, sk) -> [committed, reserved]
         self._limits: dict[tuple[str, str], Decimal | None] = {}
-        self._holds: dict[tuple[str, str], Hold] = {}  # (agent, hold sk) -> hold
+        # (agent, kind, hold id) -> the hold as reserved; its state and actual once settled/released/swept are in
+        # `_finished` (a settle, on every charge, then writes one tuple instead of a new Hold)
+        self._holds: dict[tuple[str, str, str], Hold] = {}
+        self._finished: dict[tuple[str, str, str], tuple[HoldState, Decimal]] = {}
         self.operations = 0  # writes attempted (for benchmarks)
         self.approvals = InMemoryApprovals()  # the APPROVAL#<agent> partition's twin (ops write, the guard reads)
 
@@ -181,32 +185,37 @@ class InMemoryLedger:
             raise ValueError("amount must be >= 0")
         with self._lock:
             self.operations += 1
-            key = (agent, hold_sk(kind, hold_id))
+            key = (agent, kind, hold_id)
             existing = self._holds.get(key)
             if existing is not None:
                 if existing.amount != amount:
                     raise DuplicateCharge(f"{kind} id {hold_id!r} was already used for ${existing.amount}")
-                return replace(existing, replayed=True)
-            usages = [self._usage(agent, c.sk, c.cap_usd) for c in caps]
-            check_fits(agent, amount, caps, usages)
+                return replace(self._current(key, existing), replayed=True)
+            rows: list[list[Decimal] | None] = []
             for c in caps:
-                row = self._caps.setdefault((agent, c.sk), [ZERO, ZERO])
-                if settled:
-                    row[0] += amount
-                else:
-                    row[1] += amount
+                row = self._caps.get((agent, c.sk))
+                if c.cap_usd is not None and (amount if row is None else row[0] + row[1] + amount) > c.cap_usd:
+                    # names the first cap without room (raises)
+                    check_fits(agent, amount, caps, [self._usage(agent, x.sk, x.cap_usd) for x in caps])
+                rows.append(row)
+            bucket = 0 if settled else 1  # committed | reserved
+            for c, found in zip(caps, rows, strict=True):
+                row = found if found is not None else self._caps.setdefault((agent, c.sk), [ZERO, ZERO])
+                row[bucket] += amount
                 self._limits[(agent, c.sk)] = c.cap_usd
             hold = Hold(
-                hold_id=hold_id,
-                kind=kind,
-                amount=amount,
-                caps=tuple(c.sk for c in caps),
-                deadline=deadline,
-                state="settled" if settled else "reserved",
-                actual=amount if settled else None,
-                meta=dict(meta or {}),
+                hold_id,
+                kind,
+                amount,
+                tuple([c.sk for c in caps]),
+                deadline,
+                "settled" if settled else "reserved",
+                amount if settled else None,
+                dict(meta) if meta else {},
             )
             self._holds[key] = hold
+            if settled:
+                self._finished[key] = ("settled", amount)
             return hold
 
     def settle(self, agent: str, hold: Hold, actual: Decimal, *, state: HoldState = "settled") -> bool:
@@ -214,15 +223,15 @@ class InMemoryLedger:
             raise ValueError("actual must be >= 0")
         with self._lock:
             self.operations += 1
-            key = (agent, hold_sk(hold.kind, hold.hold_id))
+            key = (agent, hold.kind, hold.hold_id)
             stored = self._holds.get(key)
-            if stored is None or stored.state != "reserved":
+            if stored is None or key in self._finished:
                 return False
             for sk in stored.caps:
                 row = self._caps[(agent, sk)]
                 row[1] -= stored.amount
                 row[0] += actual
-            self._holds[key] = replace(stored, state=state, actual=actual)
+            self._finished[key] = (state, actual)
             return True
 
     def shrink(self, agent: str, hold: Hold, new_amount: Decimal) -> Hold | None:
@@ -230,9 +239,9 @@ class InMemoryLedger:
             raise ValueError("shrink can only lower a hold")
         with self._lock:
             self.operations += 1
-            key = (agent, hold_sk(hold.kind, hold.hold_id))
+            key = (agent, hold.kind, hold.hold_id)
             stored = self._holds.get(key)
-            if stored is None or stored.state != "reserved":
+            if stored is None or key in self._finished:
                 return None
             if new_amount > stored.amount:
                 raise ValueError("shrink can only lower a hold")
@@ -242,17 +251,18 @@ class InMemoryLedger:
             return self._holds[key]
 
     def get_hold(self, agent: str, kind: HoldKind, hold_id: str) -> Hold | None:
+        key = (agent, kind, hold_id)
         with self._lock:
-            return self._holds.get((agent, hold_sk(kind, hold_id)))
+            stored = self._holds.get(key)
+            return None if stored is None else self._current(key, stored)
 
     def open_leases(self, agent: str) -> list[Hold]:
         with self._lock:
-            holds = [h for (a, _), h in self._holds.items() if a == agent]
-        return [h for h in holds if h.kind == "lease" and h.state == "reserved"]
+            return [h for k, h in self._holds.items() if k[0] == agent and k[1] == "lease" and k not in self._finished]
 
     def expired(self, agent: str, now: float) -> list[Hold]:
         with self._lock:
-            return [h for (a, _), h in self._holds.items() if a == agent and h.state == "reserved" and h.deadline < now]
+            return [h for k, h in self._holds.items() if k[0] == agent and k not in self._finished and h.deadline < now]
 
     def usage(self, agent: str, scope: str, key: str) -> CapUsage:
         sk = cap_sk(scope, key)
@@ -264,6 +274,13 @@ class InMemoryLedger:
             return [self._usage(agent, c.sk, c.cap_usd) for c in caps]
 
     # -- helpers ----------------------------------------------------------------------------------------------
+    def _current(self, key: tuple[str, str, str], stored: Hold) -> Hold:
+        """The stored hold as it is now (its state and actual once it left `reserved`)."""
+        finished = self._finished.get(key)
+        if finished is None or stored.state == finished[0]:
+            return stored
+        return replace(stored, state=finished[0], actual=finished[1])
+
     def _usage(self, agent: str, sk: str, cap: Decimal | None) -> CapUsage:
         row = self._caps.get((agent, sk))
         if row is None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -24,6 +24,7 @@ QUANTUM = Decimal("0.000000001")
 _PROFILE_PREFIX = re.compile(r"^(us|eu|apac|global|us-gov|jp|au|ca)\.(?=[a-z]+\.)")
 _BEDROCK_VERSION = re.compile(r"-v\d+(:\d+)?$")
 _DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
+_RESOLVED_MAX = 4096  # distinct model ids remembered per table
 
 
 def usd(value: float | int | str | Decimal) -> Decimal:
@@ -54,6 +55,10 @@ class ModelPrice:
     def write(self) -> Decimal:
         return self.input if self.cache_write is None else self.cache_write
 
+    @cached_property
+    def dearest_input(self) -> Decimal:
+        return max(self.input, self.read, self.write)
+
     def cost(
         self,
         input_tokens: int = 0,
@@ -61,23 +66,22 @@ class ModelPrice:
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> Decimal:
-        for n in (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens):
-            if n < 0:
-                raise ValueError("token counts must be >= 0")
-        total = (
-            Decimal(input_tokens) * self.input
-            + Decimal(output_tokens) * self.output
-            + Decimal(cache_read_tokens) * self.read
-            + Decimal(cache_write_tokens) * self.write
-        ) / MILLION
-        return usd(total)
+        if input_tokens < 0 or output_tokens < 0 or cache_read_tokens < 0 or cache_write_tokens < 0:
+            raise ValueError("token counts must be >= 0")
+        # On every settle: skip the zero terms, and scale by 1e-6 (exact, like the division) instead of dividing.
+        total = Decimal(input_tokens) * self.input + Decimal(output_tokens) * self.output
+        if cache_read_tokens:
+            total += Decimal(cache_read_tokens) * self.read
+        if cache_write_tokens:
+            total += Decimal(cache_write_tokens) * self.write
+        return total.scaleb(-6).quantize(QUANTUM, rounding=ROUND_CEILING)
 
     def worst_case(self, input_tokens: int, max_output_tokens: int) -> Decimal:
         """Reservation for a call: every input token at the dearest input rate, every allowed output token."""
-        dearest_in = max(self.input, self.read, self.write)
         if input_tokens < 0 or max_output_tokens < 0:
             raise ValueError("token counts must be >= 0")
-        return usd((Decimal(input_tokens) * dearest_in + Decimal(max_output_tokens) * self.output) / MILLION)
+        total = Decimal(input_tokens) * self.dearest_input + Decimal(max_output_tokens) * self.output
+        return total.scaleb(-6).quantize(QUANTUM, rounding=ROUND_CEILING)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ class PriceTable:
     as_of: str
     models: dict[str, ModelPrice]
     aliases: dict[str, str]
+    # model id as callers spell it -> its price: resolving runs several regexes, and the Bedrock meter and
+    # `run.charge(model, ...)` resolve the same few ids on every call. Successful lookups only, bounded.
+    _resolved: dict[str, ModelPrice] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PriceTable:
@@ -121,7 +128,13 @@ class PriceTable:
         raise UnknownModel(model)
 
     def price(self, model: str) -> ModelPrice:
-        return self.models[self.resolve(model)]
+        cached = self._resolved.get(model)
+        if cached is not None:
+            return cached
+        price = self.models[self.resolve(model)]
+        if len(self._resolved) < _RESOLVED_MAX:
+            self._resolved[model] = price
+        return price
 
     def __contains__(self, model: object) -> bool:
         if not isinstance(model, str):

@@ -15,13 +15,14 @@ from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, Ru
 from killswitch.guard.escalation import ApprovalRequest, ApprovalRequired
 from killswitch.guard.ids import new_id
 from killswitch.guard.instrument import instrument as _instrument
-from killswitch.guard.ledger import ZERO
+from killswitch.guard.ledger import ZERO, CapLimit
 from killswitch.guard.loops import HEADER_AGENT, HEADER_CHAIN, HEADER_DEPTH, HEADER_RUN_ID, StepTracker, signature
 from killswitch.guard.outcomes import OutcomeRecord, check_outcome_caps
 from killswitch.guard.prices import ModelPrice, usd
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
 if TYPE_CHECKING:
+    from killswitch.guard.caps import Caps
     from killswitch.guard.guard import Guard
 
 log = logging.getLogger("killswitch.guard")
@@ -49,6 +50,7 @@ class Run:
         self._costly_calls = 0  # calls counted by `escalate` since the last approval
         self._approval_requested = False
         self._direct_reservations = 0  # direct holds that reached the ledger
+        self._caps_cache: tuple[Caps, str, int, list[CapLimit]] | None = None  # see _cap_limits
 
     # -- public -----------------------------------------------------------------------------------------------
     @property
@@ -114,10 +116,13 @@ class Run:
         """
         p = price or self.guard.prices.price(model)  # UnknownModel before anything else happens
         estimate = p.worst_case(input_tokens, max_output_tokens)
-        cid = charge_id or new_id()
-        existing = self._retry(cid)
-        if existing is not None:
-            return existing
+        if charge_id is None:
+            cid = new_id()  # fresh: cannot be a retry
+        else:
+            cid = charge_id
+            existing = self._retry(cid)
+            if existing is not None:
+                return existing
         sig = None if fingerprint is None else signature(f"llm:{model}", fingerprint)
         self._step(sig)
         call = Call(self, cid, "llm", model, estimate, p, input_tokens, max_output_tokens)
@@ -296,18 +301,22 @@ class Run:
             )
             raise
 
-    def _meta(self, call: Call) -> dict[str, str]:
-        m = {"run_id": self.run_id, "kind": call.kind, "name": call.name, "workflow": self.workflow or ""}
-        if call.kind == "llm":
-            m["input_tokens"] = str(call.input_tokens)
-            m["max_output_tokens"] = str(call.max_output_tokens)
-        return m
+    def _cap_limits(self, now: float, period: str) -> list[CapLimit]:
+        """`Guard.cap_limits` of this run, built once per period and hour (the items' TTL is weeks ahead)."""
+        g, hour, cached = self.guard, int(now) // 3600, self._caps_cache
+        if cached is not None and cached[0] is g.caps and cached[1] == period and cached[2] == hour:
+            return cached[3]
+        limits = g.cap_limits(self.run_id, self.workflow, now)
+        self._caps_cache = (g.caps, period, hour, limits)
+        return limits
 
     def _reserve(self, call: Call, *, settled: bool) -> None:
+        """Right after `_step` (which checked that the run is open): the stop, throttle and outcome checks, then
+        the ledger."""
         g = self.guard
-        with self._lock:
-            self._check_open()
-        stop = g.stopped_scope(self.workflow)
+        now = g.clock()  # one clock read for the stop check, the lease check and the ledger hold
+        period = g.period_key(now)
+        stop = g.stopped_scope(self.workflow, period)
         if stop is not None:
             scope, key, cap = stop
             g.metric("GuardDenials", 1)
@@ -326,6 +335,8 @@ class Run:
                 g.metric("GuardThrottledSeconds", waited, "Seconds")
                 with self._lock:
                     self._check_open()
+                now = g.clock()
+                period = g.period_key(now)
         if g.outcome_caps:
             with self._lock:
                 try:
@@ -343,17 +354,17 @@ class Run:
                 self._inflight += call.estimate
                 self._inflight_ids.add(call.charge_id)
             try:
-                self._reserve_ledger(call, settled=settled)
+                self._reserve_ledger(call, settled=settled, now=now, period=period)
             except BaseException:
                 with self._lock:
                     self._end_inflight(call)
                 raise
         else:
-            self._reserve_ledger(call, settled=settled)
+            self._reserve_ledger(call, settled=settled, now=now, period=period)
         with self._lock:
             self._calls[call.charge_id] = call
         if settled:
-            call.finish(call.estimate, {}, state="settled")
+            call.finish_counts(call.estimate, (0, 0, 0, 0), "settled")
         elif call.state != "reserved":
             with self._lock:
                 self._end_inflight(call)  # a replayed charge the ledger had already settled
@@ -364,9 +375,9 @@ class Run:
             self._inflight_ids.discard(call.charge_id)
             self._inflight -= call.estimate
 
-    def _reserve_ledger(self, call: Call, *, settled: bool) -> None:
+    def _reserve_ledger(self, call: Call, *, settled: bool, now: float, period: str) -> None:
         g = self.guard
-        if g.leases is not None and g.leases_active():
+        if g.leases is not None and g.leases_active(period):
             try:
                 call.bind_lease(self._leases.take(call.estimate, g.leases))
             except BudgetExceeded as exc:
@@ -379,21 +390,25 @@ class Run:
                 leasing.reclaim(g)
                 self._reserve_direct(call, settled=settled)
         else:
-            self._reserve_direct(call, settled=settled)
+            self._reserve_direct(call, settled=settled, now=now, period=period)
 
-    def _reserve_direct(self, call: Call, *, settled: bool) -> None:
+    def _reserve_direct(
+        self, call: Call, *, settled: bool, now: float | None = None, period: str | None = None
+    ) -> None:
         """One ledger hold for this charge. A refusal of a shared cap stops the agent only when it is real."""
         g = self.guard
         for attempt in range(leasing.RETRY_ROUNDS + 1):
-            now = g.clock()
+            if now is None or period is None or attempt:
+                now = g.clock()
+                period = g.period_key(now)
             try:
                 hold = g.ledger.reserve(
                     g.agent,
                     call.charge_id,
                     call.estimate,
-                    g.cap_limits(self.run_id, self.workflow, now),
+                    self._cap_limits(now, period),
                     deadline=now + g.reservation_ttl,
-                    meta=self._meta(call),
+                    meta=call.hold_meta(),
                     settled=settled,
                 )
             except BudgetExceeded as exc:

@@ -6,7 +6,6 @@ Shared by the Bedrock meter and the client/framework adapters. Pure functions, n
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,46 +113,57 @@ class Usage:
 def estimate_tokens(prompt: Any) -> int:
     """A dear estimate of the input tokens of a request's prompt parts (text, JSON structures, binary blocks)."""
     chars, blocks = _size(prompt)
-    return math.ceil(chars / CHARS_PER_TOKEN) + blocks * BINARY_BLOCK_TOKENS
+    return -(-chars // CHARS_PER_TOKEN) + blocks * BINARY_BLOCK_TOKENS
 
 
 def _size(value: Any) -> tuple[int, int]:
-    if value is None:
-        return 0, 0
-    if isinstance(value, str):
-        return len(value), 0
-    if isinstance(value, bytes | bytearray):
-        return 0, 1
-    if isinstance(value, Mapping):
-        chars, blocks = 0, 0
-        for key, item in value.items():
-            c, b = _size(item)
-            chars += c + len(str(key))
-            blocks += b
-        return chars, blocks
-    if isinstance(value, list | tuple):
-        chars, blocks = 0, 0
-        for item in value:
-            c, b = _size(item)
-            chars += c
-            blocks += b
-        return chars, blocks
-    if hasattr(value, "read"):  # a file-like body: count one block, never consume the caller's stream
-        return 0, 1
-    return len(str(value)), 0
+    """(characters, binary blocks) of a prompt: every string's length, every mapping key's length, one block per
+    bytes value or file-like body, `len(str(x))` for anything else (numbers, framework message objects).
+
+    One pass with an explicit stack (it runs before every metered request): exact `dict`/`list`/`str` types first,
+    the abstract types only for what is left.
+    """
+    chars = blocks = 0
+    stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is str:
+            chars += len(v)
+        elif t is dict or (t is not list and t is not tuple and isinstance(v, Mapping)):
+            for key, item in v.items():
+                chars += len(key) if type(key) is str else len(str(key))
+                push(item)
+        elif t is list or t is tuple or isinstance(v, list | tuple):
+            extend(v)
+        elif v is None:
+            continue
+        elif isinstance(v, str):
+            chars += len(v)
+        elif isinstance(v, bytes | bytearray) or hasattr(v, "read"):
+            blocks += 1  # a binary block, or a file-like body (never consume the caller's stream)
+        else:
+            chars += len(str(v))
+    return chars, blocks
 
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and value > 0 else 0
 
 
+def count_of(value: Any) -> int:
+    """A reported token count: a positive number as an int, anything else 0."""
+    return value if type(value) is int and value > 0 else _int(value)
+
+
 def settle_from_usage(call: Call, usage: Usage | None) -> None:
     """Settle `call` from the reported usage, or at its estimate when none was reported (never under-count)."""
     if usage is None:
         log.warning("no usage reported for charge %s (%s); settled at the estimate", call.charge_id, call.name)
-        call.settle(usd_amount=call.estimate, output_tokens=call.max_output_tokens)
+        call.settle_tokens(usd_amount=call.estimate, output_tokens=call.max_output_tokens)
         return
-    call.settle(
+    call.settle_tokens(
         usage.output_tokens,
         input_tokens=usage.input_tokens,
         cache_read_tokens=usage.cache_read_tokens,
