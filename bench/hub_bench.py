@@ -306,7 +306,7 @@ def run(quick: bool = False, size: tuple[int, tuple[str, ...]] | None = None) ->
         f"show it). A real AWS call waits on the network: simulated by {' / '.join(map(str, latency_ms))} ms of "
         "sleep before each call (botocore `before-call`, releases the GIL like a socket wait), where the pool "
         "pays: speed-up ≈ (latency + CPU per call) / CPU per call, up to the pool size.",
-        f"Machine load (1-minute load average, {os.cpu_count()} cores, shared with other engineers' test runs): "
+        f"Machine load (1-minute load average, {os.cpu_count()} cores): "
         f"{load_before:.1f} at the start, {load_after:.1f} at the end. Wall times scale with it; CPU s much less.",
     ]
     return Section(
