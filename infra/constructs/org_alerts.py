@@ -19,17 +19,17 @@ alert this topic, and this topic delivers to the hub:
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import nag
-from infra.constructs.topics import budgets_source_arn
+from infra.constructs.encryption import service_key
+from infra.constructs.topics import allow_service_publish, budgets_source_arn, only_aws_services_publish
 from killswitch.config import KillSwitchConfig
 from killswitch.intakes import org_alerts_topic_name
 
@@ -50,24 +50,13 @@ class OrgAlertsTopic(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: KillSwitchConfig, hub_account: str) -> None:
         super().__init__(scope, construct_id)
         prefix = config.prefix
-        self.key = kms.Key(
+        self.key = service_key(
             self,
             "Key",
             alias=f"alias/{prefix}-org-alerts",
             description=f"{prefix}: organization budgets' alerts topic and its dead-letter queue",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            services=KEY_USER_SERVICES,
         )
-        for service in KEY_USER_SERVICES:
-            self.key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=f"Allow{service.split('.')[0].capitalize()}",
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                    resources=["*"],  # a key policy's "*" means this key only
-                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-                )
-            )
         self.topic = sns.Topic(
             self,
             "Topic",
@@ -76,29 +65,9 @@ class OrgAlertsTopic(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowBudgetsPublish",
-                principals=[iam.ServicePrincipal("budgets.amazonaws.com")],
-                actions=["SNS:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnLike": {"aws:SourceArn": budgets_source_arn()},
-                },
-            )
-        )
+        allow_service_publish(self.topic, "AllowBudgetsPublish", "budgets.amazonaws.com", budgets_source_arn())
         # An IAM principal able to publish here could forge a letter for any agent in the organization.
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="OnlyAwsServicesPublish",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["SNS:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={"BoolIfExists": {"aws:PrincipalIsAWSService": "false"}},
-            )
-        )
+        only_aws_services_publish(self.topic)
         self.dlq = sqs.Queue(
             self,
             "DeadLetterQueue",

@@ -23,6 +23,37 @@ def alarm_source_arn(prefix: str) -> str:
     return f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{prefix}-*"
 
 
+def allow_service_publish(topic: sns.Topic, sid: str, service: str, source_arn: str) -> None:
+    """Let an AWS service publish to `topic` for this account's `source_arn` resources only (with a topic policy in
+    place, TLS-only, every publisher needs an explicit allow)."""
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.ServicePrincipal(service)],
+            actions=["SNS:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnLike": {"aws:SourceArn": source_arn},
+            },
+        )
+    )
+
+
+def only_aws_services_publish(topic: sns.Topic) -> None:
+    """Deny every IAM principal: one able to publish to an alerts topic could forge a letter for any agent."""
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyAwsServicesPublish",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["SNS:Publish"],
+            resources=[topic.topic_arn],
+            conditions={"BoolIfExists": {"aws:PrincipalIsAWSService": "false"}},
+        )
+    )
+
+
 class KillTopic(Construct):
     """Encrypted, SSL-only topic that only AWS Budgets and Cost Anomaly Detection may publish to (this account only).
 
@@ -39,32 +70,9 @@ class KillTopic(Construct):
             master_key=key,
             enforce_ssl=True,
         )
-        for sid, service, source_arn in (
-            ("AllowBudgetsPublish", "budgets.amazonaws.com", budgets_source_arn()),
-            ("AllowCostAnomalyPublish", "costalerts.amazonaws.com", anomaly_source_arn()),
-        ):
-            self.topic.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=sid,
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["SNS:Publish"],
-                    resources=[self.topic.topic_arn],
-                    conditions={
-                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                        "ArnLike": {"aws:SourceArn": source_arn},
-                    },
-                )
-            )
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="OnlyAwsServicesPublish",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["SNS:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={"BoolIfExists": {"aws:PrincipalIsAWSService": "false"}},
-            )
-        )
+        allow_service_publish(self.topic, "AllowBudgetsPublish", "budgets.amazonaws.com", budgets_source_arn())
+        allow_service_publish(self.topic, "AllowCostAnomalyPublish", "costalerts.amazonaws.com", anomaly_source_arn())
+        only_aws_services_publish(self.topic)
 
 
 class EventsTopic(Construct):
@@ -84,15 +92,4 @@ class EventsTopic(Construct):
             self.topic.add_subscription(subs.EmailSubscription(email))
         # CloudWatch alarms publish as a service principal: with a topic policy in place (TLS-only) they need an
         # explicit allow, limited to this stack's alarms (`<prefix>-*`) in this account.
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowKillSwitchAlarms",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["SNS:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnLike": {"aws:SourceArn": alarm_source_arn(prefix)},
-                },
-            )
-        )
+        allow_service_publish(self.topic, "AllowKillSwitchAlarms", "cloudwatch.amazonaws.com", alarm_source_arn(prefix))
