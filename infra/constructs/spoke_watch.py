@@ -30,10 +30,9 @@ import json
 from typing import Any
 
 from aws_cdk import Aws, CfnResource, Stack
-from aws_cdk import aws_cloudformation as cfn
 from constructs import Construct
 
-from infra.constructs.spokes import stack_instance_groups
+from infra.constructs.spokes import service_managed_stack_set, stack_instance_groups
 from killswitch.config import KillSwitchConfig
 from killswitch.kill.watch import event_pattern
 
@@ -162,22 +161,12 @@ class SpokeWatchStackSet(Construct):
         assert accounts is not None
         self.template = spoke_watch_template(config, hub_account=hub_account)
         exclude = hub_account if hub_account.isdigit() else None
-        self.stack_set = cfn.CfnStackSet(
+        self.stack_set = service_managed_stack_set(
             self,
-            "StackSet",
-            stack_set_name=f"{config.prefix}-spoke-watch",
+            name=f"{config.prefix}-spoke-watch",
             description=f"Agent Kill Switch ({config.prefix}): forward compute-start events of every spoke account "
             f"and region to the hub's watch in {config.deploy_region}",
-            permission_model="SERVICE_MANAGED",
-            auto_deployment=cfn.CfnStackSet.AutoDeploymentProperty(
-                enabled=True, retain_stacks_on_account_removal=False
-            ),
-            capabilities=["CAPABILITY_NAMED_IAM"],
-            managed_execution={"Active": True},
-            operation_preferences=cfn.CfnStackSet.OperationPreferencesProperty(
-                failure_tolerance_percentage=100, max_concurrent_percentage=100, region_concurrency_type="PARALLEL"
-            ),
-            stack_instances_group=stack_instance_groups(accounts, config.regions, exclude=exclude),
+            groups=stack_instance_groups(accounts, config.regions, exclude=exclude),
             template_body=Stack.of(self).to_json_string(self.template),
         )
 

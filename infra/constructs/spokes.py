@@ -145,6 +145,33 @@ def stack_instance_groups(
     return groups
 
 
+def service_managed_stack_set(
+    scope: Construct,
+    *,
+    name: str,
+    description: str,
+    groups: list[cfn.CfnStackSet.StackInstancesProperty],
+    template_body: str,
+) -> cfn.CfnStackSet:
+    """A service-managed StackSet that deploys automatically to new accounts of its OUs (and removes its stacks from
+    accounts that leave), all accounts and regions at once: a spoke that fails to deploy never holds back another."""
+    return cfn.CfnStackSet(
+        scope,
+        "StackSet",
+        stack_set_name=name,
+        description=description,
+        permission_model="SERVICE_MANAGED",
+        auto_deployment=cfn.CfnStackSet.AutoDeploymentProperty(enabled=True, retain_stacks_on_account_removal=False),
+        capabilities=["CAPABILITY_NAMED_IAM"],
+        managed_execution={"Active": True},
+        operation_preferences=cfn.CfnStackSet.OperationPreferencesProperty(
+            failure_tolerance_percentage=100, max_concurrent_percentage=100, region_concurrency_type="PARALLEL"
+        ),
+        stack_instances_group=groups,
+        template_body=template_body,
+    )
+
+
 class SpokeStackSet(Construct):
     """`AWS::CloudFormation::StackSet` (SERVICE_MANAGED, auto-deployment) of the spoke template."""
 
@@ -164,20 +191,10 @@ class SpokeStackSet(Construct):
         body = Stack.of(self).to_json_string(self.template)
         # The spoke is one IAM role (a global resource): one stack instance per account, in the home region.
         groups = stack_instance_groups(accounts, [config.deploy_region])
-        self.stack_set = cfn.CfnStackSet(
+        self.stack_set = service_managed_stack_set(
             self,
-            "StackSet",
-            stack_set_name=f"{config.prefix}-spoke",
+            name=f"{config.prefix}-spoke",
             description=f"Agent Kill Switch ({config.prefix}): the {config.spoke_role_name()} role in every account",
-            permission_model="SERVICE_MANAGED",
-            auto_deployment=cfn.CfnStackSet.AutoDeploymentProperty(
-                enabled=True, retain_stacks_on_account_removal=False
-            ),
-            capabilities=["CAPABILITY_NAMED_IAM"],
-            managed_execution={"Active": True},
-            operation_preferences=cfn.CfnStackSet.OperationPreferencesProperty(
-                failure_tolerance_percentage=100, max_concurrent_percentage=100, region_concurrency_type="PARALLEL"
-            ),
-            stack_instances_group=groups,
+            groups=groups,
             template_body=body,
         )
