@@ -26,11 +26,10 @@ from botocore.config import Config
 from moto import mock_aws
 from urllib3 import HTTPResponse
 
-from bench.common import Section, median
+from bench.common import Section, median, prune_settled_charges
 from killswitch.guard import Caps, DynamoLedger, Guard, InMemoryLedger, LeasePolicy
 from killswitch.guard.ledger import Ledger
 from killswitch.guard.loops import LoopLimits
-from killswitch.keys import CHARGE_PREFIX, guard_pk
 from killswitch.testing import sim
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -82,31 +81,7 @@ def _dynamo() -> Iterator[Any]:
 
 
 def _prune_settled_charges(client: Any) -> Callable[[], None]:
-    """Delete the settled charge items of the bench agent (between timed calls, never inside one).
-
-    moto's TransactWriteItems deep-copies the whole table once per item of the transaction (its rollback copy), so
-    without this every reservation costs time proportional to the charges stored so far (~180 ms per call after a
-    few hundred calls). Real DynamoDB does not slow down with the table; the guard keeps settled holds a week for
-    idempotent retries, which a bench of consecutive distinct charges never needs.
-    """
-
-    def prune() -> None:
-        items = client.query(
-            TableName=TABLE,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :charge)",
-            FilterExpression="#st <> :reserved",
-            ExpressionAttributeNames={"#st": "state"},
-            ExpressionAttributeValues={
-                ":pk": {"S": guard_pk(AGENT)},
-                ":charge": {"S": CHARGE_PREFIX},
-                ":reserved": {"S": "reserved"},
-            },
-            ProjectionExpression="pk, sk",
-        )["Items"]
-        for key in items:
-            client.delete_item(TableName=TABLE, Key=key)
-
-    return prune
+    return prune_settled_charges(client, TABLE, AGENT)
 
 
 def measure(

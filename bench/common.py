@@ -6,8 +6,12 @@ import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from killswitch.keys import CHARGE_PREFIX, guard_pk
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,3 +72,31 @@ def git_revision() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def prune_settled_charges(client: Any, table: str, agent: str) -> Callable[[], None]:
+    """Delete the settled charge items of `agent` in `table` (between timed calls, never inside one).
+
+    moto's TransactWriteItems deep-copies the whole table once per item of the transaction (its rollback copy), so
+    without this every reservation costs time proportional to the charges stored so far (~180 ms per call after a
+    few hundred calls). Real DynamoDB does not slow down with the table; the guard keeps settled holds a week for
+    idempotent retries, which a bench of consecutive distinct charges never needs.
+    """
+
+    def prune() -> None:
+        items = client.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :charge)",
+            FilterExpression="#st <> :reserved",
+            ExpressionAttributeNames={"#st": "state"},
+            ExpressionAttributeValues={
+                ":pk": {"S": guard_pk(agent)},
+                ":charge": {"S": CHARGE_PREFIX},
+                ":reserved": {"S": "reserved"},
+            },
+            ProjectionExpression="pk, sk",
+        )["Items"]
+        for key in items:
+            client.delete_item(TableName=table, Key=key)
+
+    return prune
