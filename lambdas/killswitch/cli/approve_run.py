@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import time
 from pathlib import Path
 
 import typer
 
 from killswitch import aws
-from killswitch.cli.ledger_table import missing_table_message, table_exists
-from killswitch.cli.ops import CliError, ConfigOpt, JsonOpt, TableOpt, require_agent, run
-from killswitch.config import ConfigError, KillSwitchConfig, load_config
+from killswitch.cli.ops import (
+    CliError,
+    ConfigOpt,
+    JsonOpt,
+    TableOpt,
+    cli_config,
+    require_agent,
+    require_table,
+    run,
+    table_name,
+)
+from killswitch.config import KillSwitchConfig
 from killswitch.guard.approvals import new_approval
 from killswitch.guard.dynamo import write_approval
 from killswitch.results import EXIT_OK, EXIT_REFUSED
-from killswitch.settings import ENV_TABLE
 
 
 def approved_agent(config: KillSwitchConfig, agent: str | None) -> str:
@@ -48,18 +55,12 @@ def approve_run(  # noqa: PLR0917 (typer options)
     """Let a run paused by `escalate` go on: its next call goes through and its count of costly calls starts again."""
 
     def body() -> int:
-        try:
-            cfg = load_config(config)
-        except ConfigError as exc:
-            raise CliError(str(exc)) from exc
+        cfg = cli_config(config)
         name = approved_agent(cfg, agent)
-        table_name = table or os.environ.get(ENV_TABLE)
-        if not table_name:
-            raise CliError(f"no ledger table: pass --table or set ${ENV_TABLE}")
+        ledger = table_name(table)
         region = cfg.deploy_region
         client = aws.client("dynamodb", region)
-        if not table_exists(client, table_name):
-            raise CliError(missing_table_message(table_name, region))
+        require_table(client, ledger, region)
         if not yes:
             if json_out:
                 raise CliError("--json needs --yes (no confirmation prompt in JSON mode)")
@@ -67,7 +68,7 @@ def approve_run(  # noqa: PLR0917 (typer options)
                 typer.echo("aborted: nothing was approved")
                 return EXIT_REFUSED
         approval = new_approval(name, run_id, approved_by=_operator(), note=note, now=time.time())
-        write_approval(client, table_name, approval)
+        write_approval(client, ledger, approval)
         if json_out:
             typer.echo(json.dumps({"operation": "approve_run", **approval.__dict__}, indent=2))
         else:

@@ -18,8 +18,8 @@ import boto3
 import typer
 
 from killswitch import tags as T
-from killswitch.cli.ops import CliError, ConfigOpt, run
-from killswitch.config import ConfigError, KillSwitchConfig, load_config, resolve_config_path
+from killswitch.cli.ops import CliError, ConfigOpt, cli_config, run
+from killswitch.config import KillSwitchConfig, resolve_config_path
 from killswitch.settings import ENV_EVENTS_TOPIC, ENV_TABLE
 from killswitch.testing import sim
 
@@ -118,10 +118,7 @@ def local(
 
     def body() -> int:
         path = resolve_config_path(config)
-        try:
-            cfg = load_config(path)
-        except ConfigError as exc:
-            raise CliError(str(exc)) from exc
+        cfg = cli_config(path)
         try:
             backend = start_local(cfg, path, port=port, table=table, fleet=fleet)
         except OSError as exc:

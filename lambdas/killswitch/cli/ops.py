@@ -49,23 +49,39 @@ def require_agent(config: KillSwitchConfig, agent: str) -> None:
 _LEDGER: dict[str, str | None] = {}
 
 
+def cli_config(config_path: Path | None) -> KillSwitchConfig:
+    """The config file, or a CliError with every issue (file, line, field)."""
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def table_name(table: str | None) -> str:
+    """`--table`, else `$KILLSWITCH_TABLE`, else a CliError saying how to name it."""
+    name = table or os.environ.get(ENV_TABLE)
+    if not name:
+        raise CliError(f"no ledger table: pass --table or set ${ENV_TABLE}")
+    return name
+
+
+def require_table(client: Any, table: str, region: str) -> None:
+    """One clear message naming table and region instead of a raw ResourceNotFoundException later."""
+    if not table_exists(client, table):
+        raise CliError(missing_table_message(table, region))
+
+
 def make_engine(
     config_path: Path | None, table: str | None, *, need_table: bool = True, scp: bool = True
 ) -> tuple[KillEngine, KillSwitchConfig]:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from exc
-    table = table or os.environ.get(ENV_TABLE)
-    if need_table and not table:
-        raise CliError(f"no ledger table: pass --table or set ${ENV_TABLE}")
+    config = cli_config(config_path)
+    table = table_name(table) if need_table else table or os.environ.get(ENV_TABLE)
     # The ledger table lives in the deployment's home region, whatever region the shell defaults to.
     region = config.deploy_region
     session = boto3.Session(region_name=region)
     if table:
         _LEDGER.update(table=table, region=region)
-        if not table_exists(aws.client("dynamodb", region, session=session), table):
-            raise CliError(missing_table_message(table, region))
+        require_table(aws.client("dynamodb", region, session=session), table, region)
     engine = build_engine(
         config,
         table=table,
