@@ -24,10 +24,10 @@ from constructs import Construct
 
 from infra.budget_stacks import MAX_RESOURCES_PER_STACK, BudgetStacksOverfull, budget_stack_index
 from infra.constructs.budgets import cost_budget, notifications
-from killswitch.budget_names import BudgetSpec, budget_spec
+from killswitch.budget_names import BudgetSpec
 from killswitch.config import KillSwitchConfig
 from killswitch.intakes import org_alerts_topic_name
-from killswitch.org_budgets import OrgBudgetKey, org_alerts_subscriber, org_budget_amount, org_budget_keys
+from killswitch.org_budgets import OrgBudgetKey, org_budget_amount, org_budget_keys, org_budget_spec
 from killswitch.tags import cost_filter_value
 
 # One resource per budget (no topic or policy of its own), plus the `CDKMetadata` resource `cdk synth` adds.
@@ -70,17 +70,6 @@ def org_cost_filters(key: OrgBudgetKey) -> dict[str, list[str]]:
     """The agent's `agent-name` cost allocation tag, and the linked account for a per-account budget."""
     tag = {"TagKeyValue": [cost_filter_value(key.agent.name)]}
     return {"LinkedAccount": [key.account], **tag} if key.account else tag
-
-
-def org_budget_spec(config: KillSwitchConfig, key: OrgBudgetKey, placement: str) -> BudgetSpec:
-    return budget_spec(
-        config,
-        key.agent,
-        sns_subscriber=org_alerts_subscriber(config),
-        emails=config.notify.emails,
-        placement=placement,
-        suffix=key.suffix,
-    )
 
 
 class OrgBudgetStack(Stack):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from killswitch.arns import parse_arn
-from killswitch.budget_names import HASH_LENGTH, base_name
+from killswitch.budget_names import HASH_LENGTH, BudgetSpec, base_name, budget_spec
 from killswitch.intakes import org_alerts_topic_name
 
 if TYPE_CHECKING:
@@ -128,6 +128,18 @@ def org_budget_for(config: KillSwitchConfig, budget_name: str) -> OrgBudgetKey |
 def org_alerts_subscriber(config: KillSwitchConfig) -> str:
     """The org alerts topic, described by what its ARN is made of besides the account (part of the names' hash)."""
     return f"sns:{config.deploy_region}:{org_alerts_topic_name(config.prefix)}"
+
+
+def org_budget_spec(config: KillSwitchConfig, key: OrgBudgetKey, placement: str) -> BudgetSpec:
+    """The budget of `key` as the org budget stack `placement` deploys it (its hashed name among others)."""
+    return budget_spec(
+        config,
+        key.agent,
+        sns_subscriber=org_alerts_subscriber(config),
+        emails=config.notify.emails,
+        placement=placement,
+        suffix=key.suffix,
+    )
 
 
 def org_alerts_topic_arn(config: KillSwitchConfig, alerts_topic_arn: str | None) -> str | None:

@@ -12,12 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
-from killswitch.budget_names import budget_spec
 from killswitch.config import KillSwitchConfig
 from killswitch.handlers import kill as kill_handler
 from killswitch.kill.discover import Clients
 from killswitch.kill.ledger import DynamoKillLedger
-from killswitch.org_budgets import OrgBudgetKey, org_alerts_subscriber, org_alerts_topic_arn
+from killswitch.org_budgets import OrgBudgetKey, org_alerts_topic_arn, org_budget_spec
 from killswitch.testing import sim
 from killswitch.testing.sim_accounts import account_clients
 from tests.aws.intake_support import ACCOUNT, ALERTS_TOPIC, letter, sns_record
@@ -64,15 +63,7 @@ def org_topic(config: KillSwitchConfig) -> str:
 
 
 def budget_name(config: KillSwitchConfig, account: str | None, placement: str = "killswitch-org-budgets-0") -> str:
-    key = OrgBudgetKey(config.agent(AGENT), account)
-    return budget_spec(
-        config,
-        key.agent,
-        sns_subscriber=org_alerts_subscriber(config),
-        emails=config.notify.emails,
-        placement=placement,
-        suffix=key.suffix,
-    ).name
+    return org_budget_spec(config, OrgBudgetKey(config.agent(AGENT), account), placement).name
 
 
 def run(*records: dict[str, Any]) -> list[dict[str, Any]]:

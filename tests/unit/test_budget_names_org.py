@@ -7,17 +7,16 @@ from typing import Any
 
 import pytest
 
-from killswitch.budget_names import budget_spec
 from killswitch.config import ConfigError, KillSwitchConfig, parse_config
 from killswitch.intakes import Intake, Intakes, Origin
 from killswitch.kill.alerts import Alert, Rejected, parse_message
 from killswitch.kill.intake import authorize, org_budget_alert
 from killswitch.org_budgets import (
     OrgBudgetKey,
-    org_alerts_subscriber,
     org_alerts_topic_arn,
     org_budget_for,
     org_budget_keys,
+    org_budget_spec,
 )
 from killswitch.testing import sim
 
@@ -54,15 +53,7 @@ def config(
 
 
 def hashed_name(cfg: KillSwitchConfig, key: OrgBudgetKey, placement: str = "ks-org-budgets-0") -> str:
-    spec = budget_spec(
-        cfg,
-        key.agent,
-        sns_subscriber=org_alerts_subscriber(cfg),
-        emails=cfg.notify.emails,
-        placement=placement,
-        suffix=key.suffix,
-    )
-    return spec.name
+    return org_budget_spec(cfg, key, placement).name
 
 
 def keys(cfg: KillSwitchConfig) -> list[tuple[str, str | None]]:
