@@ -6,15 +6,32 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
+
 from killswitch.events import KillSwitchEvent
+from killswitch.handlers import kill as kill_handler
 from killswitch.intakes import alerts_topic_name, guard_queue_name, guard_topic_name
 from killswitch.testing import sim
+from tests.aws.test_kill_handler import Context
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 PREFIX = "killswitch"
 ALERTS_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:{alerts_topic_name(PREFIX)}"
 GUARD_QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{guard_queue_name(PREFIX)}"
+TABLE = "killswitch-ledger"  # the ledger table the handler tests create (KILLSWITCH_TABLE)
+
+
+def run(*records: dict[str, Any]) -> list[dict[str, Any]]:
+    """The kill handler's per-record results for one invocation with these records."""
+    out = kill_handler.handler({"Records": list(records)}, Context())
+    return list(out["results"])
+
+
+def rejected_items() -> list[dict[str, Any]]:
+    """What the handler kept as refused input (`REJECTED#` items of the ledger)."""
+    items = boto3.resource("dynamodb", REGION).Table(TABLE).scan()["Items"]
+    return [i for i in items if str(i["pk"]).startswith("REJECTED#")]
 
 
 def guard_topic(agent: str, account: str = ACCOUNT) -> str:

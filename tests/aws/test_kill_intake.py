@@ -21,10 +21,13 @@ from killswitch.testing import sim
 from tests.aws.intake_support import (
     ALERTS_TOPIC,
     GUARD_QUEUE,
+    TABLE,
     envelope,
     guard_event,
     guard_topic,
     letter,
+    rejected_items,
+    run,
     sns_record,
     sqs_record,
 )
@@ -32,7 +35,6 @@ from tests.aws.kill_support import AGENT, EAST, OTHER, aws, build_fleet, create_
 from tests.aws.test_kill_handler import Context
 
 __all__ = ["aws"]
-TABLE = "killswitch-ledger"
 
 
 @pytest.fixture
@@ -46,16 +48,6 @@ def handler_env(aws: Clients, example_config: KillSwitchConfig, monkeypatch: pyt
     kill_handler.reset()
     yield
     kill_handler.reset()
-
-
-def run(*records: dict[str, Any]) -> list[dict[str, Any]]:
-    out = kill_handler.handler({"Records": list(records)}, Context())
-    return list(out["results"])
-
-
-def rejected_items() -> list[dict[str, Any]]:
-    items = boto3.resource("dynamodb", EAST).Table(TABLE).scan()["Items"]
-    return [i for i in items if str(i["pk"]).startswith("REJECTED#")]
 
 
 def budget_kill(amount: float = 530.0, message_id: str = "b-1") -> dict[str, Any]:

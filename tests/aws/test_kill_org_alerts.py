@@ -7,7 +7,6 @@ another account: a rejected result with the reason, recorded, never raised (SNS 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import boto3
 import pytest
@@ -19,12 +18,10 @@ from killswitch.kill.ledger import DynamoKillLedger
 from killswitch.org_budgets import OrgBudgetKey, org_alerts_topic_arn, org_budget_spec
 from killswitch.testing import sim
 from killswitch.testing.sim_accounts import account_clients
-from tests.aws.intake_support import ACCOUNT, ALERTS_TOPIC, letter, sns_record
+from tests.aws.intake_support import ACCOUNT, ALERTS_TOPIC, TABLE, letter, rejected_items, run, sns_record
 from tests.aws.kill_support import AGENT, EAST, aws, create_table, instance_state
-from tests.aws.test_kill_handler import Context
 
 __all__ = ["aws"]
-TABLE = "killswitch-ledger"
 MGMT = "999988887777"  # the example config's sandbox.management_account_id
 SPOKE = "555566667777"
 
@@ -64,16 +61,6 @@ def org_topic(config: KillSwitchConfig) -> str:
 
 def budget_name(config: KillSwitchConfig, account: str | None, placement: str = "killswitch-org-budgets-0") -> str:
     return org_budget_spec(config, OrgBudgetKey(config.agent(AGENT), account), placement).name
-
-
-def run(*records: dict[str, Any]) -> list[dict[str, Any]]:
-    out = kill_handler.handler({"Records": list(records)}, Context())
-    return list(out["results"])
-
-
-def rejected_items() -> list[dict[str, Any]]:
-    items = boto3.resource("dynamodb", EAST).Table(TABLE).scan()["Items"]
-    return [i for i in items if str(i["pk"]).startswith("REJECTED#")]
 
 
 def test_a_linked_account_budget_alert_kills_the_agent_in_every_account(
