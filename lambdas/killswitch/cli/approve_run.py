@@ -20,6 +20,7 @@ from killswitch.cli.ops import (
     JsonOpt,
     TableOpt,
     cli_config,
+    refuse_prompt_in_json,
     require_agent,
     require_table,
     run,
@@ -62,8 +63,7 @@ def approve_run(  # noqa: PLR0917 (typer options)
         client = aws.client("dynamodb", region)
         require_table(client, ledger, region)
         if not yes:
-            if json_out:
-                raise CliError("--json needs --yes (no confirmation prompt in JSON mode)")
+            refuse_prompt_in_json(json_out)
             if not typer.confirm(f"Approve run {run_id} of {name}? Its next costly call goes through."):
                 typer.echo("aborted: nothing was approved")
                 return EXIT_REFUSED

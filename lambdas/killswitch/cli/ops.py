@@ -49,6 +49,12 @@ def require_agent(config: KillSwitchConfig, agent: str) -> None:
 _LEDGER: dict[str, str | None] = {}
 
 
+def refuse_prompt_in_json(json_out: bool) -> None:
+    """A command that would ask for confirmation cannot ask in JSON mode: `--yes` must say it."""
+    if json_out:
+        raise CliError("--json needs --yes (no confirmation prompt in JSON mode)")
+
+
 def cli_config(config_path: Path | None) -> KillSwitchConfig:
     """The config file, or a CliError with every issue (file, line, field)."""
     try:
@@ -172,8 +178,7 @@ def kill(  # noqa: PLR0917 (typer options)
             report = eng.kill(agent, run_id=run_id, dry_run=True, force=force, reason=reason)
             return emit([report], json_out, show_plan=True, regions=cfg.regions)
         if not yes:
-            if json_out:
-                raise CliError("--json needs --yes (no confirmation prompt in JSON mode)")
+            refuse_prompt_in_json(json_out)
             plan, _ = eng.plan(agent, run_id=run_id, force=force)
             con = console()
             con.print(plan_table(plan, plan_title(agent, len(plan.to_act), cfg.regions)))
@@ -234,8 +239,7 @@ def confirm_approval(eng: KillEngine, kill_id: str, json_out: bool) -> bool:
     record = eng.ledger.get_kill(kill_id)
     if record is None or record.status is not KillStatus.AWAITING_APPROVAL:
         return True
-    if json_out:
-        raise CliError("--json needs --yes (no confirmation prompt in JSON mode)")
+    refuse_prompt_in_json(json_out)
     waiting = [e for e in eng.ledger.resources(kill_id) if e.awaiting_approval]
     con = console()
     t = Table(title=f"Waiting for approval in kill {kill_id} of {record.agent}", title_justify="left")
