@@ -134,10 +134,15 @@ def share_models(session: boto3.Session) -> boto3.Session:
     return session
 
 
-def client(service: str, region: str | None = None, session: boto3.Session | None = None) -> Any:
-    """A boto3 client with botocore `standard` retries (throttling is retried with backoff)."""
+def client(
+    service: str, region: str | None = None, session: boto3.Session | None = None, config: Config | None = None
+) -> Any:
+    """A boto3 client with botocore `standard` retries (throttling is retried with backoff); `config` adds to
+    them (e.g. a larger connection pool)."""
     sess = share_models(session or boto3.Session())
-    return sess.client(service, region_name=region, config=RETRY_CONFIG)
+    return sess.client(
+        service, region_name=region, config=RETRY_CONFIG if config is None else RETRY_CONFIG.merge(config)
+    )
 
 
 def error_code(exc: BaseException) -> str:

@@ -221,7 +221,7 @@ def test_spoke_credentials_refresh_by_assuming_the_role_again(
     hub = eng._start_hub()
     assert hub is not None
     clients = hub.clients(SPOKES[0])
-    creds = clients("ec2", EAST)._request_signer._credentials
+    creds = hub.credentials(SPOKES[0])
     assert isinstance(creds, RefreshableCredentials)
     assert hub.assume_calls == 1
     creds._expiry_time = datetime.now(UTC) + timedelta(seconds=30)  # inside botocore's mandatory refresh window
@@ -248,29 +248,34 @@ def test_restore_of_an_unreachable_account_is_an_error_result(
     assert instance_state(c, EAST, instance) in ("stopping", "stopped")
 
 
-def test_a_hub_kill_makes_one_client_per_account_region_and_service_and_only_those_it_calls(
+def test_a_hub_kill_shares_one_client_per_region_and_service_across_accounts_and_makes_only_those_it_calls(
     aws: Clients,  # noqa: F811
     example_config: KillSwitchConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Client creation is most of a hub kill's own CPU: discovery, act and verify of one account × region share
-    one client per service, and no client is made for a service the kill does not call (no Batch queue here)."""
+    """Client creation was a third of a hub kill's own CPU: every spoke account's discovery, act and verify share
+    one client per service × region (one session for all spokes), each call signed as its own account, and no
+    client is made for a service the kill does not call (no Batch queue here)."""
     import botocore.session
-    from botocore.credentials import RefreshableCredentials
+
+    from killswitch.kill.spoke_clients import AccountCredentials
 
     cfg = hub_config(example_config, account_ids=list(SPOKES), organization_root_id="r-ab12")
     mine = {(a, r): sim.run_instance(account_clients(a), r, sim.agent_tags(AGENT)) for a in SPOKES for r in REGIONS}
     eng, _, _ = engine(cfg, aws)
     made: list[tuple[int, str, str]] = []  # (spoke session, service, region)
-    called: set[tuple[int, str, str]] = set()
+    called: dict[tuple[int, str, str], set[str]] = {}  # accounts that signed a call with each client
     original = botocore.session.Session.create_client
 
     def spy(self: botocore.session.Session, service: str, region_name: str | None = None, **kw: Any) -> Any:
         client = original(self, service, region_name, **kw)
-        if isinstance(self.get_credentials(), RefreshableCredentials):  # a spoke account's session
+        creds = self.get_credentials()
+        if isinstance(creds, AccountCredentials):  # the spoke accounts' session
             key = (id(self), service, str(region_name))
             made.append(key)
-            client.meta.events.register("before-call", lambda **_: called.add(key))
+            client.meta.events.register(
+                "before-call", lambda **_: called.setdefault(key, set()).add(str(creds.account_id))
+            )
         return client
 
     monkeypatch.setattr(botocore.session.Session, "create_client", spy)
@@ -278,8 +283,9 @@ def test_a_hub_kill_makes_one_client_per_account_region_and_service_and_only_tho
     report = eng.kill(AGENT)
 
     stopped = {(r.account, r.region, r.resource_id) for r in report.summary.results if r.outcome is Outcome.SUCCESS}
-    assert {(a, r, i) for (a, r), i in mine.items()} <= stopped
-    assert len({session for session, _, _ in made}) == len(SPOKES)  # one session (one AssumeRole) per account
-    assert len(made) == len(set(made)), "a client made twice for the same account, region and service"
-    assert sorted((s, r) for _, s, r in made if s == "ec2") == sorted(("ec2", r) for _ in SPOKES for r in REGIONS)
-    assert set(made) == called, "a client made for a service the kill never called"
+    assert {(a, r, i) for (a, r), i in mine.items()} == stopped  # each instance stopped in its own account
+    assert len({session for session, _, _ in made}) == 1  # one session for every spoke account
+    assert len(made) == len(set(made)), "a client made twice for the same region and service"
+    assert sorted(r for _, s, r in made if s == "ec2") == sorted(REGIONS)
+    assert set(made) == set(called), "a client made for a service the kill never called"
+    assert all(accounts == set(SPOKES) for accounts in called.values()), called

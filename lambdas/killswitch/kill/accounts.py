@@ -8,6 +8,8 @@
   result per OU saying so, and the listed account ids are still reached;
 - a client factory per account: `<prefix>-spoke` is assumed once per account with the ExternalId, into botocore
   `RefreshableCredentials` that assume it again shortly before expiry (a long kill never fails on an expired token).
+  The factories of all accounts share one client per service × region, each call signed with its own account's
+  credentials (`killswitch.kill.spoke_clients`: client creation was a third of a hub kill's CPU).
   A failed AssumeRole (AccessDenied: the role is missing, denies, or the account is not in the organization) is
   remembered, so the account is tried once per invocation and reported once with the AWS error code;
 - a bounded thread pool (`accounts.max_parallel`, default 16) the engine runs per-account work on: one account's
@@ -27,17 +29,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import boto3
-import botocore.session
 from aws_lambda_powertools import Logger
 from botocore.credentials import RefreshableCredentials
 
 from killswitch import aws
 from killswitch.config import KillSwitchConfig
-from killswitch.kill.common import AwsError, ClientFactory, Clients
+from killswitch.kill.common import AwsError, ClientFactory
 from killswitch.kill.discover import Discovery, discover
 from killswitch.kill.kinds import Kind
 from killswitch.kill.model import GLOBAL_REGION, Resource
+from killswitch.kill.spoke_clients import SpokeClients
 from killswitch.results import Outcome, ResourceResult
 
 logger = Logger(child=True)
@@ -91,7 +92,7 @@ class SpokeSessions:
         config: KillSwitchConfig,
         hub_clients: ClientFactory,
         *,
-        hub_session: boto3.Session | None = None,
+        hub_session: Any = None,
         region: str | None = None,
         max_parallel: int | None = None,
         session_name: str = "killswitch-hub",
@@ -104,10 +105,11 @@ class SpokeSessions:
         self.region = region or config.deploy_region
         self.max_parallel = max_parallel or self.accounts_config.max_parallel
         self.session_name = session_name
-        del hub_session  # accepted for the wiring's sake: spoke sessions share models through `aws.shared_loader`
+        del hub_session  # accepted for the wiring's sake: spoke clients have their own session (`SpokeClients`)
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
-        self._clients: dict[str, Clients] = {}
+        self._spokes = SpokeClients(self.region, max_parallel=self.max_parallel)
+        self._clients: dict[str, ClientFactory] = {}
         self._failed: dict[str, AccountFailure] = {}
         self._listed: tuple[list[str], list[AccountFailure]] | None = None
         self.assume_calls = 0
@@ -157,7 +159,8 @@ class SpokeSessions:
                 raise SpokeUnavailableError(self._failed[account])
             if account not in self._clients:
                 try:
-                    self._clients[account] = Clients(self._session(account))
+                    self._spokes.add(account, self._assume(account))
+                    self._clients[account] = self._spokes.for_account(account)
                 except AwsError as exc:
                     code = aws.error_code(exc)
                     failure = AccountFailure(
@@ -172,7 +175,11 @@ class SpokeSessions:
                     raise SpokeUnavailableError(failure) from exc
             return self._clients[account]
 
-    def _session(self, account: str) -> boto3.Session:
+    def credentials(self, account: str) -> RefreshableCredentials | None:
+        """`account`'s assumed-role credentials, once `clients(account)` has assumed the spoke role."""
+        return self._spokes.credentials.of(account)
+
+    def _assume(self, account: str) -> RefreshableCredentials:
         sts = self.hub_clients("sts", self.region)
         role_arn = self.role_arn(account)
 
@@ -192,13 +199,9 @@ class SpokeSessions:
                 "expiry_time": creds["Expiration"].isoformat(),
             }
 
-        spoke = botocore.session.Session()
-        # One model loader for every account (`aws.shared_loader`): a service model is read once per process.
-        spoke.register_component("data_loader", aws.shared_loader())
-        spoke._credentials = RefreshableCredentials.create_from_metadata(  # botocore has no public setter
+        return RefreshableCredentials.create_from_metadata(
             metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
         )
-        return boto3.Session(botocore_session=spoke, region_name=self.region)
 
     # -- running work per account -----------------------------------------------------------------------------
     def map(self, work: Callable[[X], Y], items: Iterable[X]) -> list[Y]:
