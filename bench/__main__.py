@@ -45,14 +45,28 @@ def _split_sections(text: str) -> dict[str, str]:
     return out
 
 
+def _notes(text: str) -> str:
+    """The hand-written notes between the generated header (ending with the `- machine:` line) and the first
+    section: when and how the sections were measured. A partial run keeps them; a full run starts afresh."""
+    head = text.split("\n## ", 1)[0]
+    lines = head.splitlines()
+    machine_line = next((i for i, line in enumerate(lines) if line.startswith("- machine:")), None)
+    if machine_line is None:
+        return ""
+    return "\n".join(lines[machine_line + 1 :]).strip("\n")
+
+
 def write_benchmarks(
     sections: list[Section], command: str, *, partial: bool, path: Path = REPO / "BENCHMARKS.md"
 ) -> None:
     """Rewrite BENCHMARKS.md. A partial run (`--only`) replaces its own sections and keeps the others as they were,
-    each section saying which command produced it."""
+    and the hand-written notes above them, each section saying which command produced it."""
     stamp = f"`{command}` at `{git_revision()}`, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
     fresh = {s.title: s.markdown() + f"\n_Produced by {stamp}._\n" for s in sections}
-    merged = {**_split_sections(path.read_text()), **fresh} if partial and path.exists() else fresh
+    keep = partial and path.exists()
+    old = path.read_text() if keep else ""
+    merged = {**_split_sections(old), **fresh} if keep else fresh
+    notes = _notes(old) if keep else ""
     header = [
         "# Benchmarks",
         "",
@@ -61,6 +75,7 @@ def write_benchmarks(
         "",
         f"- machine: {machine()}",
         "",
+        *([notes, ""] if notes else []),
     ]
     path.write_text("\n".join(header) + "\n" + "\n".join(text.rstrip("\n") + "\n" for text in merged.values()))
     print(f"wrote {path}")

@@ -2,9 +2,9 @@
 
 `AWS_ENDPOINT_URL` is honoured by boto3 itself, so the same code talks to a moto server or real AWS.
 
-Client creation is most of a hub kill's own CPU (a client per account × region × service, ~800 at 50 accounts ×
-4 regions), so every session that makes clients here shares, process-wide, what does not depend on its
-credentials:
+Client creation is a large part of a Lambda's own CPU (a kill makes a client per region × service, in the hub for
+its own account and once more for all spoke accounts), so every session that makes clients here shares,
+process-wide, what does not depend on its credentials:
 
 - the botocore data loader (`shared_loader`): a loader caches the models it has read, but each botocore session
   makes its own, and reading the EC2 model costs ~50 ms;

@@ -20,3 +20,5 @@ def test_hub_section_on_two_accounts_and_two_regions() -> None:
         assert 0 < f[f"{key}.moto_cpu_s"] < f[f"{key}.cpu_s"], key
     # The same work whatever the pool size or latency: the same AWS calls.
     assert len({f[f"{key}.calls"] for key in keys}) == 1
+    # Clients are per service × region, shared by the spoke accounts: the same number in every kill.
+    assert len({f[f"{key}.clients"] for key in keys}) == 1

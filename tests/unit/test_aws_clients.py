@@ -1,6 +1,7 @@
 """`killswitch.aws`: sessions that make clients here share the botocore loader, the service model and the client
-class per service (a hub kill makes a client per account × region × service), while every client keeps its own
-credentials and region. Sessions that never went through `killswitch.aws` are left to botocore as is."""
+class per service (every Lambda session makes clients per region × service, the spoke accounts' shared session
+too), while every client keeps its own credentials and region. Sessions that never went through `killswitch.aws`
+are left to botocore as is."""
 
 from __future__ import annotations
 
