@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,23 @@ def prune_settled_charges(client: Any, table: str, agent: str) -> Callable[[], N
             client.delete_item(TableName=table, Key=key)
 
     return prune
+
+
+@contextlib.contextmanager
+def on_every_client(hook: Callable[[Any], None]) -> Iterator[None]:
+    """`hook(client)` for every botocore client created inside the block (blocks nest: each adds its hook), so a
+    benchmark can register its own event handlers (call counting, simulated latency) on every client the code under
+    test makes."""
+    from unittest import mock
+
+    import botocore.session
+
+    original = botocore.session.Session.create_client
+
+    def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, *args, **kwargs)
+        hook(client)
+        return client
+
+    with mock.patch.object(botocore.session.Session, "create_client", create_client):
+        yield

@@ -20,12 +20,9 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from unittest import mock
-
-import botocore.session
 
 from bench import fanout_kinds
-from bench.common import Section
+from bench.common import Section, on_every_client
 from killswitch import tags as T
 from killswitch.config import KillSwitchConfig
 from killswitch.kill.discover import Clients
@@ -131,15 +128,12 @@ def count_ledger(store: Any, log: CallLog) -> None:
 @contextlib.contextmanager
 def counting(log: CallLog) -> Iterator[CallLog]:
     """Every botocore client created inside the block reports its calls to `log` (while `log.active`)."""
-    original = botocore.session.Session.create_client
 
-    def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
-        client = original(self, *args, **kwargs)
+    def hook(client: Any) -> None:
         client.meta.events.register("before-call", log.before, unique_id="bench-calls-before")
         client.meta.events.register("after-call", log.after, unique_id="bench-calls-after")
-        return client
 
-    with mock.patch.object(botocore.session.Session, "create_client", create_client):
+    with on_every_client(hook):
         yield log
 
 

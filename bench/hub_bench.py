@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import Section
+from bench.common import Section, on_every_client
 from bench.fanout import CallLog, counting, offline_aws, quiet_stdout
 from killswitch import tags as T
 from killswitch.config import KillSwitchConfig
@@ -132,19 +132,11 @@ class Latency:
 
 @contextlib.contextmanager
 def simulated_latency(latency: Latency) -> Iterator[None]:
-    from unittest import mock
-
-    import botocore.session
-
-    original = botocore.session.Session.create_client
-
-    def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
-        client = original(self, *args, **kwargs)
+    def hook(client: Any) -> None:
         latency.clients_made += 1
         client.meta.events.register("before-call", latency.before, unique_id="bench-latency")
-        return client
 
-    with mock.patch.object(botocore.session.Session, "create_client", create_client):
+    with on_every_client(hook):
         yield
 
 
