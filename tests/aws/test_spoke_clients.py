@@ -11,9 +11,8 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.credentials import RefreshableCredentials
 
-from killswitch.kill.spoke_clients import NoAccountError, SpokeClients
+from killswitch.kill.spoke_clients import NoAccountError, SpokeClients, assumed_role_credentials
 from killswitch.testing import sim
 from killswitch.testing.sim_accounts import account_clients
 
@@ -28,21 +27,12 @@ def spokes(monkeypatch: pytest.MonkeyPatch) -> Iterator[SpokeClients]:
         spokes = SpokeClients(REGION, max_parallel=8)
         sts = boto3.client("sts", region_name=REGION)
         for account in ACCOUNTS:
-
-            def fetch(account: str = account) -> dict[str, str]:
-                creds = sts.assume_role(
-                    RoleArn=f"arn:aws:iam::{account}:role/killswitch-spoke", RoleSessionName="test"
-                )["Credentials"]
-                return {
-                    "access_key": creds["AccessKeyId"],
-                    "secret_key": creds["SecretAccessKey"],
-                    "token": creds["SessionToken"],
-                    "expiry_time": creds["Expiration"].isoformat(),
-                }
-
+            role = f"arn:aws:iam::{account}:role/killswitch-spoke"
             spokes.add(
                 account,
-                RefreshableCredentials.create_from_metadata(metadata=fetch(), refresh_using=fetch, method="test"),
+                assumed_role_credentials(
+                    lambda role=role: sts.assume_role(RoleArn=role, RoleSessionName="test")["Credentials"]
+                ),
             )
         yield spokes
 

@@ -38,7 +38,7 @@ from killswitch.kill.common import AwsError, ClientFactory
 from killswitch.kill.discover import Discovery, discover
 from killswitch.kill.kinds import Kind
 from killswitch.kill.model import GLOBAL_REGION, Resource
-from killswitch.kill.spoke_clients import SpokeClients
+from killswitch.kill.spoke_clients import SpokeClients, assumed_role_credentials
 from killswitch.results import Outcome, ResourceResult
 
 logger = Logger(child=True)
@@ -183,25 +183,19 @@ class SpokeSessions:
         sts = self.hub_clients("sts", self.region)
         role_arn = self.role_arn(account)
 
-        def fetch() -> dict[str, str]:
+        def assume() -> dict[str, Any]:
             with self._lock:
                 self.assume_calls += 1
-            creds = sts.assume_role(
-                RoleArn=role_arn,
-                RoleSessionName=self.session_name,
-                ExternalId=self.config.spoke_external_id(),
-                DurationSeconds=SESSION_SECONDS,
-            )["Credentials"]
-            return {
-                "access_key": creds["AccessKeyId"],
-                "secret_key": creds["SecretAccessKey"],
-                "token": creds["SessionToken"],
-                "expiry_time": creds["Expiration"].isoformat(),
-            }
+            return dict(
+                sts.assume_role(
+                    RoleArn=role_arn,
+                    RoleSessionName=self.session_name,
+                    ExternalId=self.config.spoke_external_id(),
+                    DurationSeconds=SESSION_SECONDS,
+                )["Credentials"]
+            )
 
-        return RefreshableCredentials.create_from_metadata(
-            metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
-        )
+        return assumed_role_credentials(assume)
 
     # -- running work per account -----------------------------------------------------------------------------
     def map(self, work: Callable[[X], Y], items: Iterable[X]) -> list[Y]:

@@ -91,6 +91,22 @@ class AccountCredentials:
         return lambda: getattr(self, name, None)
 
 
+def assumed_role_credentials(assume: Callable[[], dict[str, Any]]) -> RefreshableCredentials:
+    """Credentials from `assume()` (the `Credentials` of an STS AssumeRole response), which botocore calls again
+    shortly before they expire (a long kill never fails on an expired token)."""
+
+    def fetch() -> dict[str, str]:
+        creds = assume()
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
+
+    return RefreshableCredentials.create_from_metadata(metadata=fetch(), refresh_using=fetch, method="sts-assume-role")
+
+
 def _in_account(account: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     token = _ACCOUNT.set(account)
     try:
