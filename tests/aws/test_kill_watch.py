@@ -145,3 +145,26 @@ def test_an_event_forwarded_from_another_region_matches_the_home_rule_and_acts_i
     assert instance_state(aws, WEST, west_new) == "stopped"
     assert instance_state(aws, EAST, east_new) == "running"  # another region: the re-check or its own event
     assert west_new in {e.resource.resource_id for e in ledger.resources(str(kill.kill_id))}
+
+
+def test_a_critical_instance_launched_after_the_kill_waits_for_approval_and_the_report_says_so(
+    aws: Clients, example_config: KillSwitchConfig
+) -> None:
+    """What the watch finds and may not stop without ops (the criticality tag) is in its report and result event as
+    `needs_approval`, as in a kill, not only counted in the message."""
+    from killswitch import tags as T
+
+    build_fleet(aws)
+    eng, _, pub = engine(example_config, aws)
+    kill = eng.kill(AGENT)
+    critical = sim.run_instance(aws, EAST, sim.agent_tags(AGENT, **{T.CRITICALITY: "critical"}))
+    event = sim_kinds.cloudtrail_event(
+        "ec2.amazonaws.com", "RunInstances", EAST, sim_kinds.run_instances_request(sim.agent_tags(AGENT))
+    )
+
+    (report,) = eng.handle_event(event)
+
+    assert report.needs_approval == [critical]
+    assert f"1 wait for `killswitch approve {kill.kill_id}`" in report.message
+    assert instance_state(aws, EAST, critical) == "running"
+    assert pub.events[-1]["needs_approval"] == [critical]

@@ -43,7 +43,7 @@ from killswitch.kill.alerts import Rejected, cap_raw
 from killswitch.kill.discover import DiscoveryFailure, discover
 from killswitch.kill.kinds import discovery_kinds, watch_events
 from killswitch.kill.ledger import KillRecord, ResourceEntry
-from killswitch.kill.model import AgentState, KillReport, KillStatus, Operation, Resource
+from killswitch.kill.model import AgentState, KillReport, KillStatus, Operation, Resource, result_for
 from killswitch.kill.plan import plan_kill
 from killswitch.results import Outcome, ResourceResult
 from killswitch.states import ReportStatus
@@ -252,6 +252,8 @@ class KillWatch:
         acted += eng.execute_unrecorded(to_again, f"killswitch {record.kill_id} (kept applied)")
         for ar in acted:
             report.summary.add(ar.result)
+        for d in waiting:  # found and left running until ops approve: in the report and its event, as a kill does
+            report.summary.add(result_for(d, Outcome.NEEDS_APPROVAL, d.reason))
         report.verification, report.still_running = eng.verify(acted)
         if waiting:
             eng.ledger.set_status(record, KillStatus.AWAITING_APPROVAL)
