@@ -6,6 +6,7 @@ importing the engine's own modules (which are built from the registry).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -53,12 +54,14 @@ class Clients:
         # One session for all clients: a session caches the service models (loading them costs ~50 ms each).
         self._session = session or boto3.Session()
         self._cache: dict[tuple[str, str], Any] = dict(overrides or {})
+        self._lock = threading.Lock()
 
     def __call__(self, service: str, region: str) -> Any:
         key = (service, region)
-        if key not in self._cache:
-            self._cache[key] = aws.client(service, region, session=self._session)
-        return self._cache[key]
+        with self._lock:  # pool workers ask for the same client at once (the hub's STS client): make it once
+            if key not in self._cache:
+                self._cache[key] = aws.client(service, region, session=self._session)
+            return self._cache[key]
 
 
 def chunks(items: Sequence[X], size: int) -> Iterator[list[X]]:
