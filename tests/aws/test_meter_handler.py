@@ -10,6 +10,7 @@ import pytest
 
 from killswitch.handlers import meter as meter_handler
 from killswitch.kill.discover import Clients
+from killswitch.kill.engine import KillEngine
 from killswitch.kill.ledger import DynamoKillLedger
 from killswitch.settings import MissingEnvironment
 from killswitch.spend.ledger import SOURCE_METER, DynamoSpendStore, SpendLedger
@@ -65,3 +66,20 @@ def test_missing_environment_names_the_variables(monkeypatch: pytest.MonkeyPatch
     meter_handler.reset()
     with pytest.raises(MissingEnvironment, match="KILLSWITCH_TABLE"):
         meter_handler.handler({}, Context())
+
+
+def test_the_kill_engine_is_built_on_the_first_alert_with_the_meters_clients(aws: Clients, lambda_env: None) -> None:
+    tick = {"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-22T10:15:00Z"}
+    meter_handler.handler(tick, Context())
+    m, _ = meter_handler.meter(None)
+    sink = m.sink
+    assert isinstance(sink, meter_handler.EngineOnFirstAlert) and sink.engine is None  # no alert, no engine
+    mine = sim.run_instance(aws, EAST, sim.agent_tags(M.AGENT))
+    caller = M.role("summarizer-role", M.AGENT)
+    out = meter_handler.handler(M.logs_event(M.call(caller, "r1"), M.call(caller, "r2")), Context())
+    assert [d["operation"] for d in out["decisions"]] == ["kill"] and instance_state(aws, EAST, mine) == "stopped"
+    engine = sink.engine
+    assert isinstance(engine, KillEngine)
+    assert engine.clients is m.compute_sources[0].clients  # one session, one client cache
+    meter_handler.handler(M.logs_event(M.call(caller, "r3")), Context())
+    assert sink.engine is engine  # built once per container
