@@ -2,8 +2,8 @@
 
 Structural, never timed: a fresh interpreter imports `killswitch.handlers.meter` and reports what was loaded. From
 the guard SDK the meter needs the price table only (`killswitch.guard.prices`, with the errors it raises); the kill
-engine and the kill handler module load on the first alert, not at import. Then, in the same fresh interpreter on
-moto, a pass without an alert still loads no engine and a pass that crosses the budget kills through it.
+engine, the kill handler module and the alert model load on the first alert, not at import. Then, in a fresh
+interpreter on moto, a pass without an alert still loads none of them and a pass that crosses the budget kills.
 `python -m bench --only cold_start` prints the time itself.
 """
 
@@ -30,6 +30,8 @@ LAZY = {
     "killswitch.kill.wiring": "the engine factory loads with the engine",
     "killswitch.kill.accounts": "the hub path is the engine's",
     "killswitch.kill.act": "acting is the engine's",
+    "killswitch.kill.alerts": "the alert model loads with the first alert the meter raises",
+    "killswitch.events": "the guard event model (a pydantic schema) is the kill path's, not a meter pass's",
     "killswitch.cli": "the CLI is not in the Lambda asset",
     "killswitch.testing": "the moto builders are not in the Lambda asset",
     "yaml": "config files are YAML only for the CLI; the Lambda reads the synth-validated JSON",
@@ -51,7 +53,7 @@ def loaded() -> list[str]:
 
 def test_the_handler_and_the_meter_are_loaded(loaded: list[str]) -> None:
     # guards the test itself: the subprocess really imported the handler's dependency tree
-    assert {HANDLER, "killswitch.meter.service", "killswitch.guard.prices", "killswitch.kill.alerts"} <= set(loaded)
+    assert {HANDLER, "killswitch.meter.service", "killswitch.guard.prices", "killswitch.kill.kinds.rds"} <= set(loaded)
 
 
 def test_the_handler_loads_the_price_table_without_the_guard_sdk(loaded: list[str]) -> None:
@@ -116,7 +118,7 @@ with sim.moto_aws():
                                     Tags=[{"Key": "agent-name", "Value": "log-summarizer"}])
     caller = "arn:aws:sts::123456789012:assumed-role/agent/run-1"
     tick = handler.handler({"detail-type": "Scheduled Event", "time": "2026-11-22T10:15:00Z"}, context())
-    engine_after_tick = "killswitch.kill.engine" in sys.modules
+    engine_after_tick = "killswitch.kill.engine" in sys.modules or "killswitch.kill.alerts" in sys.modules
     calls = [invocation_log(caller, SONNET, 1_000_000, 200_000, request_id=r) for r in ("r1", "r2")]  # $6.00 each
     batch = encode_subscription_event(
         [{"id": f"ev-{i}", "timestamp": 1763806500000, "message": json.dumps(c)} for i, c in enumerate(calls)]

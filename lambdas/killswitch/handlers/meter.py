@@ -28,9 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from killswitch import aws
 from killswitch.arns import account_of
 from killswitch.guard.prices import default_prices
-from killswitch.kill.alerts import Alert
 from killswitch.kill.common import ClientFactory, Clients
-from killswitch.kill.model import KillReport
 from killswitch.meter import logging_setup
 from killswitch.meter.callers import CallerDirectory, IamTagReader
 from killswitch.meter.compute import Ec2Source, FargateSource, PriceListPrices
@@ -45,7 +43,9 @@ from killswitch.spend.ledger import DynamoSpendStore, SpendLedger
 if TYPE_CHECKING:  # annotations only: not loaded on the cold start
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from killswitch.kill.alerts import Alert
     from killswitch.kill.engine import KillEngine
+    from killswitch.kill.model import KillReport
 
 NAMESPACE = METRICS_NAMESPACE
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "killswitch-meter")
