@@ -46,9 +46,10 @@ class TransientKillFailure(RuntimeError):
     """Raised after recording, so that SNS retries the event (and the DLQ keeps it)."""
 
 
-def engine_for(env: KillSwitchEnv) -> KillEngine:
+def engine_for(env: KillSwitchEnv, **parts: Any) -> KillEngine:
     """The engine wired to DynamoDB, the events topic, the DLQ, the spend ledger and (when configured)
-    Organizations (`killswitch.kill.wiring.build_engine`)."""
+    Organizations (`killswitch.kill.wiring.build_engine`; `parts`, e.g. the meter's `session=`/`clients=`, pass
+    through)."""
     return build_engine(
         env.config,
         table=env.table_name,
@@ -62,6 +63,7 @@ def engine_for(env: KillSwitchEnv) -> KillEngine:
             env.kill_topic_arn,
             org_alerts_topic_arn=org_alerts_topic_arn(env.config, env.kill_topic_arn),
         ),
+        **parts,
     )
 
 

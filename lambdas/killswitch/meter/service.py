@@ -19,14 +19,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from killswitch.config import AgentConfig, KillSwitchConfig
 from killswitch.guard.errors import UnknownModel
-from killswitch.kill.alerts import Alert, AlertKind, AlertSource
-from killswitch.kill.levels import fmt_pct, fmt_usd
 from killswitch.kill.model import KillReport
 from killswitch.meter import estimate as E
 from killswitch.meter.callers import CallerDirectory
@@ -34,6 +32,11 @@ from killswitch.meter.compute import ComputeSource, HourlyPrices, accrue
 from killswitch.meter.pricing import RecordPricer
 from killswitch.meter.records import InvocationRecord, parse_batch
 from killswitch.spend.ledger import SOURCE_METER, SpendEntry, SpendLedger, to_money
+
+if TYPE_CHECKING:
+    # The kill path's alert model (and the guard event model behind it) loads with the first alert, in `evaluate`:
+    # the meter runs every minute and most passes raise none, so a cold start does not pay for it.
+    from killswitch.kill.alerts import Alert
 
 logger = Logger(child=True)
 
@@ -305,6 +308,9 @@ class Meter:
         crossed = E.crossing(est.total_usd, agent)
         budget = agent.budget.amount_usd
         if crossed is not None:
+            from killswitch.kill.alerts import Alert, AlertKind, AlertSource  # on the first alert (see the imports)
+            from killswitch.kill.levels import fmt_pct, fmt_usd
+
             alerts.append(
                 Alert(
                     source=AlertSource.METER,
@@ -325,6 +331,9 @@ class Meter:
             spent = E.window_spend(entries.values(), now, window)
             pct = E.burn_rate_exceeded(spent, agent)
             if pct is not None:
+                from killswitch.kill.alerts import Alert, AlertKind, AlertSource  # on the first alert
+                from killswitch.kill.levels import fmt_pct, fmt_usd
+
                 alerts.append(
                     Alert(
                         source=AlertSource.METER,
