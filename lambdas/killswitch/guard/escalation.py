@@ -8,12 +8,16 @@ count starts again); until then every further call to that tool raises `Approval
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from killswitch.guard.errors import GuardError
+
+if TYPE_CHECKING:
+    from killswitch.guard.guard import Guard
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,49 @@ class ApprovalRequired(GuardError):
         super().__init__(
             f"{request.reason}. The run is paused until it is approved: Guard.approve_run({request.run_id!r})"
         )
+
+
+class RunEscalation:
+    """One run's costly tool calls since its last approval, and whether it is paused. Shares the run's lock."""
+
+    def __init__(self, guard: Guard, run_id: str, lock: threading.RLock):
+        self.guard = guard
+        self.run_id = run_id
+        self.lock = lock
+        self.costly_calls = 0  # calls counted by `escalate` since the last approval
+        self.approval_requested = False
+
+    def check(self, name: str, amount: Decimal, spent: Callable[[], Decimal]) -> None:
+        """Count a costly tool call; past `escalate.after_calls` raise ApprovalRequired until the run is approved.
+        `spent` (called with the lock held) is the run's settled spend, for the request."""
+        g = self.guard
+        policy = g.escalate
+        if policy is None or not policy.counts(name, amount):
+            return
+        with self.lock:
+            paused = self.approval_requested
+        approved = g.take_approval(self.run_id, paused=paused)
+        with self.lock:
+            if approved:
+                self.costly_calls, self.approval_requested = 0, False
+            if self.costly_calls < policy.after_calls:
+                self.costly_calls += 1
+                return
+            first = not self.approval_requested
+            self.approval_requested = True
+            spent_usd = spent()
+        request = ApprovalRequest(
+            agent=g.agent,
+            run_id=self.run_id,
+            tool=name,
+            calls=policy.after_calls,
+            spent_usd=spent_usd,
+            reason=(
+                f"agent {g.agent!r} run {self.run_id} called {name!r} {policy.after_calls} times"
+                + ("" if policy.over_usd is None else f" at over ${policy.over_usd} each")
+                + " (escalate.after_calls)"
+            ),
+        )
+        if first:
+            g.request_approval(request)
+        raise ApprovalRequired(request)

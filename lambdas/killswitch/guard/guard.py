@@ -28,6 +28,7 @@ from killswitch.guard.metrics import MetricsSink
 from killswitch.guard.outcomes import OutcomeRecord, OutcomeSink
 from killswitch.guard.prices import PriceTable, default_prices, usd
 from killswitch.guard.publisher import NullPublisher, Publisher
+from killswitch.guard.recent_calls import RETRY_WINDOW
 from killswitch.guard.records import ChargeRecord, SpendSink, swept_charge
 from killswitch.guard.run import Run
 from killswitch.guard.stepdown import Throttle, ThrottlePolicy
@@ -66,9 +67,12 @@ class Guard:
         approval_sink: ApprovalSink | None = None,
         approvals: ApprovalReader | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        retry_window: int = RETRY_WINDOW,
     ):
         if not agent:
             raise ValueError("agent name is required")
+        if retry_window < 0:
+            raise ValueError(f"retry_window must be >= 0 (got {retry_window})")
         self.agent = agent
         self.caps = caps or Caps()
         self.ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
@@ -84,6 +88,8 @@ class Guard:
         self.reservation_ttl = reservation_ttl
         self.sweep_interval = sweep_interval
         self.kill_on_run_cap = kill_on_run_cap
+        # finished calls each run remembers by charge id, so a retry returns the same call (`guard.recent_calls`)
+        self.retry_window = retry_window
         self.metrics = metrics
         self.outcome_sink = outcome_sink
         self.escalate = escalate

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -31,6 +32,9 @@ HoldKind = Literal["charge", "lease"]
 HoldState = Literal["reserved", "settled", "released", "swept"]
 # Settled holds are kept this long (DynamoDB TTL) so a late retry of the same charge id is still recognised.
 HOLD_RETENTION_SECONDS = 7 * 24 * 3600
+# Finished (settled, released, swept) holds the in-memory ledger remembers for idempotent retries; the oldest are
+# forgotten past this, so a long-lived process does not grow with its calls. Reserved holds are always kept.
+FINISHED_HOLDS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,14 @@ def check_fits(agent: str, amount: Decimal, caps: Sequence[CapLimit], usages: Se
 
 
 class InMemoryLedger:
-    """Process-local ledger with the same semantics as DynamoLedger; one lock makes every operation atomic."""
+    """Process-local ledger with the same semantics as DynamoLedger; one lock makes every operation atomic.
 
-    def __init__(self) -> None:
+    Where DynamoDB keeps a finished hold for `HOLD_RETENTION_SECONDS`, this one keeps the last `finished_kept`
+    finished holds: a retry of an older hold id is a new hold, `get_hold` of it None, a settle of it a no-op."""
+
+    def __init__(self, *, finished_kept: int = FINISHED_HOLDS_KEPT) -> None:
+        if finished_kept < 0:
+            raise ValueError(f"finished_kept must be >= 0 (got {finished_kept})")
         self._lock = threading.Lock()
         self._caps: dict[tuple[str, str], list[Decimal]] = {}  # (agent, sk) -> [committed, reserved]
         self._limits: dict[tuple[str, str], Decimal | None] = {}
@@ -158,6 +167,8 @@ class InMemoryLedger:
         # `_finished` (a settle, on every charge, then writes one tuple instead of a new Hold)
         self._holds: dict[tuple[str, str, str], Hold] = {}
         self._finished: dict[tuple[str, str, str], tuple[HoldState, Decimal]] = {}
+        self._finished_order: deque[tuple[str, str, str]] = deque()  # keys of `_finished`, oldest first
+        self.finished_kept = finished_kept
         self.operations = 0  # writes attempted (for benchmarks)
         self.approvals = InMemoryApprovals()  # the APPROVAL#<agent> partition's twin (ops write, the guard reads)
 
@@ -215,7 +226,7 @@ class InMemoryLedger:
             )
             self._holds[key] = hold
             if settled:
-                self._finished[key] = ("settled", amount)
+                self._finish(key, "settled", amount)
             return hold
 
     def settle(self, agent: str, hold: Hold, actual: Decimal, *, state: HoldState = "settled") -> bool:
@@ -231,7 +242,7 @@ class InMemoryLedger:
                 row = self._caps[(agent, sk)]
                 row[1] -= stored.amount
                 row[0] += actual
-            self._finished[key] = (state, actual)
+            self._finish(key, state, actual)
             return True
 
     def shrink(self, agent: str, hold: Hold, new_amount: Decimal) -> Hold | None:
@@ -273,7 +284,24 @@ class InMemoryLedger:
         with self._lock:
             return [self._usage(agent, c.sk, c.cap_usd) for c in caps]
 
+    @property
+    def hold_count(self) -> int:
+        """Holds stored: every reserved one and at most `finished_kept` finished ones."""
+        with self._lock:
+            return len(self._holds)
+
     # -- helpers ----------------------------------------------------------------------------------------------
+    def _finish(self, key: tuple[str, str, str], state: HoldState, actual: Decimal) -> None:
+        """With the lock held: the hold left `reserved` (once per key); forget the oldest finished one past the
+        window."""
+        self._finished[key] = (state, actual)
+        order = self._finished_order
+        order.append(key)
+        if len(order) > self.finished_kept:
+            oldest = order.popleft()
+            del self._finished[oldest]
+            del self._holds[oldest]
+
     def _current(self, key: tuple[str, str, str], stored: Hold) -> Hold:
         """The stored hold as it is now (its state and actual once it left `reserved`)."""
         finished = self._finished.get(key)

@@ -12,17 +12,18 @@ from killswitch.guard import leasing
 from killswitch.guard.call import Call
 from killswitch.guard.caps import utc_day
 from killswitch.guard.errors import BudgetExceeded, GuardError, LoopDetected, RunFrozen, cap_field
-from killswitch.guard.escalation import ApprovalRequest, ApprovalRequired
+from killswitch.guard.escalation import RunEscalation
 from killswitch.guard.ids import new_id
 from killswitch.guard.instrument import instrument as _instrument
-from killswitch.guard.ledger import ZERO, CapLimit
+from killswitch.guard.ledger import ZERO
 from killswitch.guard.loops import HEADER_AGENT, HEADER_CHAIN, HEADER_DEPTH, HEADER_RUN_ID, StepTracker, signature
 from killswitch.guard.outcomes import OutcomeRecord, check_outcome_caps
 from killswitch.guard.prices import ModelPrice, usd
+from killswitch.guard.recent_calls import RecentCalls
+from killswitch.guard.run_caps import RunCaps
 from killswitch.tags import AGENT_NAME, AGENT_RUN_ID
 
 if TYPE_CHECKING:
-    from killswitch.guard.caps import Caps
     from killswitch.guard.guard import Guard
 
 log = logging.getLogger("killswitch.guard")
@@ -42,15 +43,14 @@ class Run:
         self._leases = leasing.RunLeases(guard, run_id, workflow, self._lock)
         self._frozen: str | None = None
         self._closed = False
-        self._calls: dict[str, Call] = {}
+        self._calls = RecentCalls(guard.retry_window)  # reserved calls and the last finished ones, by charge id
         self._spent = ZERO
         self._inflight = ZERO  # estimates of calls reserved and not yet settled (per-outcome caps)
         self._inflight_ids: set[str] = set()
         self._outcomes: dict[str, int] = {}
-        self._costly_calls = 0  # calls counted by `escalate` since the last approval
-        self._approval_requested = False
+        self._escalation = RunEscalation(guard, run_id, self._lock)
         self._direct_reservations = 0  # direct holds that reached the ledger
-        self._caps_cache: tuple[Caps, str, int, list[CapLimit]] | None = None  # see _cap_limits
+        self._caps = RunCaps(guard, run_id, workflow)
 
     # -- public -----------------------------------------------------------------------------------------------
     @property
@@ -146,7 +146,7 @@ class Run:
         existing = self._retry(cid)
         if existing is not None:
             return existing
-        self._escalation_check(name, value)
+        self._escalation.check(name, value, self._spent_now)
         self._step(signature(f"{kind}:{name}", args) if kind == "tool" else None)
         call = Call(self, cid, kind, name, value, None, 0, 0)
         self._reserve(call, settled=True)
@@ -190,7 +190,7 @@ class Run:
 
     def tool_call(self, name: str, args: Any = None) -> None:
         """Record a free tool call for the loop breaker (raises LoopDetected on a loop)."""
-        self._escalation_check(name, ZERO)
+        self._escalation.check(name, ZERO, self._spent_now)
         self._step(signature(f"tool:{name}", args))
 
     def close(self) -> None:
@@ -237,41 +237,11 @@ class Run:
                 self._spent += counted
             if self._inflight_ids:
                 self._end_inflight(call)
+            self._calls.finished(call)
 
     # -- internals --------------------------------------------------------------------------------------------
-    def _escalation_check(self, name: str, amount: Decimal) -> None:
-        """Count a costly tool call; past `escalate.after_calls` raise ApprovalRequired until the run is approved."""
-        g = self.guard
-        policy = g.escalate
-        if policy is None or not policy.counts(name, amount):
-            return
-        with self._lock:
-            paused = self._approval_requested
-        approved = g.take_approval(self.run_id, paused=paused)
-        with self._lock:
-            if approved:
-                self._costly_calls, self._approval_requested = 0, False
-            if self._costly_calls < policy.after_calls:
-                self._costly_calls += 1
-                return
-            first = not self._approval_requested
-            self._approval_requested = True
-            spent = self._spent
-        request = ApprovalRequest(
-            agent=g.agent,
-            run_id=self.run_id,
-            tool=name,
-            calls=policy.after_calls,
-            spent_usd=spent,
-            reason=(
-                f"agent {g.agent!r} run {self.run_id} called {name!r} {policy.after_calls} times"
-                + ("" if policy.over_usd is None else f" at over ${policy.over_usd} each")
-                + " (escalate.after_calls)"
-            ),
-        )
-        if first:
-            g.request_approval(request)
-        raise ApprovalRequired(request)
+    def _spent_now(self) -> Decimal:
+        return self._spent
 
     def _retry(self, charge_id: str) -> Call | None:
         with self._lock:
@@ -300,15 +270,6 @@ class Run:
                 None,
             )
             raise
-
-    def _cap_limits(self, now: float, period: str) -> list[CapLimit]:
-        """`Guard.cap_limits` of this run, built once per period and hour (the items' TTL is weeks ahead)."""
-        g, hour, cached = self.guard, int(now) // 3600, self._caps_cache
-        if cached is not None and cached[0] is g.caps and cached[1] == period and cached[2] == hour:
-            return cached[3]
-        limits = g.cap_limits(self.run_id, self.workflow, now)
-        self._caps_cache = (g.caps, period, hour, limits)
-        return limits
 
     def _reserve(self, call: Call, *, settled: bool) -> None:
         """Right after `_step` (which checked that the run is open): the stop, throttle and outcome checks, then
@@ -362,12 +323,13 @@ class Run:
         else:
             self._reserve_ledger(call, settled=settled, now=now, period=period)
         with self._lock:
-            self._calls[call.charge_id] = call
+            self._calls.add(call)
         if settled:
             call.finish_counts(call.estimate, (0, 0, 0, 0), "settled")
         elif call.state != "reserved":
             with self._lock:
                 self._end_inflight(call)  # a replayed charge the ledger had already settled
+                self._calls.finished(call)
 
     def _end_inflight(self, call: Call) -> None:
         """With the lock held: the call's estimate no longer counts as in flight (idempotent)."""
@@ -382,7 +344,7 @@ class Run:
                 call.bind_lease(self._leases.take(call.estimate, g.leases))
             except BudgetExceeded as exc:
                 if exc.scope not in leasing.SHARED_SCOPES:
-                    self._on_budget_exceeded(exc)
+                    self._caps.refused(exc)
                     raise
                 # Other runs' leases may hold the headroom: pause leasing for the period, reclaim, go direct.
                 log.info("lease refused on %s (%s); leases paused, charging directly", exc.cap_field, exc.key)
@@ -406,19 +368,19 @@ class Run:
                     g.agent,
                     call.charge_id,
                     call.estimate,
-                    self._cap_limits(now, period),
+                    self._caps.limits(now, period),
                     deadline=now + g.reservation_ttl,
                     meta=call.hold_meta(),
                     settled=settled,
                 )
             except BudgetExceeded as exc:
                 if exc.scope not in leasing.SHARED_SCOPES:
-                    self._on_budget_exceeded(exc)
+                    self._caps.refused(exc)
                     raise
                 if attempt < leasing.RETRY_ROUNDS and leasing.reclaim(g) > 0:
                     continue  # this process's leases gave headroom back: try again
                 if leasing.refusal_is_real(g, exc):
-                    self._on_budget_exceeded(exc)
+                    self._caps.refused(exc)
                     raise
                 g.metric("GuardDenials", 1)
                 raise leasing.contended(exc) from exc
@@ -426,20 +388,3 @@ class Run:
                 self._direct_reservations += 1
             call.bind_hold(hold, settled=settled)
             return
-
-    def _on_budget_exceeded(self, exc: BudgetExceeded) -> None:
-        g = self.guard
-        g.metric("GuardDenials", 1)
-        if exc.scope in ("agent", "workflow"):
-            g.stop_scope(exc.scope, exc.key)
-            g.publish_kill(
-                ("cap", exc.scope, exc.key),
-                f"{exc.scope} cap {exc.key} crossed: {exc}",
-                self.run_id,
-                exc.used_usd,
-                exc.cap_usd,
-            )
-        elif exc.scope == "run" and g.kill_on_run_cap:
-            g.publish_kill(
-                ("cap", "run", self.run_id), f"run cap crossed: {exc}", self.run_id, exc.used_usd, exc.cap_usd
-            )
