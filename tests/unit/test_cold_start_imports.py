@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.imports_support import modules_after_import
+
 HANDLER = "killswitch.handlers.kill"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,12 +35,6 @@ LAZY = {
     "aws_lambda_powertools.utilities.parser": "the kill Lambda parses its events itself",
     "aws_lambda_powertools.utilities.typing": "LambdaContext is only a type annotation",
 }
-
-
-def modules_after_import(module: str) -> list[str]:
-    code = f"import sys, json; import {module}; print(json.dumps(sorted(sys.modules)))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return list(json.loads(proc.stdout))
 
 
 @pytest.fixture(scope="module")
