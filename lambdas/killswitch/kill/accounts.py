@@ -92,7 +92,6 @@ class SpokeSessions:
         config: KillSwitchConfig,
         hub_clients: ClientFactory,
         *,
-        hub_session: Any = None,
         region: str | None = None,
         max_parallel: int | None = None,
         session_name: str = "killswitch-hub",
@@ -105,7 +104,6 @@ class SpokeSessions:
         self.region = region or config.deploy_region
         self.max_parallel = max_parallel or self.accounts_config.max_parallel
         self.session_name = session_name
-        del hub_session  # accepted for the wiring's sake: spoke clients have their own session (`SpokeClients`)
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
         self._spokes = SpokeClients(self.region, max_parallel=self.max_parallel)

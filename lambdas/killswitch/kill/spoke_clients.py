@@ -135,9 +135,6 @@ class _Pages:
                 _ACCOUNT.reset(token)
             yield page
 
-    def build_full_result(self) -> Any:
-        return _in_account(self._account, self._pages.build_full_result)
-
 
 class _Paginator:
     def __init__(self, account: str, paginator: Any) -> None:

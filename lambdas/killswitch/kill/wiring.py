@@ -61,7 +61,7 @@ def build_engine(
     if dead_letter is DEFAULT:
         dead_letter = _dead_letter(dlq_url, clients, region)
     if spokes is DEFAULT:
-        spokes = _spokes(config, clients, session, region)
+        spokes = _spokes(config, clients, region)
     return KillEngine(
         config,
         ledger,
@@ -114,11 +114,11 @@ def _dead_letter(queue_url: str | None, clients: Any, region: str) -> Any:
     return SqsDeadLetter(queue_url, client=clients("sqs", region))
 
 
-def _spokes(config: KillSwitchConfig, clients: Any, session: Any, region: str) -> Any:
+def _spokes(config: KillSwitchConfig, clients: Any, region: str) -> Any:
     """Hub and spokes: a `SpokeSessions` factory (new sessions per operation: accounts listed and roles assumed
     once per kill, never kept across warm invocations)."""
     if config.accounts is None:
         return None
     from killswitch.kill.accounts import SpokeSessions
 
-    return lambda: SpokeSessions(config, clients, hub_session=session, region=region)
+    return lambda: SpokeSessions(config, clients, region=region)
